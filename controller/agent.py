@@ -1,0 +1,225 @@
+"""The reconcile loop: level-based, idempotent, and alive until it is told to stop.
+
+Every pass re-reads the desired state (when its source changed) and the actual state (one list
+call), plans, and executes. Passes are triggered by a desired-state change, by an engine event
+about a managed container, by a finished image pull, and by a resync timer as the safety net. A
+failed pass is logged and retried with capped backoff. Shutdown sets an event that interrupts every
+wait; teardown converges to the empty state (stop and remove every managed container).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from controller.errors import AgentError
+from controller.executor import Executor, PassReport
+from controller.models import DesiredState
+from controller.planner import plan
+from controller.runtime import ContainerEvent, ContainerRuntime
+from controller.watcher import EventWatcher
+
+log = structlog.get_logger(__name__)
+SETTLE_SECONDS = 0.5
+Clock = Callable[[], float]
+
+
+class DesiredSource(Protocol):
+    def describe(self) -> str: ...
+
+    def changed(self) -> bool: ...
+
+    def load(self) -> DesiredState: ...
+
+
+@dataclass(frozen=True)
+class PassResult:
+    pass_id: int
+    planned: int = 0
+    report: PassReport = field(default_factory=PassReport)
+    error: str | None = None
+
+    @property
+    def converged(self) -> bool:
+        return self.error is None and self.planned == 0
+
+    @property
+    def stuck(self) -> bool:
+        """Something failed in a way the next pass will not fix by itself."""
+        failures = self.report.failures
+        return bool(failures) and all(not o.transient for o in failures)
+
+
+class Doorbell:
+    """Wakes the loop early. Rung by the watcher, the puller, the source, and shutdown."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        rung = self._event.wait(max(0.0, timeout))
+        self._event.clear()
+        return rung
+
+
+class Agent:
+    def __init__(
+        self,
+        source: DesiredSource,
+        runtime: ContainerRuntime,
+        executor: Executor,
+        *,
+        stop: threading.Event,
+        doorbell: Doorbell,
+        resync_interval: float = 30.0,
+        poll_interval: float = 0.5,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._runtime = runtime
+        self._executor = executor
+        self._stop = stop
+        self._doorbell = doorbell
+        self._resync = resync_interval
+        self._poll = poll_interval
+        self._clock = clock
+        self._desired: DesiredState | None = None
+        self._pass_ids = itertools.count(1)
+        self._failures = 0
+        self._event_seen = threading.Event()
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    def reconcile(self) -> PassResult:
+        pass_id = next(self._pass_ids)
+        with structlog.contextvars.bound_contextvars(pass_id=pass_id):
+            started = self._clock()
+            try:
+                result = self._reconcile(pass_id)
+            except AgentError as exc:
+                result = PassResult(pass_id, error=str(exc))
+                log.error("pass_failed", error=str(exc), kind=type(exc).__name__)
+            self._log_pass(result, self._clock() - started)
+        self._failures = self._failures + 1 if result.error else 0
+        return result
+
+    def _reconcile(self, pass_id: int) -> PassResult:
+        desired = self._refresh_desired()
+        if desired is None:
+            return PassResult(pass_id, error=f"no valid desired state yet from "
+                                             f"{self._source.describe()}")
+        actions = plan(desired, self._runtime.list_managed())
+        return PassResult(pass_id, planned=len(actions), report=self._executor.execute(actions))
+
+    def _refresh_desired(self) -> DesiredState | None:
+        if self._desired is None or self._source.changed():
+            try:
+                self._desired = self._source.load()
+                log.info("desired_state_loaded", source=self._source.describe(),
+                         containers=[s.name for s in self._desired.specs])
+            except AgentError as exc:
+                log.error("desired_state_rejected", source=self._source.describe(),
+                          error=str(exc), keeping="last good state"
+                          if self._desired is not None else "nothing (no containers touched)")
+        return self._desired
+
+    @staticmethod
+    def _log_pass(result: PassResult, seconds: float) -> None:
+        report = result.report
+        event = log.debug if result.converged else log.info
+        event("pass_done", planned=result.planned, failed=len(report.failures),
+              pending=len(report.pending), seconds=round(seconds, 4))
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def on_event(self, event: ContainerEvent | None) -> None:
+        self._event_seen.set()
+        self._doorbell.ring()
+
+    def run(self) -> int:
+        """Converge until shutdown, then tear down. Returns the process exit code."""
+        watcher = EventWatcher(self._runtime, self.on_event, self._stop)
+        watcher.start()
+        log.info("agent_started", source=self._source.describe())
+        try:
+            while not self._stop.is_set():
+                event_driven = self._event_seen.is_set()
+                self._event_seen.clear()
+                result = self.reconcile()
+                timeout = self._next_delay(result)
+                if event_driven:
+                    # The engine emits `die` before its container list says `exited`: look again
+                    # shortly, or a killed container would wait for the resync timer.
+                    timeout = min(timeout, SETTLE_SECONDS)
+                self._wait_for_trigger(timeout)
+        finally:
+            watcher.close()
+        return 0 if self.teardown() else 1
+
+    def run_once(self, timeout: float) -> int:
+        """Converge, leave the containers running; 0 when converged, 1 when not."""
+        deadline = self._clock() + timeout
+        while not self._stop.is_set() and self._clock() < deadline:
+            result = self.reconcile()
+            if result.converged:
+                log.info("converged", pass_id=result.pass_id)
+                return 0
+            if result.stuck and not result.report.pending:
+                log.error("not_converged", failures=[
+                    {"container": o.name, "error": o.error} for o in result.report.failures])
+                return 1
+            self._doorbell.wait(min(self._once_delay(result), deadline - self._clock()))
+        log.error("not_converged", reason="timeout" if not self._stop.is_set() else "stopped")
+        return 1
+
+    def _next_delay(self, result: PassResult) -> float:
+        """How long to wait for a trigger before the next pass runs anyway."""
+        if result.error:
+            return float(min(self._resync, 0.5 * 2 ** min(self._failures, 6)))
+        if any(o.transient for o in result.report.failures):
+            return min(self._resync, 2.0)
+        return self._resync
+
+    def _once_delay(self, result: PassResult) -> float:
+        if result.report.pending:
+            return self._resync  # the finished pull rings the doorbell
+        if result.error or result.report.failures:
+            return self._next_delay(result)
+        return 0.0  # actions went through: verify with the next pass at once
+
+    def _wait_for_trigger(self, timeout: float) -> None:
+        """Sleep until something may have changed: doorbell, source change, timer, or stop."""
+        deadline = self._clock() + timeout
+        while not self._stop.is_set():
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return
+            if self._doorbell.wait(min(self._poll, remaining)):
+                self._stop.wait(0.05)  # let a burst of engine events settle into one pass
+                self._doorbell.wait(0)
+                return
+            if self._source.changed():
+                return
+
+    def teardown(self) -> bool:
+        """Stop and remove every managed container. True when none is left."""
+        log.info("teardown_started")
+        try:
+            actions = plan(DesiredState(), self._runtime.list_managed())
+        except AgentError as exc:
+            log.error("teardown_failed", error=str(exc))
+            return False
+        report = self._executor.execute(actions)
+        ok = not report.failures
+        (log.info if ok else log.error)("teardown_done", removed=len(actions),
+                                        failed=len(report.failures))
+        return ok

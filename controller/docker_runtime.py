@@ -1,0 +1,297 @@
+"""The Docker engine client: the only module that imports `docker`.
+
+It sees only containers carrying this agent instance's ownership labels (one label-filtered list
+call per pass), writes the spec hash into a label at creation, and translates every docker-py and
+requests error into the project's TransientError / PermanentError family at this boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import docker
+import requests
+import structlog
+from docker.errors import APIError, DockerException, NotFound
+from docker.types import DeviceRequest, HostConfig, Mount
+from docker.utils import parse_repository_tag
+
+from controller.errors import (
+    AgentError,
+    NameConflictError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from controller.models import (
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_NAME,
+    LABEL_SPEC_HASH,
+    ActualContainer,
+    ContainerSpec,
+    owner_labels,
+)
+from controller.retry import Sleep, call_with_retry
+from controller.runtime import ContainerEvent
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+# 5xx answers that retrying cannot fix.
+_PERMANENT_MARKERS = (
+    "port is already allocated",
+    "address already in use",
+    "could not select device driver",
+    "no such image",
+    "invalid reference format",
+    "manifest unknown",
+    "pull access denied",
+    "repository does not exist",
+    "unauthorized",
+)
+# The oldest engine API the agent supports (Docker 20.10); HostConfig validates against it.
+MIN_API_VERSION = "1.41"
+_WATCHED_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause"})
+
+
+def translate(exc: Exception) -> AgentError:
+    """Map a docker-py / requests exception onto the project's own exceptions."""
+    if isinstance(exc, AgentError):
+        return exc
+    if isinstance(exc, NotFound):
+        return NotFoundError(_explain(exc))
+    if isinstance(exc, APIError):
+        return _translate_api(exc)
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return TransientError(f"Docker engine unreachable: {exc}")
+    if isinstance(exc, DockerException):
+        return TransientError(f"Docker engine unavailable: {exc}")
+    return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+def _translate_api(exc: APIError) -> AgentError:
+    """5xx and 429 are transient unless the message says retrying cannot help; 4xx are not."""
+    message = _explain(exc)
+    status = exc.status_code or 0
+    retryable = status >= 500 or status == 429
+    if retryable and not any(m in message.lower() for m in _PERMANENT_MARKERS):
+        return TransientError(message)
+    return PermanentError(message)
+
+
+def _explain(exc: APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+@contextmanager
+def _boundary() -> Iterator[None]:
+    try:
+        yield
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        raise translate(exc) from exc
+
+
+class DockerRuntime:
+    """ContainerRuntime over a Docker engine reached through docker-py."""
+
+    def __init__(
+        self,
+        instance: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        pool_size: int = 16,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.instance = instance
+        self._base_url = base_url
+        self._timeout = timeout
+        self._pool_size = pool_size
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+        self._retry_kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker-py client, connected on first use (the engine may start after the agent)."""
+        with self._lock:
+            if self._client is None:
+                with _boundary():
+                    if self._base_url:
+                        self._client = docker.DockerClient(
+                            base_url=self._base_url, version="auto", timeout=int(self._timeout),
+                            max_pool_size=self._pool_size)
+                    else:
+                        self._client = docker.from_env(
+                            version="auto", timeout=int(self._timeout),
+                            max_pool_size=self._pool_size)
+            return self._client
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        def once() -> T:
+            with _boundary():
+                return fn()
+        return call_with_retry(once, **self._retry_kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _filters(self) -> dict[str, Any]:
+        return {"label": [f"{k}={v}" for k, v in owner_labels(self.instance).items()]}
+
+    def list_managed(self) -> list[ActualContainer]:
+        rows = self._call(lambda: self.client.api.containers(all=True, filters=self._filters()))
+        return [_actual(row, managed=True) for row in rows]
+
+    def find_by_name(self, name: str) -> ActualContainer | None:
+        """The container called exactly `name`, owned or not (used to explain a name clash)."""
+        rows = self._call(lambda: self.client.api.containers(all=True, filters={"name": name}))
+        for row in rows:
+            if name in (n.lstrip("/") for n in row.get("Names") or []):
+                labels = row.get("Labels") or {}
+                owned = (labels.get(LABEL_MANAGED) == "true"
+                         and labels.get(LABEL_INSTANCE) == self.instance)
+                return _actual(row, managed=owned)
+        return None
+
+    def image_present(self, image: str) -> bool:
+        try:
+            self._call(lambda: self.client.api.inspect_image(image))
+        except NotFoundError:
+            return False
+        return True
+
+    def data_root(self) -> str | None:
+        info = self._call(lambda: self.client.api.info())  # noqa: PLW0108 (client is lazy)
+        root = info.get("DockerRootDir")
+        return str(root) if root else None
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def pull(self, image: str) -> None:
+        repo, tag = parse_repository_tag(image)
+
+        def run() -> None:
+            stream = self.client.api.pull(repo, tag=tag or "latest", stream=True, decode=True)
+            for line in stream:
+                if "error" in line:
+                    detail = line.get("errorDetail", {}).get("message") or line["error"]
+                    raise translate(APIError(str(detail), explanation=str(detail)))
+        self._call(run)
+
+    def create(self, spec: ContainerSpec) -> str:
+        kwargs = create_kwargs(spec, self.instance)
+        try:
+            result = self._call(lambda: self.client.api.create_container(**kwargs))
+        except PermanentError as exc:
+            if "conflict" in str(exc).lower() and "already in use" in str(exc).lower():
+                raise NameConflictError(str(exc)) from exc
+            raise
+        return str(result["Id"])
+
+    def start(self, container_id: str, *, unpause: bool = False) -> None:
+        if unpause:
+            self._call(lambda: self.client.api.unpause(container_id))
+            return
+        self._call(lambda: self.client.api.start(container_id))
+
+    def stop(self, container_id: str, grace: float) -> None:
+        try:
+            self._call(lambda: self.client.api.stop(container_id, timeout=max(0, int(grace))))
+        except NotFoundError:
+            return
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self._call(lambda: self.client.api.remove_container(container_id, force=True))
+        except NotFoundError:
+            return
+        except PermanentError as exc:
+            if "already in progress" in str(exc):
+                return
+            raise
+
+    def events(self) -> DockerEventStream:
+        filters = {"type": ["container"], **self._filters()}
+        with _boundary():
+            raw = self.client.api.events(decode=True, filters=filters)
+        return DockerEventStream(raw)
+
+
+class DockerEventStream:
+    """Engine events about managed containers; `close()` from another thread ends iteration."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        with _boundary():
+            for item in self._raw:
+                action = str(item.get("Action") or item.get("status") or "")
+                action = action.split(":", 1)[0]
+                if action not in _WATCHED_ACTIONS:
+                    continue
+                attrs = (item.get("Actor") or {}).get("Attributes") or {}
+                yield ContainerEvent(action, str(item.get("id", "")), str(attrs.get("name", "")))
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except Exception as exc:  # closing a dead socket must never fail the caller
+            log.debug("event_stream_close_failed", error=str(exc))
+
+
+def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
+    names = row.get("Names") or [""]
+    labels = row.get("Labels") or {}
+    return ActualContainer(
+        id=str(row["Id"]),
+        name=names[0].lstrip("/"),
+        state=str(row.get("State", "")),
+        spec_hash=labels.get(LABEL_SPEC_HASH),
+        managed=managed,
+        image=str(row.get("Image", "")),
+        labels=tuple(sorted(labels.items())),
+    )
+
+
+def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
+    """The docker-py `create_container` arguments for `spec` (pure; unit-tested)."""
+    labels = {**spec.labels_dict, **owner_labels(instance),
+              LABEL_NAME: spec.name, LABEL_SPEC_HASH: spec.spec_hash()}
+    ports = [(p.container, p.protocol) for p in spec.ports]
+    bindings = {f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
+                for p in spec.ports}
+    restart: dict[str, Any] = {"Name": spec.restart if spec.restart != "no" else ""}
+    host_config = HostConfig(
+        version=MIN_API_VERSION,
+        port_bindings=bindings,
+        restart_policy=restart,
+        mem_limit=spec.memory_limit,
+        nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+        mounts=[Mount(target=v.path, source=v.name, type="volume") for v in spec.volumes],
+        device_requests=[DeviceRequest(count=spec.gpu, capabilities=[["gpu"]])]
+        if spec.gpu else None,
+        security_opt=["no-new-privileges"],
+    )
+    return {
+        "image": spec.image,
+        "name": spec.name,
+        "command": list(spec.command) if spec.command is not None else None,
+        "environment": spec.env_dict,
+        "labels": labels,
+        "ports": ports or None,
+        "host_config": host_config,
+        "detach": True,
+    }

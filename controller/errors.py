@@ -1,0 +1,31 @@
+"""The project's own exceptions.
+
+Client modules translate library errors (docker, requests, pynvml) into these at the boundary, so
+the layers above decide what to do from one small vocabulary: a transient error is retried (by
+tenacity around a single call, and by the loop's next pass); a permanent one is reported and left
+until the desired state or the machine changes.
+"""
+
+
+class AgentError(Exception):
+    """Base class of everything the agent raises on purpose."""
+
+
+class TransientError(AgentError):
+    """Worth retrying unchanged: the engine or a server was briefly unreachable or overloaded."""
+
+
+class PermanentError(AgentError):
+    """Retrying the same call will fail the same way (bad spec, refused request, missing image)."""
+
+
+class NotFoundError(PermanentError):
+    """The object (container, image) does not exist."""
+
+
+class NameConflictError(PermanentError):
+    """A container with the wanted name exists and the agent does not own it."""
+
+
+class ConfigError(PermanentError):
+    """The agent's own configuration or manifest is invalid."""

@@ -1,0 +1,123 @@
+"""Image availability without blocking the reconcile pass.
+
+GPU images are many gigabytes: a pass must never wait for one, or a single pull would delay
+self-healing of every other container. `ImagePuller.ensure(image)` answers at once: present (use
+it now), pulling (a background pull is running; the loop is woken when it ends) or failed (the last
+pull's error, reported once; the next ensure tries again). An image already present is used at
+once; a mutable tag (no digest) is refreshed in the background at most once per refresh interval,
+and a failed refresh is only logged: it never touches a running container.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from controller.errors import AgentError
+from controller.runtime import ContainerRuntime
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageState:
+    ready: bool
+    pulling: bool = False
+    error: str | None = None
+
+
+PRESENT = ImageState(ready=True)
+PULLING = ImageState(ready=False, pulling=True)
+
+
+def is_mutable(image: str) -> bool:
+    """A reference without a digest can change under the same name."""
+    return "@sha256:" not in image
+
+
+class ImagePuller:
+    """Background pulls, at most `workers` at a time, deduplicated per image."""
+
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        *,
+        on_done: Callable[[], None] = lambda: None,
+        workers: int = 3,
+        refresh_interval: float = 6 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._runtime = runtime
+        self._on_done = on_done
+        self._slots = threading.BoundedSemaphore(workers)
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._inflight: set[str] = set()
+        self._failed: dict[str, str] = {}
+        self._refreshed: dict[str, float] = {}
+
+    def ensure(self, image: str) -> ImageState:
+        with self._lock:
+            if image in self._inflight:
+                return PULLING
+            error = self._failed.pop(image, None)
+        if error is not None:
+            return ImageState(ready=False, error=error)
+        if self._runtime.image_present(image):
+            self._maybe_refresh(image)
+            return PRESENT
+        self._start(image, refresh=False)
+        return PULLING
+
+    def pulling(self) -> list[str]:
+        with self._lock:
+            return sorted(self._inflight)
+
+    def _maybe_refresh(self, image: str) -> None:
+        if self._refresh_interval <= 0 or not is_mutable(image):
+            return
+        now = self._clock()
+        with self._lock:
+            last = self._refreshed.get(image)
+            if last is not None and now - last < self._refresh_interval:
+                return
+            self._refreshed[image] = now
+        self._start(image, refresh=True)
+
+    def _start(self, image: str, *, refresh: bool) -> None:
+        with self._lock:
+            if image in self._inflight:
+                return
+            self._inflight.add(image)
+        thread = threading.Thread(
+            target=self._run, args=(image, refresh), name=f"pull:{image}", daemon=True)
+        thread.start()
+
+    def _run(self, image: str, refresh: bool) -> None:
+        error: str | None = None
+        with self._slots:
+            log.info("image_refresh_started" if refresh else "image_pull_started", image=image)
+            started = self._clock()
+            try:
+                self._runtime.pull(image)
+            except AgentError as exc:
+                error = str(exc)
+        with self._lock:
+            self._inflight.discard(image)
+            if error is not None and not refresh:
+                self._failed[image] = error
+        if error is None:
+            log.info("image_pulled", image=image, refresh=refresh,
+                     seconds=round(self._clock() - started, 3))
+        elif refresh:
+            log.warning("image_refresh_failed", image=image, error=error,
+                        hint="the local copy keeps being used")
+        else:
+            log.error("image_pull_failed", image=image, error=error)
+        if not refresh:
+            self._on_done()

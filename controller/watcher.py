@@ -1,0 +1,69 @@
+"""Wakes the reconcile loop when the engine reports that a managed container died, stopped, was
+paused or removed, so it is restored within a pass instead of at the next timer tick.
+
+The stream is reopened with capped backoff when the engine goes away; each (re)connect rings the
+loop once, since events may have been missed while disconnected.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from controller.errors import AgentError
+from controller.runtime import ContainerEvent, ContainerRuntime, EventStream
+
+log = structlog.get_logger(__name__)
+
+
+class EventWatcher:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        on_event: Callable[[ContainerEvent | None], None],
+        stop: threading.Event,
+        *,
+        first_delay: float = 0.5,
+        max_delay: float = 30.0,
+    ) -> None:
+        self._runtime = runtime
+        self._on_event = on_event
+        self._stop = stop
+        self._first_delay = first_delay
+        self._max_delay = max_delay
+        self._stream: EventStream | None = None
+        self._thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop watching (the caller has set `stop`); unblocks a pending read."""
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        delay = self._first_delay
+        while not self._stop.is_set():
+            try:
+                self._stream = self._runtime.events()
+                log.debug("event_stream_open")
+                self._on_event(None)
+                delay = self._first_delay
+                for event in self._stream:
+                    if self._stop.is_set():
+                        return
+                    log.debug("container_event", action=event.action, container=event.name)
+                    self._on_event(event)
+                log.warning("event_stream_ended", hint="engine restarted?; reconnecting")
+            except AgentError as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("event_stream_failed", error=str(exc), retry_in=delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._max_delay)

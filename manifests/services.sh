@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts what the agent and its tests need on a Debian machine.
+#   services.sh engine    the Docker engine (docker.io), started unless one already answers
+#   services.sh registry  a local registry on 127.0.0.1:5000 (docker-registry, no auth)
+#   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static)
+#   services.sh all       all three
+set -euo pipefail
+
+REGISTRY_ADDR=${RMA_TEST_REGISTRY:-127.0.0.1:5000}
+WORK=${RMA_SERVICES_DIR:-/tmp/rma-services}
+HERE=$(cd "$(dirname "$0")" && pwd)
+DEMO_IMAGE=rma-demo/busybox:1
+APT_UPDATED=
+
+need_root() { [ "$(id -u)" = 0 ] || { echo "services.sh: run as root (or use sudo) to install $*" >&2; exit 1; }; }
+
+apt_install() {
+  need_root "$@"
+  if [ -z "$APT_UPDATED" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq 1 $((secs * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  echo "services.sh: $what did not come up within ${secs}s" >&2; return 1
+}
+
+engine() {
+  command -v dockerd >/dev/null || apt_install docker.io
+  docker info >/dev/null 2>&1 && { echo "docker engine: running"; return; }
+  if [ -d /run/systemd/system ] && systemctl start docker 2>/dev/null; then :
+  elif ! pgrep -x dockerd >/dev/null; then
+    need_root dockerd
+    setsid dockerd >/var/log/rma-dockerd.log 2>&1 </dev/null &
+  fi
+  wait_for 60 "docker engine" docker info
+  echo "docker engine: started"
+}
+
+registry_up() { python3 -c "import urllib.request,sys; urllib.request.urlopen('http://$REGISTRY_ADDR/v2/', timeout=2)"; }
+
+registry() {
+  command -v docker-registry >/dev/null || apt_install docker-registry
+  registry_up 2>/dev/null && { echo "registry: running on $REGISTRY_ADDR"; return; }
+  mkdir -p "$WORK/registry-data"
+  cat >"$WORK/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry-data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+YML
+  setsid docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 </dev/null &
+  wait_for 30 "registry on $REGISTRY_ADDR" registry_up
+  echo "registry: started on $REGISTRY_ADDR"
+}
+
+images() {
+  [ -x /bin/busybox ] || apt_install busybox-static
+  docker image inspect "$DEMO_IMAGE" >/dev/null 2>&1 && { echo "image: $DEMO_IMAGE present"; return; }
+  local root; root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/www" "$root/data" "$root/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in sh sleep httpd nc echo cat date env hostname ls true wget; do
+    ln -s busybox "$root/bin/$applet"
+  done
+  cp "$HERE/demo/index.html" "$root/www/index.html"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/sleep", "infinity"]' \
+    -c 'ENV PATH=/bin' - "$DEMO_IMAGE" >/dev/null
+  rm -rf "$root"
+  echo "image: $DEMO_IMAGE built"
+}
+
+case "${1:-all}" in
+  engine) engine ;;
+  registry) registry ;;
+  images) engine; images ;;
+  all) engine; registry; images ;;
+  *) echo "usage: $0 engine|registry|images|all" >&2; exit 2 ;;
+esac
