@@ -44,6 +44,7 @@ class PassResult:
     planned: int = 0
     report: PassReport = field(default_factory=PassReport)
     error: str | None = None
+    retryable: bool = True
 
     @property
     def converged(self) -> bool:
@@ -52,6 +53,8 @@ class PassResult:
     @property
     def stuck(self) -> bool:
         """Something failed in a way the next pass will not fix by itself."""
+        if not self.retryable:
+            return True
         failures = self.report.failures
         return bool(failures) and all(not o.transient for o in failures)
 
@@ -108,6 +111,9 @@ class Agent:
             except AgentError as exc:
                 result = PassResult(pass_id, error=str(exc))
                 log.error("pass_failed", error=str(exc), kind=type(exc).__name__)
+            except Exception as exc:  # a bug must cost one pass, never the agent
+                result = PassResult(pass_id, error=f"{type(exc).__name__}: {exc}")
+                log.exception("pass_crashed", error=str(exc))
             self._log_pass(result, self._clock() - started)
         self._failures = self._failures + 1 if result.error else 0
         return result
@@ -116,7 +122,7 @@ class Agent:
         desired = self._refresh_desired()
         if desired is None:
             return PassResult(pass_id, error=f"no valid desired state yet from "
-                                             f"{self._source.describe()}")
+                                             f"{self._source.describe()}", retryable=False)
         actions = plan(desired, self._runtime.list_managed())
         return PassResult(pass_id, planned=len(actions), report=self._executor.execute(actions))
 

@@ -43,8 +43,9 @@ def detect_capabilities(settings: Settings) -> dict[str, Any]:
     return capabilities(detect(data_root), version=__version__)
 
 
-def install_signal_handlers(stop: threading.Event, doorbell: Doorbell) -> None:
-    """First SIGTERM/SIGINT: graceful shutdown. A second one: exit now, containers left running."""
+def install_signal_handlers(stop: threading.Event, doorbell: Doorbell) -> dict[int, Any]:
+    """First SIGTERM/SIGINT: graceful shutdown. A second one: exit now, containers left running.
+    Returns the previous handlers, for restore_signal_handlers."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -56,8 +57,12 @@ def install_signal_handlers(stop: threading.Event, doorbell: Doorbell) -> None:
         stop.set()
         doorbell.ring()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)
 
 
 def lock_instance(state_dir: Path, instance: str) -> TextIO:
@@ -83,7 +88,7 @@ def run_manifest(settings: Settings) -> int:
     assert settings.manifest is not None
     lock = lock_instance(settings.state_dir, settings.instance)
     stop, doorbell = threading.Event(), Doorbell()
-    install_signal_handlers(stop, doorbell)
+    previous = install_signal_handlers(stop, doorbell)
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host,
                             pool_size=settings.concurrency + 4)
     puller = ImagePuller(runtime, on_done=doorbell.ring,
@@ -100,5 +105,6 @@ def run_manifest(settings: Settings) -> int:
             return agent.run_once(settings.once_timeout)
         return agent.run()
     finally:
+        restore_signal_handlers(previous)
         runtime.close()
         lock.close()

@@ -1,0 +1,149 @@
+"""In-memory stand-ins for the runtime and the desired-state source, for unit tests.
+
+FakeRuntime behaves like a tiny Docker engine: names are unique, create fails with a name conflict
+when the name is taken (by an owned or a foreign container), removing a missing container is
+success, and images must be pulled before create.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from controller.errors import NameConflictError, NotFoundError, PermanentError, TransientError
+from controller.models import ActualContainer, ContainerSpec, DesiredState
+from controller.runtime import ContainerEvent
+
+
+@dataclass
+class FakeRuntime:
+    containers: dict[str, ActualContainer] = field(default_factory=dict)  # by id
+    images: set[str] = field(default_factory=set)
+    broken_images: dict[str, str] = field(default_factory=dict)
+    fail_create: dict[str, Exception] = field(default_factory=dict)  # by name
+    list_error: Exception | None = None
+    calls: list[str] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # helpers for tests
+    def add(self, name: str, *, spec: ContainerSpec | None = None, state: str = "running",
+            managed: bool = True) -> ActualContainer:
+        c = ActualContainer(id=f"c{next(self._ids)}", name=name, state=state,
+                            spec_hash=spec.spec_hash() if spec else None, managed=managed,
+                            image=spec.image if spec else "x")
+        self.containers[c.id] = c
+        return c
+
+    def by_name(self, name: str) -> ActualContainer | None:
+        return next((c for c in self.containers.values() if c.name == name), None)
+
+    def set_state(self, name: str, state: str) -> None:
+        c = self.by_name(name)
+        assert c is not None
+        self.containers[c.id] = replace(c, state=state)
+
+    # ContainerRuntime
+    def list_managed(self) -> list[ActualContainer]:
+        self.calls.append("list")
+        if self.list_error is not None:
+            raise self.list_error
+        return [c for c in self.containers.values() if c.managed]
+
+    def find_by_name(self, name: str) -> ActualContainer | None:
+        return self.by_name(name)
+
+    def image_present(self, image: str) -> bool:
+        return image in self.images
+
+    def pull(self, image: str) -> None:
+        self.calls.append(f"pull:{image}")
+        if image in self.broken_images:
+            raise PermanentError(self.broken_images[image])
+        self.images.add(image)
+
+    def create(self, spec: ContainerSpec) -> str:
+        with self._lock:
+            self.calls.append(f"create:{spec.name}")
+            if spec.name in self.fail_create:
+                raise self.fail_create[spec.name]
+            if spec.image not in self.images:
+                raise NotFoundError(f"No such image: {spec.image}")
+            if self.by_name(spec.name) is not None:
+                raise NameConflictError(f"Conflict. The container name /{spec.name} is already "
+                                        "in use")
+            c = ActualContainer(id=f"c{next(self._ids)}", name=spec.name, state="created",
+                                spec_hash=spec.spec_hash(), image=spec.image)
+            self.containers[c.id] = c
+            return c.id
+
+    def start(self, container_id: str, *, unpause: bool = False) -> None:
+        self.calls.append(f"start:{container_id}")
+        c = self.containers.get(container_id)
+        if c is None:
+            raise NotFoundError(container_id)
+        self.containers[container_id] = replace(c, state="running")
+
+    def stop(self, container_id: str, grace: float) -> None:
+        self.calls.append(f"stop:{container_id}")
+        c = self.containers.get(container_id)
+        if c is not None:
+            self.containers[container_id] = replace(c, state="exited")
+
+    def remove(self, container_id: str) -> None:
+        self.calls.append(f"remove:{container_id}")
+        self.containers.pop(container_id, None)
+
+    def events(self) -> FakeEvents:
+        return FakeEvents()
+
+    def data_root(self) -> str | None:
+        return None
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        self._closed.wait()
+        return iter(())
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class FakeSource:
+    """A desired-state source whose content the test sets; `error` makes load() fail."""
+
+    def __init__(self, desired: DesiredState | None = None) -> None:
+        self.desired = desired or DesiredState()
+        self.error: Exception | None = None
+        self.version = 0
+        self._loaded = -1
+
+    def set(self, desired: DesiredState) -> None:
+        self.desired = desired
+        self.version += 1
+
+    def describe(self) -> str:
+        return "fake"
+
+    def changed(self) -> bool:
+        return self.version != self._loaded
+
+    def load(self) -> DesiredState:
+        self._loaded = self.version
+        if self.error is not None:
+            raise self.error
+        return self.desired
+
+
+def spec(name: str, image: str = "img:1", **kw: object) -> ContainerSpec:
+    return ContainerSpec(name=name, image=image, **kw)  # type: ignore[arg-type]
+
+
+def transient(msg: str = "engine busy") -> TransientError:
+    return TransientError(msg)

@@ -1,0 +1,126 @@
+"""The reconcile loop against the in-memory engine: --once, survival, last-good state, teardown."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from controller.agent import Agent, Doorbell
+from controller.errors import ConfigError, TransientError
+from controller.executor import Executor
+from controller.images import ImagePuller
+from controller.models import DesiredState
+from tests.fakes import FakeRuntime, FakeSource, spec
+
+
+class Rig:
+    def __init__(self, desired: DesiredState | None = None, images: set[str] | None = None):
+        self.rt = FakeRuntime(images=images if images is not None else {"img:1"})
+        self.source = FakeSource(desired)
+        self.stop = threading.Event()
+        self.bell = Doorbell()
+        puller = ImagePuller(self.rt, on_done=self.bell.ring, refresh_interval=0)
+        self.agent = Agent(self.source, self.rt, Executor(self.rt, puller,
+                                                          should_stop=self.stop.is_set),
+                           stop=self.stop, doorbell=self.bell, resync_interval=0.05,
+                           poll_interval=0.01)
+
+    def names(self) -> dict[str, str]:
+        return {c.name: c.state for c in self.rt.containers.values() if c.managed}
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    r = Rig(DesiredState((spec("a"), spec("b"))))
+    yield r
+    r.stop.set()
+
+
+def test_once_converges_and_leaves_containers_running(rig: Rig) -> None:
+    assert rig.agent.run_once(timeout=10) == 0
+    assert rig.names() == {"a": "running", "b": "running"}
+
+
+def test_once_waits_for_pulls() -> None:
+    r = Rig(DesiredState((spec("a", "new:1"),)), images=set())
+    assert r.agent.run_once(timeout=10) == 0
+    assert r.names() == {"a": "running"}
+
+
+def test_once_fails_on_conflict_and_leaves_foreign_container(rig: Rig) -> None:
+    foreign = rig.rt.add("a", managed=False)
+    assert rig.agent.run_once(timeout=10) == 1
+    assert rig.rt.containers[foreign.id] == foreign
+    assert rig.names() == {"b": "running"}
+
+
+def test_once_times_out_when_the_engine_stays_down(rig: Rig) -> None:
+    rig.rt.list_error = TransientError("engine down")
+    assert rig.agent.run_once(timeout=0.3) == 1
+
+
+def test_a_failed_pass_is_survived_and_the_next_one_converges(rig: Rig) -> None:
+    rig.rt.list_error = TransientError("engine down")
+    assert rig.agent.reconcile().error == "engine down"
+    rig.rt.list_error = None
+    assert rig.agent.run_once(timeout=10) == 0
+
+
+def test_a_crashing_pass_is_survived(rig: Rig) -> None:
+    rig.rt.list_error = KeyError("bug")
+    result = rig.agent.reconcile()
+    assert result.error is not None and "KeyError" in result.error
+
+
+def test_invalid_desired_state_at_start_touches_nothing() -> None:
+    r = Rig()
+    existing = r.rt.add("keep", spec=spec("keep"))
+    r.source.error = ConfigError("manifest broken")
+    result = r.agent.reconcile()
+    assert result.error is not None and "no valid desired state" in result.error
+    assert result.stuck
+    assert r.agent.run_once(timeout=300) == 1  # fails at once, not after the timeout
+    assert r.rt.containers == {existing.id: existing}
+
+
+def test_invalid_edit_keeps_the_last_good_state(rig: Rig) -> None:
+    assert rig.agent.run_once(timeout=10) == 0
+    rig.source.error = ConfigError("typo")
+    rig.source.set(DesiredState())
+    assert rig.agent.reconcile().converged
+    assert rig.names() == {"a": "running", "b": "running"}
+
+
+def test_loop_reacts_to_changes_and_tears_down_on_stop(rig: Rig) -> None:
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(rig.agent.run()))
+    thread.start()
+    try:
+        wait_until(lambda: rig.names() == {"a": "running", "b": "running"})
+        rig.rt.set_state("a", "exited")  # a container dies
+        rig.agent.on_event(None)
+        wait_until(lambda: rig.names().get("a") == "running")
+        rig.source.set(DesiredState((spec("b"), spec("c"))))
+        wait_until(lambda: set(rig.names()) == {"b", "c"})
+    finally:
+        rig.stop.set()
+        rig.bell.ring()
+        thread.join(10)
+    assert codes == [0]
+    assert rig.names() == {}
+
+
+def test_teardown_reports_failure_when_engine_is_down(rig: Rig) -> None:
+    rig.rt.list_error = TransientError("down")
+    assert rig.agent.teardown() is False
+
+
+def wait_until(cond: object, timeout: float = 10.0) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if cond():  # type: ignore[operator]
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not met")

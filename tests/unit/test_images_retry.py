@@ -1,0 +1,128 @@
+"""Background pulls (dedup, failure reported once, throttled refresh) and the retry policy."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from controller.errors import PermanentError, TransientError
+from controller.images import ImagePuller, is_mutable
+from controller.retry import call_with_retry
+from tests.fakes import FakeRuntime
+
+
+class GatedRuntime(FakeRuntime):
+    """Pulls block until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def pull(self, image: str) -> None:
+        self.gate.wait(5)
+        super().pull(image)
+
+
+def wait_for(cond: threading.Event) -> None:
+    assert cond.wait(5)
+
+
+def test_absent_image_pulls_once_in_background_and_rings() -> None:
+    rt = GatedRuntime()
+    done = threading.Event()
+    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0)
+    assert puller.ensure("i:1").pulling
+    assert puller.ensure("i:1").pulling
+    assert puller.pulling() == ["i:1"]
+    rt.gate.set()
+    wait_for(done)
+    assert puller.ensure("i:1").ready
+    assert rt.calls.count("pull:i:1") == 1
+
+
+def test_failed_pull_is_reported_once_then_retried() -> None:
+    rt = FakeRuntime(broken_images={"i:1": "pull access denied"})
+    done = threading.Event()
+    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0)
+    puller.ensure("i:1")
+    wait_for(done)
+    state = puller.ensure("i:1")
+    assert not state.ready and not state.pulling and state.error == "pull access denied"
+    done.clear()
+    assert puller.ensure("i:1").pulling  # tried again
+    wait_for(done)
+
+
+def test_present_mutable_tag_is_refreshed_at_most_once_per_interval() -> None:
+    now = [1000.0]
+    rt = FakeRuntime(images={"i:latest", "i@sha256:" + "0" * 64})
+    puller = ImagePuller(rt, refresh_interval=60, clock=lambda: now[0])
+    assert puller.ensure("i:latest").ready
+    assert puller.ensure("i@sha256:" + "0" * 64).ready
+    for _ in range(50):
+        if "pull:i:latest" in rt.calls and not puller.pulling():
+            break
+        threading.Event().wait(0.01)
+    puller.ensure("i:latest")
+    now[0] += 61
+    puller.ensure("i:latest")
+    for _ in range(50):
+        if rt.calls.count("pull:i:latest") == 2:
+            break
+        threading.Event().wait(0.01)
+    assert rt.calls.count("pull:i:latest") == 2
+    assert not any("sha256" in c for c in rt.calls)
+
+
+def test_failed_refresh_keeps_the_image_usable() -> None:
+    rt = FakeRuntime(images={"i:1"}, broken_images={"i:1": "registry down"})
+    puller = ImagePuller(rt, refresh_interval=1)
+    assert puller.ensure("i:1").ready
+    for _ in range(50):
+        if not puller.pulling():
+            break
+        threading.Event().wait(0.01)
+    assert puller.ensure("i:1").ready
+
+
+def test_mutability() -> None:
+    assert is_mutable("redis:7") and is_mutable("redis")
+    assert not is_mutable("redis@sha256:" + "a" * 64)
+
+
+def test_retry_retries_transient_errors_with_bounded_jitter_without_waiting() -> None:
+    sleeps: list[float] = []
+    attempts = iter([TransientError("a"), TransientError("b"), None])
+
+    def flaky() -> str:
+        err = next(attempts)
+        if err:
+            raise err
+        return "ok"
+
+    assert call_with_retry(flaky, sleep=sleeps.append, base=0.2, cap=2.0) == "ok"
+    assert len(sleeps) == 2 and all(0 <= s <= 2.0 for s in sleeps)
+
+
+def test_retry_gives_up_and_reraises() -> None:
+    sleeps: list[float] = []
+
+    def always() -> None:
+        raise TransientError("down")
+
+    with pytest.raises(TransientError):
+        call_with_retry(always, attempts=3, sleep=sleeps.append)
+    assert len(sleeps) == 2
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    calls = []
+
+    def bad() -> None:
+        calls.append(1)
+        raise PermanentError("no")
+
+    with pytest.raises(PermanentError):
+        call_with_retry(bad, sleep=lambda s: None)
+    assert calls == [1]
