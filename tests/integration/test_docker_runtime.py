@@ -1,0 +1,104 @@
+"""DockerRuntime against the real engine: ownership filtering, idempotent removal, error
+translation, and the event stream."""
+
+from __future__ import annotations
+
+import threading
+
+import docker
+import pytest
+
+from controller.docker_runtime import DockerRuntime
+from controller.errors import NameConflictError, PermanentError, TransientError
+from controller.models import LABEL_SPEC_HASH, ContainerSpec
+from controller.runtime import ContainerEvent
+from tests.integration.conftest import LOCAL_IMAGE, LOOP, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def spec(name: str, **kw: object) -> ContainerSpec:
+    return ContainerSpec(name=name, image=LOCAL_IMAGE, command=("sh", "-c", LOOP),
+                         **kw)  # type: ignore[arg-type]
+
+
+def test_lists_only_this_instances_containers(client: docker.DockerClient, instance: str) -> None:
+    mine, other = DockerRuntime(instance), DockerRuntime(f"{instance}-other")
+    try:
+        cid = mine.create(spec(f"{instance}-a"))
+        other.create(spec(f"{instance}-other-b"))
+        client.containers.create(LOCAL_IMAGE, name=f"{instance}-foreign")
+        listed = mine.list_managed()
+        assert [(c.id, c.name, c.state) for c in listed] == [(cid, f"{instance}-a", "created")]
+        assert listed[0].spec_hash == spec(f"{instance}-a").spec_hash()
+        labels = client.api.inspect_container(cid)["Config"]["Labels"]
+        assert labels[LABEL_SPEC_HASH] == listed[0].spec_hash
+        foreign = mine.find_by_name(f"{instance}-foreign")
+        assert foreign is not None and not foreign.managed
+        assert mine.find_by_name(f"{instance}-a") is not None
+    finally:
+        for c in client.containers.list(all=True, filters={"name": f"{instance}-other"}):
+            c.remove(force=True)
+        mine.close()
+        other.close()
+
+
+def test_start_stop_remove_are_idempotent(client: docker.DockerClient, instance: str) -> None:
+    rt = DockerRuntime(instance)
+    cid = rt.create(spec(f"{instance}-a", memory_limit="32m", cpus=0.5))
+    rt.start(cid)
+    rt.start(cid)  # already running: fine
+    host = client.api.inspect_container(cid)["HostConfig"]
+    assert host["Memory"] == 32 * 1024**2 and host["NanoCpus"] == 500_000_000
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    rt.stop(cid, grace=2)
+    rt.remove(cid)
+    rt.remove(cid)  # NotFound is success
+    rt.stop(cid, grace=1)
+    assert rt.list_managed() == []
+    rt.close()
+
+
+def test_a_taken_name_is_a_name_conflict(client: docker.DockerClient, instance: str) -> None:
+    client.containers.create(LOCAL_IMAGE, name=f"{instance}-taken")
+    rt = DockerRuntime(instance)
+    with pytest.raises(NameConflictError):
+        rt.create(spec(f"{instance}-taken"))
+    rt.close()
+
+
+def test_pulling_a_missing_image_is_permanent(registry_image: str, instance: str) -> None:
+    rt = DockerRuntime(instance)
+    with pytest.raises(PermanentError):
+        rt.pull("127.0.0.1:5000/rma-test/does-not-exist:1")
+    assert not rt.image_present("127.0.0.1:5000/rma-test/does-not-exist:1")
+    rt.close()
+
+
+def test_an_unreachable_engine_is_transient(instance: str) -> None:
+    rt = DockerRuntime(instance, base_url="unix:///nonexistent/docker.sock",
+                       sleep=lambda s: None)
+    with pytest.raises(TransientError):
+        rt.list_managed()
+
+
+def test_events_report_deaths_and_close_unblocks(client: docker.DockerClient,
+                                                 instance: str) -> None:
+    rt = DockerRuntime(instance)
+    cid = rt.create(spec(f"{instance}-e"))
+    rt.start(cid)
+    stream = rt.events()
+    seen: list[ContainerEvent] = []
+    done = threading.Event()
+
+    def read() -> None:
+        seen.extend(stream)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    client.containers.get(cid).kill()
+    wait_until(lambda: any(e.action == "die" for e in seen), 10, "a die event")
+    assert all(e.name == f"{instance}-e" for e in seen)
+    stream.close()
+    assert done.wait(10)
+    rt.close()

@@ -1,0 +1,30 @@
+"""The tier catalog is valid: every tier parses into specs, tier 1 needs GPUs, ports don't clash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.models import GPU_ALL
+from controller.schema import parse_specs
+
+CATALOG = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests/catalog.yaml")
+                         .read_text())
+
+
+@pytest.mark.parametrize("tier", [1, 2, 3])
+def test_each_tier_parses_cleanly(tier: int) -> None:
+    specs, errors = parse_specs(CATALOG["tiers"][tier]["containers"])
+    assert errors == [] and specs
+    host_ports = [p.host for s in specs for p in s.ports]
+    assert len(host_ports) == len(set(host_ports))
+    assert all(s.gpu == (GPU_ALL if tier == 1 else 0) for s in specs)
+
+
+def test_the_catalog_has_the_rma_services() -> None:
+    names = {c["name"] for t in CATALOG["tiers"].values() for c in t["containers"]}
+    assert {"rma-vllm", "rma-ollama-vision", "rma-rag-service", "rma-ner-service",
+            "rma-ocr-service", "rma-notes-service", "rma-postgres", "rma-neo4j", "rma-chromadb",
+            "rma-redis"} <= names
