@@ -156,9 +156,13 @@ def test_this_machines_real_nvml_path() -> None:
         assert detect_nvidia()
 
 
-def test_test_capabilities_cli_prints_the_seed_keys_only_json() -> None:
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("entry", [["-m", "controller"], [os.path.join(ROOT, "worker_agent.py")]])
+def test_test_capabilities_cli_prints_the_seed_keys_only_json(entry: list[str]) -> None:
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    done = subprocess.run([sys.executable, "-m", "controller", "--test-capabilities"],
+    done = subprocess.run([sys.executable, *entry, "--test-capabilities"], cwd=ROOT,
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr

@@ -83,3 +83,9 @@ def test_bad_manifest_with_once_exits_non_zero(tmp_path: Path) -> None:
                  str(tmp_path / "state"), "--docker-host", "unix:///nonexistent.sock",
                  "--log-format", "json"])
     assert code == 1
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`{env_for(name)}` | `{flag_for(name)}`" in readme, name

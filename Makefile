@@ -1,0 +1,70 @@
+# RMA worker agent. `make run` and `make test` work on a fresh Debian machine (as root):
+# they install what is missing (apt and pip) and start what is needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SERVICES := bash manifests/services.sh
+DEMO_MANIFEST ?= manifests/demo/manifest.yaml
+
+.PHONY: install services engine registry demo-images run run-once test unit integration lint \
+        check clean help
+
+help:
+	@echo "make run        install, start Docker, run the agent on the demo manifest (Ctrl-C stops)"
+	@echo "make test       install, start Docker + local registry, run the whole test suite"
+	@echo "make unit       unit tests only (no Docker, no network)"
+	@echo "make lint       ruff + mypy --strict"
+	@echo "make services   install (if missing) and start the Docker engine and local registry"
+	@echo "make clean      remove the virtualenv, caches and build output"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv \
+	  && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+services:
+	$(SERVICES) all
+
+engine:
+	$(SERVICES) engine
+
+registry:
+	$(SERVICES) registry
+
+demo-images:
+	$(SERVICES) images
+
+# The agent's main job: keep Docker converged to the demo manifest until Ctrl-C / SIGTERM,
+# then remove its containers. The demo page is served on http://127.0.0.1:18080/.
+run: install demo-images
+	RMA_STATE_DIR=$${RMA_STATE_DIR:-$(CURDIR)/.state} RMA_PUBLISH_ADDRESS=$${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
+	  $(BIN)/rma-worker --manifest $(DEMO_MANIFEST)
+
+run-once: install demo-images
+	RMA_STATE_DIR=$${RMA_STATE_DIR:-$(CURDIR)/.state} RMA_PUBLISH_ADDRESS=$${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
+	  $(BIN)/rma-worker --manifest $(DEMO_MANIFEST) --once
+
+test: install services
+	$(BIN)/pytest -q tests
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+integration: install services
+	$(BIN)/pytest -q tests/integration
+
+lint: install
+	$(BIN)/ruff check controller tests
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) .state build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache \
+	  .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
