@@ -41,13 +41,16 @@ demo-images:
 
 # The agent's main job: keep Docker converged to the demo manifest until Ctrl-C / SIGTERM,
 # then remove its containers. The demo page is served on http://127.0.0.1:18080/.
+# The demo image exists only locally, so there is no registry to refresh it from.
+DEMO_ENV := RMA_STATE_DIR=$${RMA_STATE_DIR:-$(CURDIR)/.state} \
+	RMA_PUBLISH_ADDRESS=$${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
+	RMA_IMAGE_REFRESH_INTERVAL=$${RMA_IMAGE_REFRESH_INTERVAL:-0}
+
 run: install demo-images
-	RMA_STATE_DIR=$${RMA_STATE_DIR:-$(CURDIR)/.state} RMA_PUBLISH_ADDRESS=$${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
-	  $(BIN)/rma-worker --manifest $(DEMO_MANIFEST)
+	$(DEMO_ENV) $(BIN)/rma-worker --manifest $(DEMO_MANIFEST)
 
 run-once: install demo-images
-	RMA_STATE_DIR=$${RMA_STATE_DIR:-$(CURDIR)/.state} RMA_PUBLISH_ADDRESS=$${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
-	  $(BIN)/rma-worker --manifest $(DEMO_MANIFEST) --once
+	$(DEMO_ENV) $(BIN)/rma-worker --manifest $(DEMO_MANIFEST) --once
 
 test: install services
 	$(BIN)/pytest -q tests

@@ -140,6 +140,8 @@ class Agent:
 
     @staticmethod
     def _log_pass(result: PassResult, seconds: float) -> None:
+        if result.error:
+            return  # already logged as pass_failed / pass_crashed / desired_state_rejected
         report = result.report
         event = log.debug if result.converged else log.info
         event("pass_done", planned=result.planned, failed=len(report.failures),

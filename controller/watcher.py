@@ -60,6 +60,8 @@ class EventWatcher:
                         return
                     log.debug("container_event", action=event.action, container=event.name)
                     self._on_event(event)
+                if self._stop.is_set():
+                    return
                 log.warning("event_stream_ended", hint="engine restarted?; reconnecting")
             except AgentError as exc:
                 if self._stop.is_set():
