@@ -27,8 +27,6 @@ from controller.errors import (
     TransientError,
 )
 from controller.models import (
-    LABEL_INSTANCE,
-    LABEL_MANAGED,
     LABEL_NAME,
     LABEL_SPEC_HASH,
     ActualContainer,
@@ -154,17 +152,6 @@ class DockerRuntime:
         rows = self._call(lambda: self.client.api.containers(all=True, filters=self._filters()))
         return [_actual(row, managed=True) for row in rows]
 
-    def find_by_name(self, name: str) -> ActualContainer | None:
-        """The container called exactly `name`, owned or not (used to explain a name clash)."""
-        rows = self._call(lambda: self.client.api.containers(all=True, filters={"name": name}))
-        for row in rows:
-            if name in (n.lstrip("/") for n in row.get("Names") or []):
-                labels = row.get("Labels") or {}
-                owned = (labels.get(LABEL_MANAGED) == "true"
-                         and labels.get(LABEL_INSTANCE) == self.instance)
-                return _actual(row, managed=owned)
-        return None
-
     def image_present(self, image: str) -> bool:
         try:
             self._call(lambda: self.client.api.inspect_image(image))
@@ -262,7 +249,6 @@ def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
         spec_hash=labels.get(LABEL_SPEC_HASH),
         managed=managed,
         image=str(row.get("Image", "")),
-        labels=tuple(sorted(labels.items())),
     )
 
 

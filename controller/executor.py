@@ -90,7 +90,8 @@ class Executor:
             try:
                 images[pull.image] = self._puller.ensure(pull.image)
             except AgentError as exc:
-                images[pull.image] = ImageState(ready=False, error=str(exc))
+                images[pull.image] = ImageState(ready=False, error=str(exc),
+                                                transient=isinstance(exc, TransientError))
         return images
 
     def _run_all(
@@ -129,7 +130,8 @@ class Executor:
         elif isinstance(action, Create | Recreate):
             image = images.get(action.spec.image) or self._puller.ensure(action.spec.image)
             if not image.ready:
-                return Outcome(name, kind, ok=False, error=image.error, pending=image.pulling)
+                return Outcome(name, kind, ok=False, error=image.error, pending=image.pulling,
+                               transient=image.transient)
             if isinstance(action, Recreate):
                 self._stop_and_remove(action.container_id)
             container_id = self._runtime.create(action.spec)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from controller.errors import AgentError
+from controller.errors import AgentError, TransientError
 from controller.runtime import ContainerRuntime
 
 log = structlog.get_logger(__name__)
@@ -28,6 +28,7 @@ class ImageState:
     ready: bool
     pulling: bool = False
     error: str | None = None
+    transient: bool = False  # the last pull failed in a way worth retrying (registry down…)
 
 
 PRESENT = ImageState(ready=True)
@@ -58,7 +59,7 @@ class ImagePuller:
         self._clock = clock
         self._lock = threading.Lock()
         self._inflight: set[str] = set()
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, AgentError] = {}
         self._refreshed: dict[str, float] = {}
 
     def ensure(self, image: str) -> ImageState:
@@ -67,7 +68,8 @@ class ImagePuller:
                 return PULLING
             error = self._failed.pop(image, None)
         if error is not None:
-            return ImageState(ready=False, error=error)
+            return ImageState(ready=False, error=str(error),
+                              transient=isinstance(error, TransientError))
         if self._runtime.image_present(image):
             self._maybe_refresh(image)
             return PRESENT
@@ -99,14 +101,14 @@ class ImagePuller:
         thread.start()
 
     def _run(self, image: str, refresh: bool) -> None:
-        error: str | None = None
+        error: AgentError | None = None
         with self._slots:
             log.info("image_refresh_started" if refresh else "image_pull_started", image=image)
             started = self._clock()
             try:
                 self._runtime.pull(image)
             except AgentError as exc:
-                error = str(exc)
+                error = exc
         with self._lock:
             self._inflight.discard(image)
             if error is not None and not refresh:
@@ -115,9 +117,10 @@ class ImagePuller:
             log.info("image_pulled", image=image, refresh=refresh,
                      seconds=round(self._clock() - started, 3))
         elif refresh:
-            log.warning("image_refresh_failed", image=image, error=error,
+            log.warning("image_refresh_failed", image=image, error=str(error),
                         hint="the local copy keeps being used")
         else:
-            log.error("image_pull_failed", image=image, error=error)
+            log.error("image_pull_failed", image=image, error=str(error),
+                      transient=isinstance(error, TransientError))
         if not refresh:
             self._on_done()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 LABEL_PREFIX = "org.rma.worker"
@@ -125,7 +125,6 @@ class ActualContainer:
     spec_hash: str | None = None
     managed: bool = True
     image: str = ""
-    labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 def owner_labels(instance: str) -> dict[str, str]:

@@ -52,9 +52,6 @@ class FakeRuntime:
             raise self.list_error
         return [c for c in self.containers.values() if c.managed]
 
-    def find_by_name(self, name: str) -> ActualContainer | None:
-        return self.by_name(name)
-
     def image_present(self, image: str) -> bool:
         return image in self.images
 

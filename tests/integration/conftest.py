@@ -145,6 +145,9 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         argv = agent_argv(manifest, instance, tmp_path / "state", *extra)
         agent = AgentProcess(argv, tmp_path / f"agent{len(agents)}.log")
         agents.append(agent)
+        # Signals sent before the agent installs its handlers would just kill it.
+        wait_until(lambda: any(e.get("event") == "agent_started" for e in agent.events())
+                   or agent.proc.poll() is not None, what="the agent to start")
         return agent
 
     yield start

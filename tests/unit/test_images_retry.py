@@ -54,6 +54,21 @@ def test_failed_pull_is_reported_once_then_retried() -> None:
     wait_for(done)
 
 
+def test_a_transient_pull_failure_stays_transient() -> None:
+    rt = FakeRuntime()
+
+    def down(image: str) -> None:
+        raise TransientError("registry unreachable")
+
+    rt.pull = down  # type: ignore[method-assign]
+    done = threading.Event()
+    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0)
+    puller.ensure("i:1")
+    wait_for(done)
+    state = puller.ensure("i:1")
+    assert state.error == "registry unreachable" and state.transient
+
+
 def test_present_mutable_tag_is_refreshed_at_most_once_per_interval() -> None:
     now = [1000.0]
     rt = FakeRuntime(images={"i:latest", "i@sha256:" + "0" * 64})
