@@ -62,7 +62,7 @@ integration: install services
 	$(BIN)/pytest -q tests/integration
 
 lint: install
-	$(BIN)/ruff check controller tests
+	$(BIN)/ruff check controller rma_coordinator tests worker_agent.py
 	$(BIN)/mypy
 
 check: lint test

@@ -12,17 +12,19 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
-from controller.errors import AgentError
+from controller.errors import AgentError, TransientError
 from controller.executor import Executor, PassReport
 from controller.models import DesiredState
 from controller.planner import plan
 from controller.runtime import ContainerEvent, ContainerRuntime
+from controller.status import AgentStatus, build_status
 from controller.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
@@ -96,9 +98,12 @@ class Agent:
         self._poll = poll_interval
         self._clock = clock
         self._desired: DesiredState | None = None
+        self._load_error: AgentError | None = None
         self._pass_ids = itertools.count(1)
         self._failures = 0
         self._event_seen = threading.Event()
+        self._restarts: Counter[str] = Counter()
+        self._status = AgentStatus()
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -121,18 +126,34 @@ class Agent:
     def _reconcile(self, pass_id: int) -> PassResult:
         desired = self._refresh_desired()
         if desired is None:
+            waiting = isinstance(self._load_error, TransientError)
             return PassResult(pass_id, error=f"no valid desired state yet from "
-                                             f"{self._source.describe()}", retryable=False)
-        actions = plan(desired, self._runtime.list_managed())
-        return PassResult(pass_id, planned=len(actions), report=self._executor.execute(actions))
+                                             f"{self._source.describe()}", retryable=waiting)
+        actual = self._runtime.list_managed()
+        actions = plan(desired, actual)
+        report = self._executor.execute(actions)
+        self._restarts.update(o.name for o in report.outcomes
+                              if o.ok and o.action in ("start", "recreate"))
+        self._status = build_status(desired, actual, report, self._restarts,
+                                    converged=not actions, passes=pass_id)
+        return PassResult(pass_id, planned=len(actions), report=report)
+
+    def status(self) -> AgentStatus:
+        """The latest pass's view of the containers (an immutable snapshot, any thread)."""
+        return self._status
 
     def _refresh_desired(self) -> DesiredState | None:
         if self._desired is None or self._source.changed():
             try:
                 self._desired = self._source.load()
+                self._load_error = None
                 log.info("desired_state_loaded", source=self._source.describe(),
                          containers=[s.name for s in self._desired.specs])
+            except TransientError as exc:
+                self._load_error = exc
+                log.info("desired_state_waiting", reason=str(exc))
             except AgentError as exc:
+                self._load_error = exc
                 log.error("desired_state_rejected", source=self._source.describe(),
                           error=str(exc), keeping="last good state"
                           if self._desired is not None else "nothing (no containers touched)")
@@ -153,8 +174,9 @@ class Agent:
         self._event_seen.set()
         self._doorbell.ring()
 
-    def run(self) -> int:
-        """Converge until shutdown, then tear down. Returns the process exit code."""
+    def run(self, teardown: Callable[[], bool] = lambda: True) -> int:
+        """Converge until shutdown, then tear down unless `teardown()` says to leave the
+        containers running. Returns the process exit code."""
         watcher = EventWatcher(self._runtime, self.on_event, self._stop)
         watcher.start()
         log.info("agent_started", source=self._source.describe())
@@ -171,6 +193,9 @@ class Agent:
                 self._wait_for_trigger(timeout)
         finally:
             watcher.close()
+        if not teardown():
+            log.info("containers_left_running", note="the next start adopts them")
+            return 0
         return 0 if self.teardown() else 1
 
     def run_once(self, timeout: float) -> int:

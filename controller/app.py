@@ -1,6 +1,10 @@
-"""The composition root: builds the runtime, puller, executor, source and loop from Settings,
-installs the signal handlers, and holds the instance lock so two agents never fight over the same
-containers.
+"""The composition root: builds the runtime, puller, executor, desired-state source, lifecycle and
+loop from Settings, installs the signal handlers, and holds the instance lock so two agents never
+fight over the same containers.
+
+Signals: SIGTERM/SIGINT stop gracefully (containers removed, worker unregistered); SIGUSR1 stops
+and leaves the containers running and the worker registered (for agent upgrades: the next start
+adopts them); a second signal during shutdown exits at once.
 """
 
 from __future__ import annotations
@@ -16,53 +20,69 @@ from typing import Any, TextIO
 import structlog
 
 from controller import __version__
-from controller.agent import Agent, Doorbell
+from controller.agent import Agent, DesiredSource, Doorbell
+from controller.assignment import AssignmentSource
 from controller.capabilities import capabilities
+from controller.coordinator import CoordinatorClient
 from controller.docker_runtime import DockerRuntime
 from controller.errors import AgentError, ConfigError
 from controller.executor import Executor
-from controller.hardware import detect
+from controller.hardware import detect, load_snapshot
 from controller.images import ImagePuller
+from controller.lifecycle import Lifecycle
 from controller.manifest import ManifestSource
 from controller.models import LABEL_INSTANCE
 from controller.settings import Settings
+from controller.state import StateStore
+from controller.status import heartbeat_fields
 
 log = structlog.get_logger(__name__)
 
 
-def detect_capabilities(settings: Settings) -> dict[str, Any]:
+def detect_capabilities(runtime: DockerRuntime) -> dict[str, Any]:
     """The registration capabilities; storage is read where Docker keeps its data, if reachable."""
-    runtime = DockerRuntime(settings.instance, base_url=settings.docker_host, timeout=5)
     try:
         data_root = runtime.data_root()
     except AgentError as exc:
         log.debug("docker_data_root_unknown", error=str(exc))
         data_root = None
-    finally:
-        runtime.close()
     return capabilities(detect(data_root), version=__version__)
 
 
-def install_signal_handlers(stop: threading.Event, doorbell: Doorbell) -> dict[int, Any]:
-    """First SIGTERM/SIGINT: graceful shutdown. A second one: exit now, containers left running.
-    Returns the previous handlers, for restore_signal_handlers."""
+def print_capabilities(settings: Settings) -> dict[str, Any]:
+    runtime = DockerRuntime(settings.instance, base_url=settings.docker_host, timeout=5)
+    try:
+        return detect_capabilities(runtime)
+    finally:
+        runtime.close()
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
+
+class Signals:
+    """Turns SIGTERM/SIGINT/SIGUSR1 into events; restores the previous handlers on close."""
+
+    def __init__(self, stop: threading.Event, doorbell: Doorbell) -> None:
+        self.stop = stop
+        self.leave_running = threading.Event()
+        self._doorbell = doorbell
+        self._previous = {sig: signal.signal(sig, self._handle)
+                          for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if stop.is_set():
+        if self.stop.is_set():
             log.warning("forced_exit", signal=name, containers="left running",
                         cleanup=f"docker ps -a --filter label={LABEL_INSTANCE}")
             os._exit(130)
-        log.info("shutdown_requested", signal=name)
-        stop.set()
-        doorbell.ring()
+        if signum == signal.SIGUSR1:
+            self.leave_running.set()
+        log.info("shutdown_requested", signal=name,
+                 containers="left running" if self.leave_running.is_set() else "removed")
+        self.stop.set()
+        self._doorbell.ring()
 
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def restore_signal_handlers(previous: dict[int, Any]) -> None:
-    for sig, old in previous.items():
-        signal.signal(sig, old)
+    def close(self) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
 
 
 def lock_instance(state_dir: Path, instance: str) -> TextIO:
@@ -83,28 +103,57 @@ def lock_instance(state_dir: Path, instance: str) -> TextIO:
     return handle
 
 
-def run_manifest(settings: Settings) -> int:
-    """Keep Docker converged to the manifest until shutdown (or once, with --once)."""
-    assert settings.manifest is not None
+def _lifecycle(settings: Settings, *, runtime: DockerRuntime, source: AssignmentSource,
+               agent: Agent, stop: threading.Event, doorbell: Doorbell) -> Lifecycle:
+    client = CoordinatorClient(settings.effective_coordinator,
+                               ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+
+    def report() -> dict[str, Any]:
+        return heartbeat_fields(agent.status(), *load_snapshot())
+
+    return Lifecycle(client, StateStore(settings.state_dir, settings.instance), source,
+                     capabilities=lambda: detect_capabilities(runtime), report=report,
+                     stop=stop, on_change=doorbell.ring,
+                     heartbeat_override=settings.heartbeat_interval)
+
+
+def run(settings: Settings) -> int:
+    """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
     lock = lock_instance(settings.state_dir, settings.instance)
     stop, doorbell = threading.Event(), Doorbell()
-    previous = install_signal_handlers(stop, doorbell)
+    signals = Signals(stop, doorbell)
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host,
                             pool_size=settings.concurrency + 4)
     puller = ImagePuller(runtime, on_done=doorbell.ring,
                          refresh_interval=settings.image_refresh_interval)
     executor = Executor(runtime, puller, concurrency=settings.concurrency,
                         stop_grace=settings.stop_grace, should_stop=stop.is_set)
-    source = ManifestSource(settings.manifest, publish_address=settings.publish_address)
+    source: DesiredSource
+    if settings.manifest is not None:
+        source = ManifestSource(settings.manifest, publish_address=settings.publish_address)
+    else:
+        source = AssignmentSource(settings.publish_address)
     agent = Agent(source, runtime, executor, stop=stop, doorbell=doorbell,
                   resync_interval=settings.resync_interval)
+    lifecycle = (_lifecycle(settings, runtime=runtime, source=source, agent=agent, stop=stop,
+                            doorbell=doorbell)
+                 if isinstance(source, AssignmentSource) else None)
     log.info("agent_config", version=__version__, instance=settings.instance,
-             manifest=str(settings.manifest), once=settings.once)
+             source=source.describe(), once=settings.once,
+             coordinator=settings.effective_coordinator if lifecycle else None)
     try:
+        if lifecycle is not None:
+            lifecycle.start()
         if settings.once:
             return agent.run_once(settings.once_timeout)
-        return agent.run()
+        code = agent.run(teardown=lambda: not signals.leave_running.is_set())
+        if lifecycle is not None:
+            lifecycle.close()
+            if not signals.leave_running.is_set():
+                lifecycle.unregister()
+        return code
     finally:
-        restore_signal_handlers(previous)
+        stop.set()
+        signals.close()
         runtime.close()
         lock.close()

@@ -76,15 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from controller import app  # noqa: PLC0415  (keeps `--help` free of docker imports)
 
     if args.test_capabilities:
-        print(json.dumps(app.detect_capabilities(settings), indent=2))
+        print(json.dumps(app.print_capabilities(settings), indent=2))
         return 0
-    if settings.manifest is None:
-        structlog.get_logger(__name__).error(
-            "coordinator_mode_unavailable", coordinator=settings.effective_coordinator,
-            hint="this build runs from a manifest only: pass --manifest FILE (RMA_MANIFEST)")
-        return EXIT_CONFIG
     try:
-        return app.run_manifest(settings)
+        return app.run(settings)
     except ConfigError as exc:
         structlog.get_logger(__name__).error("config_error", error=str(exc))
         return EXIT_CONFIG

@@ -29,3 +29,27 @@ class NameConflictError(PermanentError):
 
 class ConfigError(PermanentError):
     """The agent's own configuration or manifest is invalid."""
+
+
+class CoordinatorUnreachable(TransientError):
+    """The coordinator did not answer usefully: connection error, timeout, 5xx or 429."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CoordinatorRejected(PermanentError):
+    """The coordinator answered with a 4xx: the request itself is refused."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WorkerForgotten(PermanentError):
+    """404 on a worker-scoped call: the coordinator no longer knows this worker id."""
+
+
+class CoordinatorProtocolError(PermanentError):
+    """The coordinator's answer is not what the contract says (bad JSON, wrong types)."""

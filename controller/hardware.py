@@ -138,3 +138,8 @@ def _rocm_card(key: str, card: Any, driver: str) -> GpuInfo | None:
                                          "Card model", "Card Model") if card.get(k)), "AMD GPU")
     return GpuInfo(index=_card_index(key), name=name, memory_bytes=memory, driver="rocm",
                    uuid=str(card.get("Unique ID", "")), driver_version=driver)
+
+
+def load_snapshot() -> tuple[float, int]:
+    """(CPU load 0.0..1.0 since the previous call, available memory in bytes). Non-blocking."""
+    return psutil.cpu_percent(interval=None) / 100.0, int(psutil.virtual_memory().available)

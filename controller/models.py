@@ -95,10 +95,20 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """An entry of the desired state that was not accepted, with a message a person can act on."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
 class DesiredState:
-    """The set of containers this machine should run, keyed by unique name."""
+    """The set of containers this machine should run, keyed by unique name, plus the entries
+    that were refused (reported, never run)."""
 
     specs: tuple[ContainerSpec, ...] = ()
+    refused: tuple[Refusal, ...] = ()
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.specs]

@@ -9,7 +9,6 @@ not a Docker name, labels in the agent's own namespace) are refused here.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +19,7 @@ from controller.models import (
     NAME_RE,
     ContainerSpec,
     PortMapping,
+    Refusal,
     VolumeMount,
 )
 
@@ -128,12 +128,7 @@ def _env_value(v: str | int | float | bool) -> str:
     return str(v)
 
 
-@dataclass(frozen=True)
-class SpecError:
-    """One entry that could not be accepted, with a message a person can act on."""
-
-    name: str
-    message: str
+SpecError = Refusal
 
 
 def parse_specs(

@@ -71,11 +71,6 @@ def test_invalid_configuration_exits_2(capsys: pytest.CaptureFixture[str]) -> No
     assert "invalid configuration" in capsys.readouterr().err
 
 
-def test_coordinator_mode_is_not_in_this_build(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--log-format", "json"]) == 2
-    assert "coordinator_mode_unavailable" in capsys.readouterr().err
-
-
 def test_bad_manifest_with_once_exits_non_zero(tmp_path: Path) -> None:
     bad = tmp_path / "m.yaml"
     bad.write_text("containers: [")

@@ -1,0 +1,252 @@
+"""HTTP client for the coordinator's worker API (../shared/coordinator-api.md, Parts 1 and 2).
+
+Every call has connect and read timeouts. Connection errors, timeouts, 5xx and 429 are retried a
+few times with capped exponential backoff and full jitter, honouring Retry-After; nothing else is
+retried here (the lifecycle is the outer retry). Answers are validated with pydantic at this edge
+and errors become the project's own exceptions: unreachable, rejected, forgotten worker, or a
+protocol error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from controller import __version__
+from controller.errors import (
+    CoordinatorProtocolError,
+    CoordinatorRejected,
+    CoordinatorUnreachable,
+    WorkerForgotten,
+)
+from controller.retry import Sleep
+
+M = TypeVar("M", bound=BaseModel)
+MAX_RETRY_AFTER = 300.0
+
+
+class RegisterResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    worker_id: str = Field(min_length=1, max_length=256)
+    tier: int = Field(ge=1, le=3)
+    assigned_containers: list[Any] = []
+    heartbeat_url: str = "/api/worker/heartbeat"
+    heartbeat_interval: float = Field(default=30.0, gt=0, le=3600)
+    coordinator_url: str | None = None
+    token: str | None = None
+    assignment_url: str | None = None
+
+
+class AssignmentResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    generation: int
+    tier: int = Field(ge=1, le=3)
+    containers: list[Any] = []
+    etag: str | None = None
+
+
+class HeartbeatResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    status: str = "ok"
+    assignment_generation: int | None = None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when - (time.time() if now is None else now), MAX_RETRY_AFTER))
+
+
+class _RetryAfterOrJitter:
+    """tenacity wait: the server's Retry-After when given, else full-jitter exponential."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self._jitter = wait_random_exponential(multiplier=base, max=cap)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = getattr(exc, "retry_after", None)
+        if hinted is not None:
+            return float(hinted)
+        return float(self._jitter(state))
+
+
+class CoordinatorClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        ca_bundle: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        attempts: int = 4,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 10.0,
+        sleep: Sleep = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = f"rma-worker/{__version__}"
+        self._session.verify = ca_bundle or True
+        self._timeouts = (connect_timeout, read_timeout)
+        self._attempts = attempts
+        self._wait = _RetryAfterOrJitter(backoff_base, backoff_cap)
+        self._sleep = sleep
+
+    def url(self, path: str) -> str:
+        """Resolve a path the coordinator gave; other origins are refused (the token must
+        never leave for another host)."""
+        if not path.startswith(("http://", "https://")):
+            return self.base_url + ("" if path.startswith("/") else "/") + path
+        if _origin(path) != _origin(self.base_url):
+            raise CoordinatorProtocolError(f"coordinator pointed to another host: {path}")
+        return path
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        data = self._json(self._request("GET", "/health", attempts=1))
+        if not isinstance(data, dict):
+            raise CoordinatorProtocolError("/health did not return a JSON object")
+        return data
+
+    def register(self, body: dict[str, Any]) -> RegisterResponse:
+        resp = self._request("POST", "/api/worker/register", json=body)
+        return self._model(RegisterResponse, self._json(resp), "register")
+
+    def heartbeat(self, path: str, body: dict[str, Any]) -> HeartbeatResponse:
+        resp = self._request("POST", path, json=body, worker_scoped=True)
+        return self._model(HeartbeatResponse, self._json(resp), "heartbeat")
+
+    def unregister(self, worker_id: str, *, timeout: float = 5.0) -> None:
+        """One bounded attempt; 404 means already unregistered, which is success."""
+        try:
+            self._request("DELETE", f"/api/worker/unregister/{worker_id}", attempts=1,
+                          timeout=(min(timeout, self._timeouts[0]), timeout),
+                          worker_scoped=True)
+        except WorkerForgotten:
+            return
+
+    def fetch_assignment(
+        self, path: str, *, etag: str | None = None, wait: float = 0
+    ) -> AssignmentResponse | None:
+        """The assignment, or None when unchanged (304). `wait` > 0 long-polls."""
+        headers = {"If-None-Match": etag} if etag else {}
+        params = {"wait": int(wait)} if wait > 0 else None
+        timeout = (self._timeouts[0], self._timeouts[1] + wait)
+        resp = self._request("GET", path, headers=headers, params=params, timeout=timeout,
+                             worker_scoped=True)
+        if resp.status_code == 304:
+            return None
+        model = self._model(AssignmentResponse, self._json(resp), "assignment")
+        return model.model_copy(update={"etag": resp.headers.get("ETag")})
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, attempts: int | None = None,
+                 worker_scoped: bool = False, **kwargs: Any) -> requests.Response:
+        url = self.url(path)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        kwargs.setdefault("timeout", self._timeouts)
+
+        def once() -> requests.Response:
+            return self._send(method, url, headers=headers, **kwargs)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(CoordinatorUnreachable),
+            wait=self._wait, stop=stop_after_attempt(attempts or self._attempts),
+            sleep=self._sleep, reraise=True)
+        resp = retrying(once)
+        self._raise_for_status(method, url, resp, worker_scoped)
+        return resp
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            resp = self._session.request(method, url, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise CoordinatorRejected(f"TLS verification of {url} failed: {exc} (set "
+                                      "RMA_CA_BUNDLE for a private CA)", 0) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise CoordinatorUnreachable(f"{method} {url} failed: {_short(exc)}") from exc
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise CoordinatorUnreachable(
+                f"{method} {url} answered HTTP {resp.status_code}",
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+        return resp
+
+    @staticmethod
+    def _raise_for_status(method: str, url: str, resp: requests.Response,
+                          worker_scoped: bool) -> None:
+        if resp.status_code < 400:
+            return
+        detail = _detail(resp)
+        if resp.status_code == 404 and worker_scoped:
+            raise WorkerForgotten(f"coordinator does not know this worker ({method} {url}: "
+                                  f"{detail})")
+        raise CoordinatorRejected(f"{method} {url} refused with HTTP {resp.status_code}: "
+                                  f"{detail}", resp.status_code)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise CoordinatorProtocolError(
+                f"{resp.request.method} {resp.url} returned invalid JSON "
+                f"(HTTP {resp.status_code}, {len(resp.content)} bytes)") from exc
+
+    @staticmethod
+    def _model(model: type[M], data: Any, what: str) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                               for e in exc.errors()[:5])
+            raise CoordinatorProtocolError(f"malformed {what} response: {fields}") from exc
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _detail(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text[:200] or resp.reason
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])[:200]
+    return str(data)[:200]
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "timed out", "Name or service not known",
+                   "Read timed out", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower()
+    return text[:200]

@@ -1,0 +1,115 @@
+"""What the agent keeps on disk between runs: its identity with the coordinator (worker id, token,
+coordinator URL) and the last assignment it received.
+
+The deployed coordinator hands out a new worker id on every registration, so an agent that
+registered again on each restart would leave ghost workers behind: the identity is reused. The last
+assignment lets the agent keep running its containers while the coordinator is unreachable, like a
+kubelet whose API server is down. Files are written atomically (temp file, fsync, rename) with mode
+0600; a corrupt or unreadable file is logged and treated as absent, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    worker_id: str
+    coordinator_url: str
+    token: str | None = None
+    assignment_url: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredAssignment:
+    tier: int
+    containers: list[dict[str, Any]]
+    generation: int | None = None
+    etag: str | None = None
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("state_file_unreadable", path=str(path), error=str(exc),
+                  action="ignored; the agent starts as if it were absent")
+        return None
+    if not isinstance(data, dict):
+        log.error("state_file_unreadable", path=str(path), error="not a JSON object",
+                  action="ignored; the agent starts as if it were absent")
+        return None
+    return data
+
+
+class StateStore:
+    """Identity and last assignment for one agent instance, under the state dir."""
+
+    def __init__(self, state_dir: Path, instance: str) -> None:
+        self.identity_path = state_dir / f"{instance}.identity.json"
+        self.assignment_path = state_dir / f"{instance}.assignment.json"
+
+    def load_identity(self) -> Identity | None:
+        data = _read_json(self.identity_path)
+        if data is None:
+            return None
+        try:
+            return Identity(worker_id=str(data["worker_id"]),
+                            coordinator_url=str(data["coordinator_url"]),
+                            token=data.get("token"), assignment_url=data.get("assignment_url"))
+        except KeyError as exc:
+            log.error("state_file_unreadable", path=str(self.identity_path),
+                      error=f"missing {exc}", action="ignored; the agent registers anew")
+            return None
+
+    def save_identity(self, identity: Identity) -> None:
+        atomic_write_json(self.identity_path, asdict(identity))
+
+    def forget_identity(self) -> None:
+        self.identity_path.unlink(missing_ok=True)
+
+    def load_assignment(self) -> StoredAssignment | None:
+        data = _read_json(self.assignment_path)
+        if data is None:
+            return None
+        containers = data.get("containers")
+        tier = data.get("tier")
+        if not isinstance(containers, list) or not isinstance(tier, int):
+            log.error("state_file_unreadable", path=str(self.assignment_path),
+                      error="bad shape", action="ignored; waiting for the coordinator")
+            return None
+        return StoredAssignment(tier=tier, containers=containers,
+                                generation=data.get("generation"), etag=data.get("etag"))
+
+    def save_assignment(self, assignment: StoredAssignment) -> None:
+        atomic_write_json(self.assignment_path, asdict(assignment))
+
+    def forget_assignment(self) -> None:
+        self.assignment_path.unlink(missing_ok=True)

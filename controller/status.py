@@ -1,0 +1,81 @@
+"""What the agent knows about its containers after a pass, in the shapes the heartbeat needs.
+
+Pure: built from the desired state, the listing the pass read, and the pass's outcomes. A worker
+is `healthy` when every desired container is running as specified and nothing was refused or
+failed; otherwise `degraded`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.capabilities import format_gb
+from controller.executor import PassReport
+from controller.models import ActualContainer, DesiredState
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    name: str
+    state: str  # running, exited, missing, pulling, refused, conflict, failed…
+    image: str
+    restarts: int = 0
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "image": self.image,
+                "restarts": self.restarts, "error": self.error}
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    containers: tuple[ContainerStatus, ...] = ()
+    converged: bool = False
+    passes: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.converged and all(
+            c.state == "running" and c.error is None for c in self.containers)
+
+
+def build_status(
+    desired: DesiredState,
+    actual: list[ActualContainer],
+    report: PassReport,
+    restarts: Mapping[str, int],
+    *,
+    converged: bool,
+    passes: int,
+) -> AgentStatus:
+    seen = {c.name: c for c in actual if c.managed}
+    outcomes = {o.name: o for o in report.outcomes}
+    rows: list[ContainerStatus] = []
+    for spec in desired.specs:
+        outcome = outcomes.get(spec.name)
+        current = seen.get(spec.name)
+        state = current.state if current else "missing"
+        error = None
+        if outcome is not None and outcome.ok:
+            state = "running"
+        elif outcome is not None and outcome.pending:
+            state = "pulling"
+        elif outcome is not None:
+            state = "conflict" if outcome.action == "conflict" else "failed"
+            error = outcome.error
+        rows.append(ContainerStatus(spec.name, state, spec.image, restarts.get(spec.name, 0),
+                                    error))
+    rows += [ContainerStatus(r.name, "refused", "", 0, r.message) for r in desired.refused]
+    return AgentStatus(tuple(rows), converged=converged, passes=passes)
+
+
+def heartbeat_fields(status: AgentStatus, load: float, available_bytes: int) -> dict[str, Any]:
+    """The heartbeat body, less worker_id: Part 1 fields, then Part 2's containers."""
+    return {
+        "status": "healthy" if status.healthy else "degraded",
+        "current_load": round(min(max(load, 0.0), 1.0), 3),
+        "available_memory": format_gb(available_bytes),
+        "containers": [c.as_json() for c in status.containers],
+    }

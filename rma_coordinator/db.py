@@ -1,0 +1,148 @@
+"""The coordinator's worker registry in SQLite, so a restart does not forget the pool.
+
+One connection in WAL mode behind a lock; every heartbeat is a single-row UPDATE (the deployed
+coordinator rewrote its whole registry on each heartbeat, which capped it near 1 000 workers).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT,
+    tier INTEGER NOT NULL,
+    capabilities TEXT NOT NULL,
+    containers TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'online',
+    health TEXT,
+    registered_at REAL NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    current_load REAL,
+    available_memory TEXT,
+    reported TEXT,
+    converged_generation INTEGER,
+    heartbeats INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    token_hash: str | None
+    tier: int
+    capabilities: dict[str, Any]
+    containers: list[dict[str, Any]]
+    generation: int
+    status: str
+    health: str | None
+    registered_at: float
+    last_heartbeat: float
+    current_load: float | None
+    available_memory: str | None
+    reported: list[dict[str, Any]] | None
+    converged_generation: int | None
+    heartbeats: int
+
+    def public(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "token_hash"}
+        return data
+
+
+def _worker(row: sqlite3.Row) -> Worker:
+    data = dict(row)
+    for key in ("capabilities", "containers", "reported"):
+        data[key] = json.loads(data[key]) if data[key] is not None else None
+    return Worker(**data)
+
+
+class Registry:
+    def __init__(self, path: Path | str) -> None:
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def add(self, worker_id: str, *, token_hash: str | None, tier: int,
+            capabilities: dict[str, Any], containers: list[dict[str, Any]], now: float) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO workers (id, token_hash, tier, capabilities, containers,"
+                " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (worker_id, token_hash, tier, json.dumps(capabilities), json.dumps(containers),
+                 now, now))
+
+    def get(self, worker_id: str) -> Worker | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM workers WHERE id = ?",
+                                     (worker_id,)).fetchone()
+        return _worker(row) if row else None
+
+    def exists(self, worker_id: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM workers WHERE id = ?",
+                                      (worker_id,)).fetchone() is not None
+
+    def heartbeat(self, worker_id: str, *, now: float, health: str | None, load: float | None,
+                  memory: str | None, reported: list[dict[str, Any]] | None,
+                  converged: int | None) -> int | None:
+        """Record a heartbeat; the worker's assignment generation, or None if unknown."""
+        with self._lock:
+            row = self._conn.execute(
+                "UPDATE workers SET last_heartbeat = ?, status = 'online', health = ?,"
+                " current_load = ?, available_memory = ?, reported = ?,"
+                " converged_generation = ?, heartbeats = heartbeats + 1 WHERE id = ?"
+                " RETURNING generation",
+                (now, health, load, memory, json.dumps(reported) if reported is not None
+                 else None, converged, worker_id)).fetchone()
+        return int(row[0]) if row else None
+
+    def remove(self, worker_id: str) -> bool:
+        with self._lock:
+            return self._conn.execute("DELETE FROM workers WHERE id = ?",
+                                      (worker_id,)).rowcount > 0
+
+    def set_assignment(self, worker_id: str, containers: list[dict[str, Any]],
+                       tier: int | None = None) -> int | None:
+        with self._lock:
+            row = self._conn.execute(
+                "UPDATE workers SET containers = ?, tier = COALESCE(?, tier),"
+                " generation = generation + 1 WHERE id = ? RETURNING generation",
+                (json.dumps(containers), tier, worker_id)).fetchone()
+        return int(row[0]) if row else None
+
+    def all(self) -> list[Worker]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM workers ORDER BY registered_at").fetchall()
+        return [_worker(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT status, COUNT(*) FROM workers GROUP BY status").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def sweep(self, now: float, offline_after: float, forget_after: float) -> tuple[int, int]:
+        """Mark silent workers offline and forget long-silent ones: (marked, forgotten)."""
+        with self._lock:
+            marked = self._conn.execute(
+                "UPDATE workers SET status = 'offline' WHERE status = 'online'"
+                " AND last_heartbeat < ?", (now - offline_after,)).rowcount
+            forgotten = self._conn.execute(
+                "DELETE FROM workers WHERE last_heartbeat < ?", (now - forget_after,)).rowcount
+        return marked, forgotten

@@ -1,0 +1,62 @@
+"""`rma-coordinator`: run the reference coordinator with uvicorn. Every option is a flag and an
+environment variable (RMA_COORDINATOR_ prefix)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rma_coordinator.app import Config, create_app
+from rma_coordinator.tiers import Catalog
+
+DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "manifests" / "catalog.yaml"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"RMA_COORDINATOR_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rma-coordinator",
+                                description="Reference RMA coordinator (worker API Parts 1+2).")
+    p.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080))
+    p.add_argument("--db", type=Path, default=Path(_env("DB", "rma-coordinator.db") or ""),
+                   help="SQLite file that keeps the worker pool across restarts")
+    p.add_argument("--catalog", type=Path, default=Path(_env("CATALOG") or DEFAULT_CATALOG),
+                   help="tier catalog YAML (default: manifests/catalog.yaml)")
+    p.add_argument("--public-url", default=_env("PUBLIC_URL"),
+                   help="URL workers' containers use to reach this coordinator")
+    p.add_argument("--admin-token", default=_env("ADMIN_TOKEN"),
+                   help="bearer token for /api/admin (admin API disabled when unset)")
+    p.add_argument("--heartbeat-interval", type=float,
+                   default=float(_env("HEARTBEAT_INTERVAL", "30") or 30))
+    p.add_argument("--offline-after", type=float,
+                   default=float(_env("OFFLINE_AFTER", "300") or 300))
+    p.add_argument("--forget-after", type=float,
+                   default=float(_env("FORGET_AFTER", "1800") or 1800))
+    p.add_argument("--part1-only", action="store_true",
+                   default=_env("PART1_ONLY", "") in ("1", "true"),
+                   help="behave like the deployed coordinator: no token, no assignment resource")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn  # noqa: PLC0415 (optional extra)
+
+    args = build_parser().parse_args(argv)
+    config = Config(
+        db_path=args.db, catalog=Catalog.load(args.catalog),
+        public_url=args.public_url or f"http://{args.host}:{args.port}",
+        admin_token=args.admin_token, heartbeat_interval=args.heartbeat_interval,
+        offline_after=args.offline_after, forget_after=args.forget_after,
+        part2=not args.part1_only)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Tier assignment and the tier catalog (pure).
+
+The seed's thresholds: tier 1 = a GPU with at least 8 GB of VRAM; tier 2 = at least 4 GB of RAM
+and 2 cores; tier 3 = anything else. Capability strings are read as the deployed coordinator
+writes them ("64.0GB", "24564MB"); unreadable values count as zero.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TIER1_MIN_VRAM_MB = 8000.0
+TIER2_MIN_RAM_GB = 4.0
+TIER2_MIN_CORES = 2
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _NUMBER.search(str(value or ""))
+    return float(match.group()) if match else 0.0
+
+
+def tier_for(capabilities: dict[str, Any]) -> int:
+    if capabilities.get("gpu_type") and number(capabilities.get("gpu_memory")) >= \
+            TIER1_MIN_VRAM_MB:
+        return 1
+    if number(capabilities.get("ram")) >= TIER2_MIN_RAM_GB and \
+            number(capabilities.get("cpu_cores")) >= TIER2_MIN_CORES:
+        return 2
+    return 3
+
+
+class Catalog:
+    """Which containers each tier runs, from a YAML file like manifests/catalog.yaml."""
+
+    def __init__(self, tiers: dict[int, list[dict[str, Any]]]) -> None:
+        self.tiers = tiers
+
+    @classmethod
+    def load(cls, path: Path) -> Catalog:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        tiers = {int(k): list((v or {}).get("containers") or [])
+                 for k, v in (data.get("tiers") or {}).items()}
+        return cls(tiers)
+
+    def containers_for(self, tier: int, worker_id: str, public_url: str) -> list[dict[str, Any]]:
+        """The tier's specs, each told who it runs for and where the coordinator is."""
+        out = []
+        for entry in self.tiers.get(tier, []):
+            env = {**(entry.get("env") or {}), "WORKER_ID": worker_id,
+                   "COORDINATOR_URL": public_url}
+            out.append({**entry, "env": env})
+        return out
