@@ -14,12 +14,12 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from controller.assignment import AssignmentSource
-from controller.coordinator import AssignmentResponse, CoordinatorClient, RegisterResponse
+from controller.coordinator import AssignmentResponse, HeartbeatResponse, RegisterResponse
 from controller.errors import AgentError, CoordinatorUnreachable, WorkerForgotten
 from controller.state import Identity, StateStore, StoredAssignment
 
@@ -27,10 +27,26 @@ log = structlog.get_logger(__name__)
 DEFAULT_HEARTBEAT_PATH = "/api/worker/heartbeat"
 
 
+class CoordinatorAPI(Protocol):
+    """What the lifecycle needs of controller.coordinator.CoordinatorClient."""
+
+    base_url: str
+    token: str | None
+
+    def register(self, body: dict[str, Any]) -> RegisterResponse: ...
+
+    def heartbeat(self, path: str, body: dict[str, Any]) -> HeartbeatResponse: ...
+
+    def fetch_assignment(self, path: str, *, etag: str | None = None,
+                         wait: float = 0) -> AssignmentResponse | None: ...
+
+    def unregister(self, worker_id: str, *, timeout: float = 5.0) -> None: ...
+
+
 class Lifecycle:
     def __init__(
         self,
-        client: CoordinatorClient,
+        client: CoordinatorAPI,
         store: StateStore,
         source: AssignmentSource,
         *,
@@ -40,6 +56,7 @@ class Lifecycle:
         on_change: Callable[[], None] = lambda: None,
         heartbeat_override: float | None = None,
         long_poll_wait: float = 55.0,
+        retry_base: float = 1.0,
         retry_cap: float = 60.0,
     ) -> None:
         self._client = client
@@ -51,6 +68,7 @@ class Lifecycle:
         self._on_change = on_change
         self._override = heartbeat_override
         self._long_poll_wait = long_poll_wait
+        self._retry_base = retry_base
         self._retry_cap = retry_cap
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -71,7 +89,8 @@ class Lifecycle:
     def close(self, timeout: float = 2.0) -> None:
         """Stop taking assignment changes (the caller has set `stop`)."""
         self._wake.set()
-        self._threads[0].join(timeout)
+        if self._threads[0].is_alive():
+            self._threads[0].join(timeout)
 
     # -- main thread: connect, heartbeat, re-register -----------------------------------------
 
@@ -119,7 +138,7 @@ class Lifecycle:
             self._register_until_done()
 
     def _register_until_done(self) -> None:
-        delay = 1.0
+        delay = self._retry_base
         while not self._stop.is_set():
             try:
                 self._on_registered(self._client.register(self._registration_body()))
@@ -226,7 +245,7 @@ class Lifecycle:
         self._apply(StoredAssignment(got.tier, got.containers, got.generation, got.etag))
 
     def _poll(self) -> None:
-        delay = 1.0
+        delay = self._retry_base
         while not self._stop.is_set():
             self._ready.wait(1.0)
             identity = self.identity
@@ -235,7 +254,7 @@ class Lifecycle:
                 continue
             try:
                 self._fetch(wait=self._long_poll_wait)
-                delay = 1.0
+                delay = self._retry_base
             except WorkerForgotten as exc:
                 self._mark_forgotten(exc)
             except AgentError as exc:

@@ -1,0 +1,239 @@
+"""The worker lifecycle against a scripted coordinator: register, resume, forgotten, outage,
+long poll, unregister; plus the state store and the assignment source."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.assignment import AssignmentSource, assignment_to_desired
+from controller.coordinator import AssignmentResponse, HeartbeatResponse, RegisterResponse
+from controller.errors import CoordinatorUnreachable, TransientError, WorkerForgotten
+from controller.lifecycle import Lifecycle
+from controller.models import GPU_ALL
+from controller.state import Identity, StateStore, StoredAssignment
+
+URL = "http://coord.test"
+WEB = {"name": "web", "image": "img:1", "port": 80}
+
+
+class FakeCoordinator:
+    """Answers scripted per call; records every call."""
+
+    def __init__(self, *, part2: bool = False) -> None:
+        self.base_url = URL
+        self.token: str | None = None
+        self.part2 = part2
+        self.calls: list[tuple[str, Any]] = []
+        self.ids = iter(f"worker-0000000{i}" for i in range(1, 10))
+        self.down = 0  # how many next calls fail as unreachable
+        self.forgotten = False
+        self.assignments: list[AssignmentResponse | None] = []
+        self.poll_gate = threading.Event()
+
+    def _maybe_down(self) -> None:
+        if self.down:
+            self.down -= 1
+            raise CoordinatorUnreachable("connection refused")
+
+    def register(self, body: dict[str, Any]) -> RegisterResponse:
+        self.calls.append(("register", body))
+        self._maybe_down()
+        self.forgotten = False
+        wid = next(self.ids)
+        extra = {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"} \
+            if self.part2 else {}
+        return RegisterResponse(worker_id=wid, tier=2, assigned_containers=[WEB],
+                                heartbeat_interval=0.05, **extra)
+
+    def heartbeat(self, path: str, body: dict[str, Any]) -> HeartbeatResponse:
+        self.calls.append(("heartbeat", body))
+        self._maybe_down()
+        if self.forgotten:
+            raise WorkerForgotten("Worker not found")
+        return HeartbeatResponse()
+
+    def fetch_assignment(self, path: str, *, etag: str | None = None,
+                         wait: float = 0) -> AssignmentResponse | None:
+        self.calls.append(("fetch", (path, etag, wait)))
+        if wait:
+            self.poll_gate.wait(0.05)
+        if self.forgotten:
+            raise WorkerForgotten("Worker not found")
+        return self.assignments.pop(0) if self.assignments else None
+
+    def unregister(self, worker_id: str, *, timeout: float = 5.0) -> None:
+        self.calls.append(("unregister", worker_id))
+        self._maybe_down()
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _ in self.calls if k == kind)
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, coord: FakeCoordinator) -> None:
+        self.coord = coord
+        self.store = StateStore(tmp_path, "default")
+        self.source = AssignmentSource()
+        self.stop = threading.Event()
+        self.changes = threading.Event()
+        self.life = Lifecycle(coord, self.store, self.source, stop=self.stop,
+                              capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
+                              report=lambda: {"status": "healthy", "current_load": 0.1},
+                              on_change=self.changes.set, heartbeat_override=0.05,
+                              long_poll_wait=1, retry_base=0.01, retry_cap=0.05)
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    rigs: list[Rig] = []
+
+    def build(**kw: Any) -> Rig:
+        rig = Rig(tmp_path, FakeCoordinator(**kw))
+        rigs.append(rig)
+        return rig
+
+    yield build
+    for rig in rigs:
+        rig.stop.set()
+        rig.life.close()
+
+
+def until(cond: Callable[[], Any], timeout: float = 5.0) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if cond():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not met")
+
+
+def test_fresh_start_registers_persists_and_heartbeats(make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.life.start()
+    until(lambda: rig.coord.count("heartbeat") >= 2)
+    assert rig.coord.count("register") == 1
+    assert rig.coord.calls[0][1] == {"capabilities": {"cpu_cores": 2, "ram": "4.0GB"}}
+    identity = rig.store.load_identity()
+    assert identity == Identity("worker-00000001", URL)
+    assert stat.S_IMODE(rig.store.identity_path.stat().st_mode) == 0o600
+    assert [s.name for s in rig.source.load().specs] == ["web"]
+    hb = next(body for kind, body in rig.coord.calls if kind == "heartbeat")
+    assert hb == {"worker_id": "worker-00000001", "status": "healthy", "current_load": 0.1}
+
+
+def test_restart_reuses_the_identity_and_runs_the_stored_assignment(
+        make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.save_identity(Identity("worker-0000000a", URL))
+    rig.store.save_assignment(StoredAssignment(2, [WEB]))
+    rig.life.start()
+    until(lambda: rig.coord.count("heartbeat") >= 2)
+    assert rig.coord.count("register") == 0
+    assert {b["worker_id"] for k, b in rig.coord.calls if k == "heartbeat"} == {
+        "worker-0000000a"}
+    assert [s.name for s in rig.source.load().specs] == ["web"]
+
+
+def test_a_forgotten_worker_registers_again_at_once(make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.save_identity(Identity("worker-0000000a", URL))
+    rig.store.save_assignment(StoredAssignment(2, [WEB]))
+    rig.coord.forgotten = True
+    rig.life.start()
+    until(lambda: rig.coord.count("register") == 1)
+    assert rig.coord.calls[1][1]["previous_worker_id"] == "worker-0000000a"
+    until(lambda: rig.store.load_identity() == Identity("worker-00000001", URL))
+
+
+def test_coordinator_down_at_start_with_stored_state_keeps_running_it(
+        make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.save_identity(Identity("worker-0000000a", URL))
+    rig.store.save_assignment(StoredAssignment(2, [WEB]))
+    rig.coord.down = 10**6
+    rig.life.start()
+    until(lambda: rig.coord.count("heartbeat") >= 3)
+    assert [s.name for s in rig.source.load().specs] == ["web"]  # runs meanwhile
+    assert rig.coord.count("register") == 0
+    rig.coord.down = 0
+    until(lambda: rig.coord.count("heartbeat") >= 6)
+    assert rig.store.load_identity() == Identity("worker-0000000a", URL)
+
+
+def test_coordinator_down_at_start_without_state_retries_registration(
+        make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.coord.down = 3
+    rig.life.start()
+    with pytest.raises(TransientError, match="waiting for the first assignment"):
+        rig.source.load()
+    until(lambda: rig.store.load_identity() is not None)
+    assert rig.coord.count("register") == 4
+
+
+def test_part2_token_and_long_poll_bring_changes(make: Callable[..., Rig]) -> None:
+    rig = make(part2=True)
+    rig.coord.assignments = [
+        AssignmentResponse(generation=1, tier=2, containers=[WEB], etag='"1"'), None,
+        AssignmentResponse(generation=2, tier=2, containers=[WEB, {"name": "db",
+                                                                   "image": "pg:16"}],
+                           etag='"2"')]
+    rig.life.start()
+    until(lambda: rig.source.generation == 2)
+    assert rig.coord.token == "t-worker-00000001"
+    assert {s.name for s in rig.source.load().specs} == {"db", "web"}
+    stored = rig.store.load_assignment()
+    assert stored is not None and (stored.generation, stored.etag) == (2, '"2"')
+    fetches = [args for kind, args in rig.coord.calls if kind == "fetch"]
+    assert fetches[0][1] is None and ('"1"' in [f[1] for f in fetches])
+    until(lambda: any(b.get("assignment_generation") == 2
+                      for k, b in rig.coord.calls if k == "heartbeat"))
+
+
+def test_unregister_forgets_the_identity_and_keeps_it_on_failure(
+        make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.save_identity(Identity("worker-0000000a", URL))
+    rig.coord.down = 1
+    assert rig.life.unregister() is False
+    assert rig.store.load_identity() is not None
+    assert rig.life.unregister() is True
+    assert rig.store.load_identity() is None and rig.store.load_assignment() is None
+
+
+def test_another_coordinator_means_a_new_registration(make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.save_identity(Identity("worker-0000000a", "http://old.test"))
+    rig.life.start()
+    until(lambda: rig.coord.count("register") == 1)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"worker_id": "x"}'])
+def test_corrupt_state_files_are_ignored(tmp_path: Path, content: str) -> None:
+    store = StateStore(tmp_path, "default")
+    store.identity_path.write_text(content)
+    store.assignment_path.write_text(content)
+    assert store.load_identity() is None and store.load_assignment() is None
+
+
+def test_state_writes_are_atomic_and_private(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "new", "i")
+    store.save_assignment(StoredAssignment(1, [WEB], 3, '"3"'))
+    assert json.loads(store.assignment_path.read_text())["generation"] == 3
+    assert stat.S_IMODE(store.assignment_path.stat().st_mode) == 0o600
+    assert [p.name for p in store.assignment_path.parent.iterdir()] == ["i.assignment.json"]
+
+
+def test_tier1_part1_entries_request_the_gpus_and_bad_entries_are_refused() -> None:
+    desired = assignment_to_desired(1, [WEB, {**WEB, "name": "cpu", "gpu": False},
+                                        {"name": "bad name", "image": "x"}])
+    assert {s.name: s.gpu for s in desired.specs} == {"web": GPU_ALL, "cpu": 0}
+    assert [r.name for r in desired.refused] == ["bad name"]
+    assert all(s.gpu == 0 for s in assignment_to_desired(2, [WEB]).specs)
