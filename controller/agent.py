@@ -186,9 +186,9 @@ class Agent:
                 self._event_seen.clear()
                 result = self.reconcile()
                 timeout = self._next_delay(result)
-                if event_driven:
-                    # The engine emits `die` before its container list says `exited`: look again
-                    # shortly, or a killed container would wait for the resync timer.
+                if event_driven or result.planned:
+                    # Look again shortly: the engine emits `die` before its list says `exited`,
+                    # and a pass that acted is confirmed (and reported converged) by the next.
                     timeout = min(timeout, SETTLE_SECONDS)
                 self._wait_for_trigger(timeout)
         finally:

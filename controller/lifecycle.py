@@ -159,11 +159,10 @@ class Lifecycle:
         return body
 
     def _on_registered(self, resp: RegisterResponse) -> None:
-        identity = Identity(resp.worker_id, self._client.base_url, resp.token, resp.assignment_url)
+        identity = Identity(resp.worker_id, self._client.base_url, resp.token, resp.assignment_url,
+                            resp.heartbeat_url, resp.heartbeat_interval)
         self._store.save_identity(identity)
         self._forgotten.clear()
-        self._interval = self._override or resp.heartbeat_interval
-        self._heartbeat_path = resp.heartbeat_url or DEFAULT_HEARTBEAT_PATH
         self._etag = None
         self._adopt(identity)
         self._apply(StoredAssignment(resp.tier, resp.assigned_containers))
@@ -173,6 +172,8 @@ class Lifecycle:
 
     def _adopt(self, identity: Identity) -> None:
         self._client.token = identity.token
+        self._interval = self._override or identity.heartbeat_interval or 30.0
+        self._heartbeat_path = identity.heartbeat_url or DEFAULT_HEARTBEAT_PATH
         with self._lock:
             self.identity = identity
         self._ready.set()

@@ -28,6 +28,8 @@ class Identity:
     coordinator_url: str
     token: str | None = None
     assignment_url: str | None = None
+    heartbeat_url: str | None = None
+    heartbeat_interval: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,12 @@ class StateStore:
         if data is None:
             return None
         try:
+            interval = data.get("heartbeat_interval")
             return Identity(worker_id=str(data["worker_id"]),
                             coordinator_url=str(data["coordinator_url"]),
-                            token=data.get("token"), assignment_url=data.get("assignment_url"))
+                            token=data.get("token"), assignment_url=data.get("assignment_url"),
+                            heartbeat_url=data.get("heartbeat_url"),
+                            heartbeat_interval=float(interval) if interval else None)
         except KeyError as exc:
             log.error("state_file_unreadable", path=str(self.identity_path),
                       error=f"missing {exc}", action="ignored; the agent registers anew")

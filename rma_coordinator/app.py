@@ -141,7 +141,8 @@ def _worker_routes(app: FastAPI, config: Config, registry: Registry, notifier: N
     @app.post("/api/worker/register")
     async def register(body: RegisterBody) -> dict[str, Any]:
         caps = body.capabilities.model_dump()
-        worker_id = _new_worker_id(registry, body.previous_worker_id)
+        # The id hint is an extension: a Part 1 coordinator ignores it, like the deployed one.
+        worker_id = _new_worker_id(registry, body.previous_worker_id if config.part2 else None)
         tier = tier_for(caps)
         containers = config.catalog.containers_for(tier, worker_id, config.public_url)
         token = secrets.token_urlsafe(32) if config.part2 else None

@@ -101,8 +101,11 @@ def write_manifest(path: Path, containers: list[dict[str, Any]]) -> Path:
     return path
 
 
-def agent_argv(manifest: Path, instance: str, state: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "controller", "--manifest", str(manifest), "--instance",
+def agent_argv(source: Path | str, instance: str, state: Path, *extra: str) -> list[str]:
+    """A manifest path, or a coordinator URL."""
+    where = ["--manifest", str(source)] if isinstance(source, Path) else [
+        "--coordinator", source]
+    return [sys.executable, "-m", "controller", *where, "--instance",
             instance, "--state-dir", str(state), "--publish-address", "127.0.0.1",
             "--log-format", "json", "--stop-grace", "2", "--image-refresh-interval", "0",
             *extra]
@@ -141,8 +144,8 @@ class AgentProcess:
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     agents: list[AgentProcess] = []
 
-    def start(manifest: Path, instance: str, *extra: str) -> AgentProcess:
-        argv = agent_argv(manifest, instance, tmp_path / "state", *extra)
+    def start(source: Path | str, instance: str, *extra: str) -> AgentProcess:
+        argv = agent_argv(source, instance, tmp_path / "state", *extra)
         agent = AgentProcess(argv, tmp_path / f"agent{len(agents)}.log")
         agents.append(agent)
         # Signals sent before the agent installs its handlers would just kill it.

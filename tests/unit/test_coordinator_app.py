@@ -186,3 +186,9 @@ def test_sweep_marks_offline_then_forgets(tmp_path: Path) -> None:
     assert reg.counts() == {"online": 1}
     assert reg.sweep(now=2201, offline_after=300, forget_after=1800) == (1, 1)
     assert reg.all() == []
+
+
+def test_part1_only_ignores_the_previous_id_hint(tmp_path: Path) -> None:
+    with make(tmp_path, part2=False) as api:
+        assert register(api, previous_worker_id="worker-0000abcd")["worker_id"] != \
+            "worker-0000abcd"

@@ -121,7 +121,8 @@ def test_fresh_start_registers_persists_and_heartbeats(make: Callable[..., Rig])
     assert rig.coord.count("register") == 1
     assert rig.coord.calls[0][1] == {"capabilities": {"cpu_cores": 2, "ram": "4.0GB"}}
     identity = rig.store.load_identity()
-    assert identity == Identity("worker-00000001", URL)
+    assert identity == Identity("worker-00000001", URL, None, None, "/api/worker/heartbeat",
+                                0.05)
     assert stat.S_IMODE(rig.store.identity_path.stat().st_mode) == 0o600
     assert [s.name for s in rig.source.load().specs] == ["web"]
     hb = next(body for kind, body in rig.coord.calls if kind == "heartbeat")
@@ -149,7 +150,8 @@ def test_a_forgotten_worker_registers_again_at_once(make: Callable[..., Rig]) ->
     rig.life.start()
     until(lambda: rig.coord.count("register") == 1)
     assert rig.coord.calls[1][1]["previous_worker_id"] == "worker-0000000a"
-    until(lambda: rig.store.load_identity() == Identity("worker-00000001", URL))
+    until(lambda: rig.store.load_identity() is not None and
+          rig.store.load_identity().worker_id == "worker-00000001")  # type: ignore[union-attr]
 
 
 def test_coordinator_down_at_start_with_stored_state_keeps_running_it(

@@ -1,0 +1,83 @@
+"""The reference coordinator as a separate process on a loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+ADMIN = {"Authorization": "Bearer adm"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_catalog(path: Path, containers: list[dict[str, Any]]) -> Path:
+    """The same containers for tiers 2 and 3 (machines here have no GPU, so never tier 1)."""
+    tiers = {2: {"containers": containers}, 3: {"containers": containers}}
+    path.write_text(yaml.safe_dump({"tiers": tiers}))
+    return path
+
+
+class Coordinator:
+    def __init__(self, workdir: Path, catalog: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = workdir / "coordinator.db"
+        self.log_path = workdir / "coordinator.log"
+        self._argv = [sys.executable, "-m", "rma_coordinator", "--port", str(self.port),
+                      "--db", str(self.db), "--catalog", str(catalog), "--admin-token", "adm",
+                      *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(self._argv, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/health", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError(f"coordinator did not start: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def restart(self, *, wipe: bool = False) -> None:
+        self.stop()
+        if wipe:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.db) + suffix).unlink(missing_ok=True)
+        self.start()
+
+    def workers(self) -> list[dict[str, Any]]:
+        resp = requests.get(self.url + "/api/admin/workers", headers=ADMIN, timeout=5)
+        resp.raise_for_status()
+        return list(resp.json())
+
+    def worker(self, worker_id: str) -> dict[str, Any] | None:
+        return next((w for w in self.workers() if w["id"] == worker_id), None)
+
+    def set_assignment(self, worker_id: str, containers: list[dict[str, Any]]) -> int:
+        resp = requests.put(f"{self.url}/api/admin/workers/{worker_id}/assignment",
+                            headers=ADMIN, json={"containers": containers}, timeout=5)
+        resp.raise_for_status()
+        return int(resp.json()["generation"])

@@ -1,0 +1,194 @@
+"""End to end: the reference coordinator over HTTP, the agent as a process, the real engine and
+the local registry."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.integration.conftest import (
+    AgentProcess,
+    container_spec,
+    managed,
+    running,
+    wait_until,
+)
+from tests.integration.coordinator import Coordinator, write_catalog
+
+pytestmark = pytest.mark.integration
+StartAgent = Callable[..., AgentProcess]
+
+
+def services(instance: str, image: str) -> list[dict[str, Any]]:
+    return [container_spec(f"{instance}-svc1", image), container_spec(f"{instance}-svc2", image)]
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path, registry_image: str, instance: str,
+                request: pytest.FixtureRequest) -> Iterator[Coordinator]:
+    args = getattr(request, "param", ("--heartbeat-interval", "0.5"))
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, *args)
+    yield coord
+    coord.stop()
+
+
+def converged(client: docker.DockerClient, instance: str, names: set[str]) -> dict[str, str]:
+    """{name: id} once exactly `names` are the instance's containers and all run."""
+    now = running(client, instance)
+    return now if set(now) == names and set(managed(client, instance)) == names else {}
+
+
+def the_worker(coord: Coordinator) -> dict[str, Any]:
+    workers = coord.workers()
+    assert len(workers) == 1, workers
+    return workers[0]
+
+
+def test_registers_runs_its_containers_and_heartbeats(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    wait_until(lambda: converged(client, instance, names), what="containers up")
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 2
+               and the_worker(coordinator)["health"] == "healthy", what="healthy heartbeats")
+    worker = the_worker(coordinator)
+    assert worker["tier"] in (2, 3)
+    assert worker["capabilities"]["cpu_cores"] >= 1 and worker["capabilities"]["ram"].endswith(
+        "GB")
+    assert {c["name"]: c["state"] for c in worker["reported"]} == dict.fromkeys(names,
+                                                                               "running")
+    env = client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
+    assert f"WORKER_ID={worker['id']}" in env
+    assert agent.stop() == 0
+
+
+@pytest.mark.parametrize("coordinator", [("--heartbeat-interval", "300")], indirect=True)
+def test_an_admin_change_arrives_through_the_long_poll(
+        client: docker.DockerClient, registry_image: str, instance: str,
+        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    worker = the_worker(coordinator)
+    worker_id = worker["id"]
+    # Heartbeats are 300 s apart here: only the long poll can bring this change in time.
+    svc1 = next(c for c in worker["containers"] if c["name"] == f"{instance}-svc1")
+    new = [svc1, container_spec(f"{instance}-svc3", registry_image)]
+    coordinator.set_assignment(worker_id, new)
+    after = wait_until(lambda: converged(client, instance, {f"{instance}-svc1",
+                                                             f"{instance}-svc3"}),
+                       timeout=20, what="the new assignment")
+    assert after[f"{instance}-svc1"] == before[f"{instance}-svc1"]  # unchanged: kept
+    assert agent.stop() == 0
+
+
+def test_coordinator_restarted_with_its_database_deleted(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    worker_id = the_worker(coordinator)["id"]
+    coordinator.restart(wipe=True)
+    wait_until(coordinator.workers, what="the agent to register again")
+    assert the_worker(coordinator)["id"] == worker_id  # the coordinator reused the hint
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
+    assert converged(client, instance, names) == before  # nothing restarted
+    assert "worker_forgotten" in agent.log()
+    assert agent.stop() == 0
+
+
+@pytest.mark.parametrize("coordinator", [("--part1-only", "--heartbeat-interval", "0.5")],
+                         indirect=True)
+def test_against_a_part1_only_coordinator(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    wait_until(lambda: converged(client, instance, names), what="containers up")
+    first = the_worker(coordinator)["id"]
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
+    coordinator.restart(wipe=True)
+    # The deployed coordinator hands out a new id; the containers follow the new assignment.
+    second = wait_until(lambda: coordinator.workers() and coordinator.workers()[0]["id"],
+                        what="re-registration")
+    wait_until(lambda: f"WORKER_ID={second}" in client.api.inspect_container(
+        f"{instance}-svc1")["Config"]["Env"] and converged(client, instance, names),
+        what="convergence to the new assignment")
+    assert len(coordinator.workers()) == 1 and (first != second)
+    assert agent.stop() == 0
+    assert coordinator.workers() == [] and managed(client, instance) == {}
+
+
+def test_coordinator_away_containers_untouched_then_recovered(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    beats = the_worker(coordinator)["heartbeats"]
+    coordinator.stop()
+    wait_until(lambda: "heartbeat_failed" in agent.log(), what="the outage to be noticed")
+    client.containers.get(f"{instance}-svc2").kill()  # self-healing goes on meanwhile
+    wait_until(lambda: converged(client, instance, names), what="self-heal while away")
+    assert converged(client, instance, names)[f"{instance}-svc1"] == before[f"{instance}-svc1"]
+    coordinator.start()
+    wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="heartbeats again")
+    assert the_worker(coordinator)["heartbeats"] > beats
+    assert agent.stop() == 0
+
+
+def test_agent_restart_keeps_its_id_and_its_containers(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
+    worker_id = the_worker(coordinator)["id"]
+    assert agent.stop(signal.SIGUSR1) == 0  # upgrade path: leave the containers running
+    assert converged(client, instance, names) == before
+    coordinator.stop()  # and even with the coordinator away, the next start runs them
+    second = start_agent(coordinator.url, instance)
+    wait_until(lambda: "resumed" in second.log(), what="resume from stored state")
+    coordinator.start()
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 2, what="heartbeats")
+    assert the_worker(coordinator)["id"] == worker_id and len(coordinator.workers()) == 1
+    assert converged(client, instance, names) == before
+    assert {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names} == started
+    assert second.stop() == 0
+
+
+def test_sigterm_removes_the_containers_and_unregisters(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent, tmp_path: Path) -> None:
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    wait_until(lambda: converged(client, instance, names), what="containers up")
+    assert agent.stop(signal.SIGTERM) == 0
+    assert managed(client, instance) == {}
+    assert coordinator.workers() == []
+    events = [e["event"] for e in agent.events()]
+    assert events.index("teardown_done") < events.index("unregistered")
+    assert not (tmp_path / "state" / f"{instance}.identity.json").exists()
+
+
+def test_sigterm_is_bounded_when_the_coordinator_is_unreachable(
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
+        start_agent: StartAgent, tmp_path: Path) -> None:
+    agent = start_agent(coordinator.url, instance)
+    wait_until(lambda: len(running(client, instance)) == 2, what="containers up")
+    coordinator.stop()
+    assert agent.stop(signal.SIGTERM, timeout=60) == 0
+    assert managed(client, instance) == {}
+    assert "unregister_failed" in agent.log()
+    identity = json.loads((tmp_path / "state" / f"{instance}.identity.json").read_text())
+    assert identity["worker_id"]  # kept, so the next start does not leave a ghost
