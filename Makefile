@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed
 SERVICES := bash manifests/services.sh
 DEMO_MANIFEST ?= manifests/demo/manifest.yaml
 
-.PHONY: install services engine registry demo-images run run-once test unit integration lint \
+.PHONY: install services engine registry demo-images run run-manifest run-once test unit integration lint \
         check clean help
 
 help:
-	@echo "make run        install, start Docker, run the agent on the demo manifest (Ctrl-C stops)"
+	@echo "make run        install, start Docker, run a local coordinator and an agent (Ctrl-C stops)"
+	@echo "make run-manifest  the agent on the demo manifest, no coordinator"
 	@echo "make test       install, start Docker + local registry, run the whole test suite"
 	@echo "make unit       unit tests only (no Docker, no network)"
 	@echo "make lint       ruff + mypy --strict"
@@ -39,14 +40,18 @@ registry:
 demo-images:
 	$(SERVICES) images
 
-# The agent's main job: keep Docker converged to the demo manifest until Ctrl-C / SIGTERM,
-# then remove its containers. The demo page is served on http://127.0.0.1:18080/.
-# The demo image exists only locally, so there is no registry to refresh it from.
+# The agent's main job: a local reference coordinator (demo catalog) and an agent registered
+# with it, until Ctrl-C. The demo page is served on http://127.0.0.1:18080/.
+run: install demo-images
+	BIN=$(BIN) bash manifests/demo/run.sh
+
+# The same agent from a local manifest instead of a coordinator. The demo image exists only
+# locally, so there is no registry to refresh it from.
 DEMO_ENV := RMA_STATE_DIR=$${RMA_STATE_DIR:-$(CURDIR)/.state} \
 	RMA_PUBLISH_ADDRESS=$${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
 	RMA_IMAGE_REFRESH_INTERVAL=$${RMA_IMAGE_REFRESH_INTERVAL:-0}
 
-run: install demo-images
+run-manifest: install demo-images
 	$(DEMO_ENV) $(BIN)/rma-worker --manifest $(DEMO_MANIFEST)
 
 run-once: install demo-images

@@ -225,6 +225,8 @@ class Lifecycle:
 
     def _mark_forgotten(self, exc: WorkerForgotten) -> None:
         """The coordinator forgot us: the main thread registers again at once."""
+        if self._stop.is_set():
+            return  # shutting down: our own unregister ends the open long poll with a 404
         if not self._forgotten.is_set():
             worker_id = self.identity.worker_id if self.identity else None
             log.warning("worker_forgotten", worker_id=worker_id, error=str(exc),
