@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 SERVICES := bash manifests/services.sh
 DEMO_MANIFEST ?= manifests/demo/manifest.yaml
 
-.PHONY: install services engine registry demo-images run run-manifest run-once test unit integration lint \
+.PHONY: install services engine registry demo-images image install-service run run-manifest \
+        run-once test unit integration lint \
         check clean help
 
 help:
@@ -17,6 +18,8 @@ help:
 	@echo "make unit       unit tests only (no Docker, no network)"
 	@echo "make lint       ruff + mypy --strict"
 	@echo "make services   install (if missing) and start the Docker engine and local registry"
+	@echo "make image      build the agent's container image rma-worker:local"
+	@echo "make install-service  install the agent under /opt/rma-worker and enable its systemd unit"
 	@echo "make clean      remove the virtualenv, caches and build output"
 
 install: $(STAMP)
@@ -39,6 +42,24 @@ registry:
 
 demo-images:
 	$(SERVICES) images
+
+image: install engine
+	PYTHON=$(BIN)/python bash manifests/image.sh
+
+# Installs the agent in its own virtualenv, the unit file, and enables it. ROOT=dir installs
+# into another root (used by the tests); the unit then still names /usr/local/bin/rma-worker.
+ROOT ?=
+install-service:
+	$(PYTHON) -m venv $(ROOT)/opt/rma-worker
+	$(ROOT)/opt/rma-worker/bin/pip install -q --disable-pip-version-check .
+	mkdir -p $(ROOT)/usr/local/bin $(ROOT)/etc/systemd/system
+	ln -sf /opt/rma-worker/bin/rma-worker $(ROOT)/usr/local/bin/rma-worker
+	install -m 0644 manifests/rma-worker.service $(ROOT)/etc/systemd/system/rma-worker.service
+	systemctl $(if $(ROOT),--root=$(ROOT)) enable rma-worker.service
+	@if [ -z "$(ROOT)" ] && [ -d /run/systemd/system ]; then \
+	  systemctl daemon-reload && systemctl restart rma-worker.service && \
+	  echo "rma-worker started: journalctl -u rma-worker -f"; \
+	else echo "rma-worker enabled; it starts at the next boot (systemd is not running here)"; fi
 
 # The agent's main job: a local reference coordinator (demo catalog) and an agent registered
 # with it, until Ctrl-C. The demo page is served on http://127.0.0.1:18080/.

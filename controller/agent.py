@@ -22,6 +22,7 @@ import structlog
 from controller.errors import AgentError, TransientError
 from controller.executor import Executor, PassReport
 from controller.models import DesiredState
+from controller.observe import NullObserver, Observer
 from controller.planner import plan
 from controller.runtime import ContainerEvent, ContainerRuntime
 from controller.status import AgentStatus, build_status
@@ -88,6 +89,7 @@ class Agent:
         resync_interval: float = 30.0,
         poll_interval: float = 0.5,
         clock: Clock = time.monotonic,
+        observer: Observer | None = None,
     ) -> None:
         self._source = source
         self._runtime = runtime
@@ -104,6 +106,9 @@ class Agent:
         self._event_seen = threading.Event()
         self._restarts: Counter[str] = Counter()
         self._status = AgentStatus()
+        self._observer: Observer = observer or NullObserver()
+        self.last_pass_at: float | None = None
+        self.last_success_at: float | None = None
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -119,9 +124,21 @@ class Agent:
             except Exception as exc:  # a bug must cost one pass, never the agent
                 result = PassResult(pass_id, error=f"{type(exc).__name__}: {exc}")
                 log.exception("pass_crashed", error=str(exc))
-            self._log_pass(result, self._clock() - started)
+            seconds = self._clock() - started
+            self._log_pass(result, seconds)
         self._failures = self._failures + 1 if result.error else 0
+        self._observe(result, seconds)
         return result
+
+    def _observe(self, result: PassResult, seconds: float) -> None:
+        self.last_pass_at = self._clock()
+        if result.error is None:
+            self.last_success_at = self.last_pass_at
+        self._observer.pass_done(result.error is None, seconds)
+        for o in result.report.outcomes:
+            self._observer.action(o.action, "ok" if o.ok else "pending" if o.pending
+                                  else "failed")
+        self._observer.containers(dict(Counter(c.state for c in self._status.containers)))
 
     def _reconcile(self, pass_id: int) -> PassResult:
         desired = self._refresh_desired()

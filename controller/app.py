@@ -13,6 +13,7 @@ import fcntl
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -28,11 +29,15 @@ from controller.docker_runtime import DockerRuntime
 from controller.errors import AgentError, ConfigError
 from controller.executor import Executor
 from controller.hardware import detect, load_snapshot
+from controller.health import HealthServer, parse_addr
 from controller.images import ImagePuller
 from controller.lifecycle import Lifecycle
 from controller.manifest import ManifestSource
+from controller.metrics import Metrics
 from controller.models import LABEL_INSTANCE
+from controller.observe import PullProgress
 from controller.settings import Settings
+from controller.snapshot import Snapshot
 from controller.state import StateStore
 from controller.status import heartbeat_fields
 
@@ -104,7 +109,8 @@ def lock_instance(state_dir: Path, instance: str) -> TextIO:
 
 
 def _lifecycle(settings: Settings, *, runtime: DockerRuntime, source: AssignmentSource,
-               agent: Agent, stop: threading.Event, doorbell: Doorbell) -> Lifecycle:
+               agent: Agent, stop: threading.Event, doorbell: Doorbell,
+               observer: Metrics) -> Lifecycle:
     client = CoordinatorClient(settings.effective_coordinator,
                                ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
 
@@ -114,18 +120,39 @@ def _lifecycle(settings: Settings, *, runtime: DockerRuntime, source: Assignment
     return Lifecycle(client, StateStore(settings.state_dir, settings.instance), source,
                      capabilities=lambda: detect_capabilities(runtime), report=report,
                      stop=stop, on_change=doorbell.ring,
-                     heartbeat_override=settings.heartbeat_interval)
+                     heartbeat_override=settings.heartbeat_interval, observer=observer)
 
 
-def run(settings: Settings) -> int:
+def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> HealthServer | None:
+    """The health/metrics/status endpoint; its URL is written to the state dir for `status`."""
+    addr = parse_addr(settings.health_addr)
+    url_file = settings.state_dir / f"{settings.instance}.health"
+    if addr is None:
+        url_file.unlink(missing_ok=True)
+        return None
+    try:
+        server = HealthServer(addr, alive=snap.alive, ready=snap.ready, status=snap.status,
+                              metrics=metrics.render)
+    except OSError as exc:
+        log.error("health_endpoint_failed", address=settings.health_addr, error=exc.strerror,
+                  effect="running without /healthz, /metrics and `rma-worker status`")
+        return None
+    server.start()
+    url_file.write_text(server.url + "\n")
+    return server
+
+
+def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
     """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
     lock = lock_instance(settings.state_dir, settings.instance)
     stop, doorbell = threading.Event(), Doorbell()
     signals = Signals(stop, doorbell)
+    metrics = Metrics()
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host,
                             pool_size=settings.concurrency + 4)
     puller = ImagePuller(runtime, on_done=doorbell.ring,
-                         refresh_interval=settings.image_refresh_interval)
+                         refresh_interval=settings.image_refresh_interval, observer=metrics,
+                         progress_sink=progress_sink)
     executor = Executor(runtime, puller, concurrency=settings.concurrency,
                         stop_grace=settings.stop_grace, should_stop=stop.is_set)
     source: DesiredSource
@@ -134,10 +161,11 @@ def run(settings: Settings) -> int:
     else:
         source = AssignmentSource(settings.publish_address)
     agent = Agent(source, runtime, executor, stop=stop, doorbell=doorbell,
-                  resync_interval=settings.resync_interval)
+                  resync_interval=settings.resync_interval, observer=metrics)
     lifecycle = (_lifecycle(settings, runtime=runtime, source=source, agent=agent, stop=stop,
-                            doorbell=doorbell)
+                            doorbell=doorbell, observer=metrics)
                  if isinstance(source, AssignmentSource) else None)
+    health = start_health(settings, Snapshot(settings, agent, lifecycle, puller), metrics)
     log.info("agent_config", version=__version__, instance=settings.instance,
              source=source.describe(), once=settings.once,
              coordinator=settings.effective_coordinator if lifecycle else None)
@@ -154,6 +182,8 @@ def run(settings: Settings) -> int:
         return code
     finally:
         stop.set()
+        if health is not None:
+            health.close()
         signals.close()
         runtime.close()
         lock.close()

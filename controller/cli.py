@@ -1,6 +1,10 @@
 """The `rma-worker` command line. Flags are generated from Settings, so every option has both an
 environment variable and a flag; a flag given on the command line wins over the environment.
-This is the only module that prints to stdout (user-facing output).
+
+    rma-worker [options]                 run the agent (coordinator, or --manifest)
+    rma-worker --test-capabilities       print what this machine would register with
+    rma-worker status [--json]           ask the running agent how it is doing
+    rma-worker cleanup [--dry-run]       remove every container carrying the agent's labels
 """
 
 from __future__ import annotations
@@ -23,6 +27,21 @@ from controller.settings import Settings, env_for, flag_for
 EXIT_CONFIG = 2
 
 
+def _add_setting_flags(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    # On subcommands an absent flag must not overwrite one given before the subcommand.
+    default = argparse.SUPPRESS if sub else None
+    for name, info in Settings.model_fields.items():
+        kwargs: dict[str, Any] = {"dest": name, "default": default,
+                                  "help": f"{info.description} [env {env_for(name)}]"}
+        if info.annotation is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"], choices = _arg_type(info.annotation)
+            if choices:
+                kwargs["choices"] = choices
+        parser.add_argument(flag_for(name), **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rma-worker",
@@ -33,17 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-capabilities", action="store_true",
                         help="print the hardware capabilities that would be registered, as "
                         "JSON, and exit")
-    for name, info in Settings.model_fields.items():
-        kwargs: dict[str, Any] = {"dest": name, "default": None,
-                                  "help": f"{info.description} [env {env_for(name)}]"}
-        annotation = info.annotation
-        if annotation is bool:
-            kwargs["action"] = "store_true"
-        else:
-            kwargs["type"], choices = _arg_type(annotation)
-            if choices:
-                kwargs["choices"] = choices
-        parser.add_argument(flag_for(name), **kwargs)
+    _add_setting_flags(parser, sub=False)
+    commands = parser.add_subparsers(dest="command", metavar="{status,cleanup}")
+    status = commands.add_parser("status", help="show the running agent's state")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_setting_flags(status, sub=True)
+    cleanup = commands.add_parser("cleanup", help="remove every container carrying the "
+                                  "agent's labels (any instance)")
+    cleanup.add_argument("--dry-run", action="store_true", help="only list what would go")
+    cleanup.add_argument("--instance-only", action="store_true",
+                         help="only the containers of --instance")
+    _add_setting_flags(cleanup, sub=True)
     return parser
 
 
@@ -65,6 +84,17 @@ def load_settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
+    from controller import console  # noqa: PLC0415
+
+    if args.command == "cleanup":
+        return console.cleanup_command(settings, args.dry_run, instance_only=args.instance_only)
+    try:
+        return console.status_command(settings, args.json)
+    except BrokenPipeError:  # `rma-worker status | head`
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -73,13 +103,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rma-worker: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_format, settings.log_level)
-    from controller import app  # noqa: PLC0415  (keeps `--help` free of docker imports)
+    if args.command is not None:
+        return _subcommand(args, settings)
+    # Imported here so that `--help` stays fast and free of docker imports.
+    from controller import app, console  # noqa: PLC0415
 
     if args.test_capabilities:
         print(json.dumps(app.print_capabilities(settings), indent=2))
         return 0
+    fancy = sys.stderr.isatty() and settings.log_format != "json" and (
+        settings.log_format == "console" or sys.stdout.isatty())
     try:
-        return app.run(settings)
+        return app.run(settings, progress_sink=console.ProgressBar() if fancy else None)
     except ConfigError as exc:
         structlog.get_logger(__name__).error("config_error", error=str(exc))
         return EXIT_CONFIG

@@ -27,6 +27,7 @@ from controller.errors import (
     TransientError,
 )
 from controller.models import (
+    LABEL_MANAGED,
     LABEL_NAME,
     LABEL_SPEC_HASH,
     ActualContainer,
@@ -34,7 +35,7 @@ from controller.models import (
     owner_labels,
 )
 from controller.retry import Sleep, call_with_retry
-from controller.runtime import ContainerEvent
+from controller.runtime import ContainerEvent, ProgressCallback
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -148,6 +149,12 @@ class DockerRuntime:
     def _filters(self) -> dict[str, Any]:
         return {"label": [f"{k}={v}" for k, v in owner_labels(self.instance).items()]}
 
+    def list_all_instances(self) -> list[ActualContainer]:
+        """Every container any rma-worker instance manages (for `rma-worker cleanup`)."""
+        rows = self._call(lambda: self.client.api.containers(
+            all=True, filters={"label": f"{LABEL_MANAGED}=true"}))
+        return [_actual(row, managed=True) for row in rows]
+
     def list_managed(self) -> list[ActualContainer]:
         rows = self._call(lambda: self.client.api.containers(all=True, filters=self._filters()))
         return [_actual(row, managed=True) for row in rows]
@@ -166,15 +173,18 @@ class DockerRuntime:
 
     # -- changing -----------------------------------------------------------------------------
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
         repo, tag = parse_repository_tag(image)
 
         def run() -> None:
+            layers = LayerProgress()
             stream = self.client.api.pull(repo, tag=tag or "latest", stream=True, decode=True)
             for line in stream:
                 if "error" in line:
                     detail = line.get("errorDetail", {}).get("message") or line["error"]
                     raise translate(APIError(str(detail), explanation=str(detail)))
+                if layers.feed(line) and progress is not None:
+                    progress(layers.downloaded, layers.total)
         self._call(run)
 
     def create(self, spec: ContainerSpec) -> str:
@@ -214,6 +224,37 @@ class DockerRuntime:
         with _boundary():
             raw = self.client.api.events(decode=True, filters=filters)
         return DockerEventStream(raw)
+
+
+class LayerProgress:
+    """Sums the engine's per-layer pull progress lines into bytes downloaded / announced."""
+
+    _DONE = frozenset({"Download complete", "Pull complete", "Already exists"})
+
+    def __init__(self) -> None:
+        self._layers: dict[str, tuple[int, int]] = {}
+
+    def feed(self, line: dict[str, Any]) -> bool:
+        """Take one stream line; True when the totals changed."""
+        layer, status = line.get("id"), line.get("status", "")
+        detail = line.get("progressDetail") or {}
+        if not layer:
+            return False
+        before = self._layers.get(layer)
+        if status == "Downloading" and detail.get("total"):
+            self._layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+        elif status in self._DONE and layer in self._layers:
+            total = self._layers[layer][1]
+            self._layers[layer] = (total, total)
+        return self._layers.get(layer) != before
+
+    @property
+    def downloaded(self) -> int:
+        return sum(c for c, _ in self._layers.values())
+
+    @property
+    def total(self) -> int:
+        return sum(t for _, t in self._layers.values())
 
 
 class DockerEventStream:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from controller.errors import AgentError, TransientError
+from controller.observe import NullObserver, Observer, PullProgress
 from controller.runtime import ContainerRuntime
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,9 @@ class ImagePuller:
         workers: int = 3,
         refresh_interval: float = 6 * 3600,
         clock: Callable[[], float] = time.monotonic,
+        observer: Observer | None = None,
+        progress_sink: Callable[[PullProgress], None] | None = None,
+        log_every: float = 5.0,
     ) -> None:
         self._runtime = runtime
         self._on_done = on_done
@@ -61,6 +65,10 @@ class ImagePuller:
         self._inflight: set[str] = set()
         self._failed: dict[str, AgentError] = {}
         self._refreshed: dict[str, float] = {}
+        self._progress: dict[str, PullProgress] = {}
+        self._observer: Observer = observer or NullObserver()
+        self._sink = progress_sink
+        self._log_every = log_every
 
     def ensure(self, image: str) -> ImageState:
         with self._lock:
@@ -79,6 +87,11 @@ class ImagePuller:
     def pulling(self) -> list[str]:
         with self._lock:
             return sorted(self._inflight)
+
+    def progress(self) -> list[PullProgress]:
+        """Pulls in flight, with bytes, percent and rate (for `status`)."""
+        with self._lock:
+            return [self._progress[i] for i in sorted(self._progress) if i in self._inflight]
 
     def _maybe_refresh(self, image: str) -> None:
         if self._refresh_interval <= 0 or not is_mutable(image):
@@ -106,11 +119,12 @@ class ImagePuller:
             log.info("image_refresh_started" if refresh else "image_pull_started", image=image)
             started = self._clock()
             try:
-                self._runtime.pull(image)
+                self._runtime.pull(image, self._tracker(image, started))
             except AgentError as exc:
                 error = exc
         with self._lock:
             self._inflight.discard(image)
+            self._progress.pop(image, None)
             if error is not None and not refresh:
                 self._failed[image] = error
         if error is None:
@@ -124,3 +138,28 @@ class ImagePuller:
                       transient=isinstance(error, TransientError))
         if not refresh:
             self._on_done()
+
+    def _tracker(self, image: str, started: float) -> Callable[[int, int], None]:
+        """The progress callback of one pull: metrics, status, a log line every few seconds."""
+        seen: dict[str, float] = {"bytes": 0, "logged": started}
+
+        def on_progress(downloaded: int, total: int) -> None:
+            now = self._clock()
+            self._observer.pull_bytes(downloaded - int(seen["bytes"]))
+            seen["bytes"] = downloaded
+            progress = PullProgress(image, downloaded, total, now - started)
+            with self._lock:
+                self._progress[image] = progress
+            if self._sink is not None:
+                self._sink(progress)
+            if now - seen["logged"] >= self._log_every:
+                seen["logged"] = now
+                log.info("image_pull_progress", image=image, mb=round(downloaded / 1e6, 1),
+                         total_mb=round(total / 1e6, 1), percent=_pct(progress.percent),
+                         mb_per_s=round(progress.rate / 1e6, 2))
+
+        return on_progress
+
+
+def _pct(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None

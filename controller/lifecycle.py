@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ import structlog
 from controller.assignment import AssignmentSource
 from controller.coordinator import AssignmentResponse, HeartbeatResponse, RegisterResponse
 from controller.errors import AgentError, CoordinatorUnreachable, WorkerForgotten
+from controller.observe import NullObserver, Observer
 from controller.state import Identity, StateStore, StoredAssignment
 
 log = structlog.get_logger(__name__)
@@ -58,6 +60,7 @@ class Lifecycle:
         long_poll_wait: float = 55.0,
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
+        observer: Observer | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -79,6 +82,10 @@ class Lifecycle:
         self._heartbeat_path = DEFAULT_HEARTBEAT_PATH
         self._etag: str | None = None
         self._outage = False
+        self._observer: Observer = observer or NullObserver()
+        self.last_heartbeat_at: float | None = None  # wall clock of the last answered heartbeat
+        self.last_error: str | None = None
+        self.tier: int | None = None
         self._threads = [threading.Thread(target=self._main, name="lifecycle", daemon=True),
                          threading.Thread(target=self._poll, name="long-poll", daemon=True)]
 
@@ -183,6 +190,7 @@ class Lifecycle:
             if persist:
                 self._store.save_assignment(assignment)
             self._source.set(assignment.tier, assignment.containers, assignment.generation)
+            self.tier = assignment.tier
             self._etag = assignment.etag or self._etag
         self._on_change()
 
@@ -198,13 +206,18 @@ class Lifecycle:
         try:
             resp = self._client.heartbeat(self._heartbeat_path, body)
         except WorkerForgotten as exc:
+            self._observer.heartbeat(False)
             self._mark_forgotten(exc)
             return
         except AgentError as exc:
+            self._observer.heartbeat(False)
+            self.last_error = str(exc)
             if not self._outage:
                 log.warning("heartbeat_failed", error=str(exc), containers="untouched")
             self._outage = True
             return
+        self._observer.heartbeat(True)
+        self.last_heartbeat_at, self.last_error = time.time(), None
         if self._outage:
             log.info("coordinator_reachable_again", worker_id=identity.worker_id)
         self._outage = False

@@ -4,11 +4,14 @@ client implements and that unit tests fake in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from controller.models import ActualContainer, ContainerSpec
+
+# Called during a pull with (bytes downloaded, bytes announced) over all layers.
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class ContainerRuntime(Protocol):
 
     def image_present(self, image: str) -> bool: ...
 
-    def pull(self, image: str) -> None: ...
+    def pull(self, image: str, progress: ProgressCallback | None = None) -> None: ...
 
     def create(self, spec: ContainerSpec) -> str: ...
 

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     image_refresh_interval: float = Field(
         default=6 * 3600.0, ge=0,
         description="seconds between background refreshes of a mutable image tag (0: never)")
+    health_addr: str = Field(default="127.0.0.1:9321", description="host:port of the health, "
+                             "metrics and status endpoint, or 'off'")
     ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the "
                                    "coordinator's TLS certificate (default: system CAs)")
     docker_host: str | None = Field(default=None, description="Docker engine URL (default: "

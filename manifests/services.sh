@@ -3,7 +3,8 @@
 #   services.sh engine    the Docker engine (docker.io), started unless one already answers
 #   services.sh registry  a local registry on 127.0.0.1:5000 (docker-registry, no auth)
 #   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static)
-#   services.sh all       all three
+#   services.sh tools     docker-compose and systemd-analyze, used by the deployment tests
+#   services.sh all       all of them
 set -euo pipefail
 
 REGISTRY_ADDR=${RMA_TEST_REGISTRY:-127.0.0.1:5000}
@@ -75,10 +76,17 @@ images() {
   echo "image: $DEMO_IMAGE built"
 }
 
+tools() {
+  command -v docker-compose >/dev/null || apt_install docker-compose
+  command -v systemd-analyze >/dev/null || apt_install systemd
+  echo "tools: docker-compose, systemd-analyze present"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   registry) registry ;;
   images) engine; images ;;
-  all) engine; registry; images ;;
-  *) echo "usage: $0 engine|registry|images|all" >&2; exit 2 ;;
+  tools) tools ;;
+  all) engine; registry; images; tools ;;
+  *) echo "usage: $0 engine|registry|images|tools|all" >&2; exit 2 ;;
 esac

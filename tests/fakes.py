@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from controller.errors import NameConflictError, NotFoundError, PermanentError, TransientError
 from controller.models import ActualContainer, ContainerSpec, DesiredState
-from controller.runtime import ContainerEvent
+from controller.runtime import ContainerEvent, ProgressCallback
 
 
 @dataclass
@@ -55,7 +55,7 @@ class FakeRuntime:
     def image_present(self, image: str) -> bool:
         return image in self.images
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
         self.calls.append(f"pull:{image}")
         if image in self.broken_images:
             raise PermanentError(self.broken_images[image])

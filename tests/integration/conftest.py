@@ -61,9 +61,9 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:8]}"
     yield name
     for c in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={name}"}):
-        c.remove(force=True)
+        c.remove(force=True, v=True)
     for c in client.containers.list(all=True, filters={"name": name}):
-        c.remove(force=True)
+        c.remove(force=True, v=True)
     for v in client.volumes.list(filters={"name": name}):
         v.remove(force=True)
 
@@ -108,6 +108,7 @@ def agent_argv(source: Path | str, instance: str, state: Path, *extra: str) -> l
     return [sys.executable, "-m", "controller", *where, "--instance",
             instance, "--state-dir", str(state), "--publish-address", "127.0.0.1",
             "--log-format", "json", "--stop-grace", "2", "--image-refresh-interval", "0",
+            "--health-addr", "127.0.0.1:0",
             *extra]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -198,3 +200,36 @@ def test_one_failing_container_does_not_stop_the_others(
     failures = next(json.loads(line) for line in done.stderr.splitlines()
                     if '"not_converged"' in line)["failures"]
     assert {f["container"] for f in failures} == {f"{instance}-gpu", f"{instance}-missing"}
+
+
+def test_status_and_cleanup_commands(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    agent = start_agent(manifest, instance)
+    wait_until(lambda: len(running(client, instance)) == 3, what="convergence")
+    cli = [sys.executable, "-m", "controller", "--state-dir", str(tmp_path / "state"),
+           "--instance", instance]
+
+    def status() -> dict[str, object]:
+        done = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True,
+                              timeout=30, check=True)
+        return dict(json.loads(done.stdout))
+
+    data = wait_until(lambda: status() if status()["converged"] else None, what="converged")
+    assert data["mode"] == "manifest" and data["healthy"] is True
+    assert {c["name"] for c in data["containers"]} == set(running(client, instance))
+    table = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=30,
+                           check=True).stdout
+    assert f"{instance}-web" in table and "converged, healthy" in table
+    dry = subprocess.run([*cli, "cleanup", "--dry-run"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    assert f"would remove {instance}-worker" in dry and len(running(client, instance)) == 3
+    assert agent.stop(signal.SIGUSR1) == 0  # leaves the containers, as after a crash
+    assert len(running(client, instance)) == 3
+    gone = subprocess.run([*cli, "cleanup", "--instance-only"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+    assert gone.count("removed ") == 3 and managed(client, instance) == {}
+    down = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert down.returncode == 1 and "no running agent" in down.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ def the_worker(coord: Coordinator) -> dict[str, Any]:
 
 def test_registers_runs_its_containers_and_heartbeats(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent) -> None:
+        start_agent: StartAgent, tmp_path: Path) -> None:
     agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     wait_until(lambda: converged(client, instance, names), what="containers up")
@@ -67,6 +69,14 @@ def test_registers_runs_its_containers_and_heartbeats(
                                                                                "running")
     env = client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
     assert f"WORKER_ID={worker['id']}" in env
+    status = subprocess.run(
+        [sys.executable, "-m", "controller", "--state-dir", str(tmp_path / "state"),
+         "--instance", instance, "status", "--json"],
+        capture_output=True, text=True, timeout=30, check=True)
+    shown = json.loads(status.stdout)
+    assert (shown["worker_id"], shown["tier"], shown["mode"]) == (worker["id"], worker["tier"],
+                                                                   "coordinator")
+    assert shown["last_heartbeat"] is not None and shown["coordinator"] == coordinator.url
     assert agent.stop() == 0
 
 

@@ -9,6 +9,7 @@ import pytest
 from controller.errors import PermanentError, TransientError
 from controller.images import ImagePuller, is_mutable
 from controller.retry import call_with_retry
+from controller.runtime import ProgressCallback
 from tests.fakes import FakeRuntime
 
 
@@ -19,7 +20,7 @@ class GatedRuntime(FakeRuntime):
         super().__init__()
         self.gate = threading.Event()
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
         self.gate.wait(5)
         super().pull(image)
 
@@ -57,7 +58,7 @@ def test_failed_pull_is_reported_once_then_retried() -> None:
 def test_a_transient_pull_failure_stays_transient() -> None:
     rt = FakeRuntime()
 
-    def down(image: str) -> None:
+    def down(image: str, progress: ProgressCallback | None = None) -> None:
         raise TransientError("registry unreachable")
 
     rt.pull = down  # type: ignore[method-assign]

@@ -1,0 +1,130 @@
+"""The ways volunteers run the agent: the container image with the host's Docker socket, Docker
+Compose, and the systemd unit."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from controller.models import LABEL_INSTANCE
+from tests.integration.conftest import managed, running, wait_until
+from tests.integration.coordinator import Coordinator, write_catalog
+from tests.integration.test_coordinator_e2e import services
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "rma-worker:local"
+HEALTHCHECK = ["python3", "-c", "import urllib.request; "
+               "urllib.request.urlopen('http://127.0.0.1:9321/healthz', timeout=4)"]
+
+
+def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 600,
+        cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+@pytest.fixture(scope="session")
+def image(client: docker.DockerClient) -> str:
+    done = run("bash", "manifests/image.sh", env={"PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr + done.stdout
+    return IMAGE
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path, registry_image: str, instance: str) -> Iterator[Coordinator]:
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "1")
+    yield coord
+    coord.stop()
+
+
+def test_systemd_unit_verifies_and_outlasts_the_agents_shutdown(tmp_path: Path) -> None:
+    unit = (ROOT / "manifests/rma-worker.service").read_text()
+    binary = shutil.which("rma-worker") or str(Path(sys.executable).parent / "rma-worker")
+    local = tmp_path / "rma-worker.service"
+    local.write_text(unit.replace("/usr/local/bin/rma-worker", binary))
+    done = run("systemd-analyze", "verify", str(local))
+    assert done.returncode == 0 and "rma-worker.service" not in done.stderr, done.stderr
+    ini = configparser.ConfigParser(strict=False, interpolation=None)
+    ini.read_string(unit)
+    assert "docker.service" in ini["Unit"]["After"] and ini["Unit"]["Requires"] == \
+        "docker.service"
+    service = ini["Service"]
+    assert (service["Restart"], service["KillSignal"]) == ("always", "SIGTERM")
+    assert service["StateDirectory"] == "rma-worker"
+    grace = next(int(line.split("=")[2]) for line in unit.splitlines()
+                 if line.startswith("Environment=RMA_STOP_GRACE="))
+    assert int(service["TimeoutStopSec"]) > grace + 5 + 10  # grace + unregister + margin
+
+
+def test_make_install_service_installs_and_enables(tmp_path: Path) -> None:
+    done = run("make", "install-service", f"ROOT={tmp_path}", f"PYTHON={sys.executable}")
+    assert done.returncode == 0, done.stderr
+    wants = tmp_path / "etc/systemd/system/multi-user.target.wants/rma-worker.service"
+    assert wants.is_symlink()
+    assert (tmp_path / "etc/systemd/system/rma-worker.service").read_text() == (
+        ROOT / "manifests/rma-worker.service").read_text()
+    version = run(str(tmp_path / "opt/rma-worker/bin/rma-worker"), "--version")
+    assert version.stdout.startswith("rma-worker ")
+
+
+def test_compose_file_is_valid_and_has_the_seed_shape() -> None:
+    done = run("docker-compose", "-f", "manifests/docker-compose.yml", "config",
+               env={"COORDINATOR_URL": "http://127.0.0.1:1"})
+    assert done.returncode == 0, done.stderr
+    assert "/var/run/docker.sock:/var/run/docker.sock" in done.stdout
+    assert "restart: unless-stopped" in done.stdout and "healthcheck" in done.stdout
+    assert "COORDINATOR_URL: http://127.0.0.1:1" in done.stdout
+
+
+def test_the_image_runs_the_agent_with_the_socket_and_docker_stop_cleans_up(
+        client: docker.DockerClient, image: str, instance: str,
+        coordinator: Coordinator) -> None:
+    config = client.images.get(image).attrs["Config"]
+    assert config["Entrypoint"] == ["rma-worker"]  # exec form: SIGTERM reaches the agent
+    assert "/var/lib/rma-worker" in config["Volumes"] and config["Healthcheck"]["Test"]
+    agent = client.containers.run(
+        image, name=f"{instance}-agent", detach=True, network_mode="host",
+        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        environment={"COORDINATOR_URL": coordinator.url, "RMA_INSTANCE": instance,
+                     "RMA_PUBLISH_ADDRESS": "127.0.0.1"})
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    wait_until(lambda: set(running(client, instance)) == names, 60, "sibling containers")
+    wait_until(lambda: coordinator.workers() and coordinator.workers()[0]["heartbeats"] >= 1,
+               30, "heartbeats from the containerised agent")
+    assert agent.exec_run(HEALTHCHECK).exit_code == 0
+    agent.stop(timeout=60)
+    agent.reload()
+    assert agent.attrs["State"]["ExitCode"] == 0, agent.logs()[-2000:]
+    assert managed(client, instance) == {} and coordinator.workers() == []
+
+
+def test_compose_brings_the_agent_up_and_stop_cleans_up(
+        client: docker.DockerClient, image: str, instance: str,
+        coordinator: Coordinator) -> None:
+    env = {"COORDINATOR_URL": coordinator.url, "RMA_INSTANCE": instance,
+           "RMA_PUBLISH_ADDRESS": "127.0.0.1"}
+    compose = ("docker-compose", "-p", instance, "-f", "manifests/docker-compose.yml")
+    try:
+        up = run(*compose, "up", "-d", env=env)
+        assert up.returncode == 0, up.stderr
+        names = {f"{instance}-svc1", f"{instance}-svc2"}
+        wait_until(lambda: set(running(client, instance)) == names, 60, "sibling containers")
+        [agent] = client.containers.list(filters={"label": "com.docker.compose.project="
+                                                  + instance})
+        assert agent.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        assert LABEL_INSTANCE not in agent.labels  # the agent does not manage itself
+        stop = run(*compose, "stop", env=env)
+        assert stop.returncode == 0, stop.stderr
+        assert managed(client, instance) == {} and coordinator.workers() == []
+    finally:
+        run(*compose, "down", "-v", env=env)
