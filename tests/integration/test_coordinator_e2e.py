@@ -47,6 +47,15 @@ def converged(client: docker.DockerClient, instance: str, names: set[str]) -> di
     return now if set(now) == names and set(managed(client, instance)) == names else {}
 
 
+def join(client: docker.DockerClient, instance: str, coordinator: Coordinator,
+         start_agent: StartAgent) -> tuple[AgentProcess, set[str], dict[str, str]]:
+    """Start an agent against the coordinator; wait until its two containers run."""
+    agent = start_agent(coordinator.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    return agent, names, wait_until(lambda: converged(client, instance, names),
+                                    what="containers up")
+
+
 def the_worker(coord: Coordinator) -> dict[str, Any]:
     workers = coord.workers()
     assert len(workers) == 1, workers
@@ -56,9 +65,7 @@ def the_worker(coord: Coordinator) -> dict[str, Any]:
 def test_registers_runs_its_containers_and_heartbeats(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent, tmp_path: Path) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, names, _ = join(client, instance, coordinator, start_agent)
     wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 2
                and the_worker(coordinator)["health"] == "healthy", what="healthy heartbeats")
     worker = the_worker(coordinator)
@@ -84,9 +91,7 @@ def test_registers_runs_its_containers_and_heartbeats(
 def test_an_admin_change_arrives_through_the_long_poll(
         client: docker.DockerClient, registry_image: str, instance: str,
         coordinator: Coordinator, start_agent: StartAgent) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, _, before = join(client, instance, coordinator, start_agent)
     worker = the_worker(coordinator)
     worker_id = worker["id"]
     # Heartbeats are 300 s apart here: only the long poll can bring this change in time.
@@ -103,9 +108,7 @@ def test_an_admin_change_arrives_through_the_long_poll(
 def test_coordinator_restarted_with_its_database_deleted(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, names, before = join(client, instance, coordinator, start_agent)
     worker_id = the_worker(coordinator)["id"]
     coordinator.restart(wipe=True)
     wait_until(coordinator.workers, what="the agent to register again")
@@ -121,9 +124,7 @@ def test_coordinator_restarted_with_its_database_deleted(
 def test_against_a_part1_only_coordinator(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, names, _ = join(client, instance, coordinator, start_agent)
     first = the_worker(coordinator)["id"]
     wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
     coordinator.restart(wipe=True)
@@ -141,9 +142,7 @@ def test_against_a_part1_only_coordinator(
 def test_coordinator_away_containers_untouched_then_recovered(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, names, before = join(client, instance, coordinator, start_agent)
     beats = the_worker(coordinator)["heartbeats"]
     coordinator.stop()
     wait_until(lambda: "heartbeat_failed" in agent.log(), what="the outage to be noticed")
@@ -159,9 +158,7 @@ def test_coordinator_away_containers_untouched_then_recovered(
 def test_agent_restart_keeps_its_id_and_its_containers(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, names, before = join(client, instance, coordinator, start_agent)
     started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
     worker_id = the_worker(coordinator)["id"]
     assert agent.stop(signal.SIGUSR1) == 0  # upgrade path: leave the containers running
@@ -180,9 +177,7 @@ def test_agent_restart_keeps_its_id_and_its_containers(
 def test_sigterm_removes_the_containers_and_unregisters(
         client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent, tmp_path: Path) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    wait_until(lambda: converged(client, instance, names), what="containers up")
+    agent, _, _ = join(client, instance, coordinator, start_agent)
     assert agent.stop(signal.SIGTERM) == 0
     assert managed(client, instance) == {}
     assert coordinator.workers() == []
