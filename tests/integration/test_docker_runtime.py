@@ -99,3 +99,14 @@ def test_events_report_deaths_and_close_unblocks(client: docker.DockerClient,
     stream.close()
     assert done.wait(10)
     rt.close()
+
+
+def test_pull_reports_layer_progress(client: docker.DockerClient, registry_image: str,
+                                     instance: str) -> None:
+    client.images.remove(registry_image, force=True)
+    seen: list[tuple[int, int]] = []
+    rt = DockerRuntime(instance)
+    rt.pull(registry_image, progress=lambda done, total: seen.append((done, total)))
+    rt.close()
+    assert seen and seen[-1][0] == seen[-1][1] > 0
+    assert all(done <= total for done, total in seen)
