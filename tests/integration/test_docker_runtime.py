@@ -3,6 +3,9 @@ translation, and the event stream."""
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
 import threading
 
 import docker
@@ -103,10 +106,25 @@ def test_events_report_deaths_and_close_unblocks(client: docker.DockerClient,
 
 def test_pull_reports_layer_progress(client: docker.DockerClient, registry_image: str,
                                      instance: str) -> None:
-    client.images.remove(registry_image, force=True)
+    # An image with a layer of its own (random bytes), so the pull really downloads it.
+    image = f"127.0.0.1:5000/rma-test/progress-{instance}:1"
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w") as tar:
+        data = os.urandom(3_000_000)
+        info = tarfile.TarInfo("payload.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    repo, tag = image.rsplit(":", 1)
+    client.api.import_image_from_data(blob.getvalue(), repository=repo, tag=tag)
+    for line in client.api.push(image, stream=True, decode=True):
+        assert "error" not in line, line
+    client.images.remove(image, force=True)
     seen: list[tuple[int, int]] = []
     rt = DockerRuntime(instance)
-    rt.pull(registry_image, progress=lambda done, total: seen.append((done, total)))
-    rt.close()
-    assert seen and seen[-1][0] == seen[-1][1] > 0
+    try:
+        rt.pull(image, progress=lambda done, total: seen.append((done, total)))
+    finally:
+        rt.close()
+        client.images.remove(image, force=True)
+    assert seen and seen[-1][0] == seen[-1][1] > 1_000_000
     assert all(done <= total for done, total in seen)
