@@ -36,6 +36,7 @@ from controller.manifest import ManifestSource
 from controller.metrics import Metrics
 from controller.models import LABEL_INSTANCE
 from controller.observe import PullProgress
+from controller.policy import ImagePolicy
 from controller.settings import Settings
 from controller.snapshot import Snapshot
 from controller.state import StateStore
@@ -159,7 +160,8 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
     if settings.manifest is not None:
         source = ManifestSource(settings.manifest, publish_address=settings.publish_address)
     else:
-        source = AssignmentSource(settings.publish_address)
+        source = AssignmentSource(settings.publish_address, ImagePolicy.from_setting(
+            settings.allowed_registries, settings.require_digest))
     agent = Agent(source, runtime, executor, stop=stop, doorbell=doorbell,
                   resync_interval=settings.resync_interval, observer=metrics)
     lifecycle = (_lifecycle(settings, runtime=runtime, source=source, agent=agent, stop=stop,

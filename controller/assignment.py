@@ -14,24 +14,35 @@ from typing import Any
 import structlog
 
 from controller.errors import TransientError
-from controller.models import DesiredState
+from controller.models import DesiredState, Refusal
+from controller.policy import ImagePolicy
 from controller.schema import parse_specs
 
 log = structlog.get_logger(__name__)
 GPU_TIER = 1
 
 
-def assignment_to_desired(tier: int, entries: Any, publish_address: str = "") -> DesiredState:
+def assignment_to_desired(tier: int, entries: Any, publish_address: str = "",
+                          policy: ImagePolicy | None = None) -> DesiredState:
     if tier == GPU_TIER and isinstance(entries, list):
         entries = [{**e, "gpu": True} if isinstance(e, dict) and "gpu" not in e else e
                    for e in entries]
     specs, refused = parse_specs(entries, publish_address)
-    return DesiredState(tuple(specs), tuple(refused))
+    policy = policy or ImagePolicy()
+    allowed = []
+    for spec in specs:
+        problem = policy.check(spec.image)
+        if problem is None:
+            allowed.append(spec)
+        else:
+            refused.append(Refusal(spec.name, problem))
+    return DesiredState(tuple(allowed), tuple(refused))
 
 
 class AssignmentSource:
-    def __init__(self, publish_address: str = "") -> None:
+    def __init__(self, publish_address: str = "", policy: ImagePolicy | None = None) -> None:
         self._publish_address = publish_address
+        self._policy = policy or ImagePolicy()
         self._lock = threading.Lock()
         self._desired: DesiredState | None = None
         self._version = 0
@@ -43,7 +54,7 @@ class AssignmentSource:
         return "coordinator assignment"
 
     def set(self, tier: int, entries: Any, generation: int | None) -> DesiredState:
-        desired = assignment_to_desired(tier, entries, self._publish_address)
+        desired = assignment_to_desired(tier, entries, self._publish_address, self._policy)
         with self._lock:
             self._desired = desired
             self._version += 1

@@ -11,7 +11,14 @@ from __future__ import annotations
 import shlex
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from controller.models import (
     GPU_ALL,
@@ -22,6 +29,7 @@ from controller.models import (
     Refusal,
     VolumeMount,
 )
+from controller.policy import dangerous_fields
 
 _MEMORY_RE = r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$"
 
@@ -69,6 +77,16 @@ class ContainerSpecModel(BaseModel):
     cpus: float | None = Field(default=None, gt=0, le=1024)
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     labels: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_accepted(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            found = dangerous_fields(raw)
+            if found:
+                raise ValueError("refused, the agent never runs containers with: "
+                                 + ", ".join(found))
+        return raw
 
     @field_validator("name")
     @classmethod

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     image_refresh_interval: float = Field(
         default=6 * 3600.0, ge=0,
         description="seconds between background refreshes of a mutable image tag (0: never)")
+    allowed_registries: str = Field(
+        default="docker.io,ghcr.io", description="comma-separated registries a coordinator's "
+        "images may come from ('*': any)")
+    require_digest: bool = Field(default=False, description="refuse coordinator images that "
+                                 "are not pinned by digest")
     health_addr: str = Field(default="127.0.0.1:9321", description="host:port of the health, "
                              "metrics and status endpoint, or 'off'")
     ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the "

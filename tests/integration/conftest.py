@@ -108,7 +108,7 @@ def agent_argv(source: Path | str, instance: str, state: Path, *extra: str) -> l
     return [sys.executable, "-m", "controller", *where, "--instance",
             instance, "--state-dir", str(state), "--publish-address", "127.0.0.1",
             "--log-format", "json", "--stop-grace", "2", "--image-refresh-interval", "0",
-            "--health-addr", "127.0.0.1:0",
+            "--health-addr", "127.0.0.1:0", "--allowed-registries", f"{REGISTRY},docker.io",
             *extra]
 
 

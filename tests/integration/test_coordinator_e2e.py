@@ -197,3 +197,36 @@ def test_sigterm_is_bounded_when_the_coordinator_is_unreachable(
     assert "unregister_failed" in agent.log()
     identity = json.loads((tmp_path / "state" / f"{instance}.identity.json").read_text())
     assert identity["worker_id"]  # kept, so the next start does not leave a ghost
+
+
+def test_a_hostile_assignment_never_reaches_docker(
+        client: docker.DockerClient, registry_image: str, instance: str,
+        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    agent, _, before = join(client, instance, coordinator, start_agent)
+    worker = the_worker(coordinator)
+    hostile = [{**container_spec(f"{instance}-h{i}", registry_image), **extra}
+               for i, extra in enumerate(HOSTILE)]
+    good = next(c for c in worker["containers"] if c["name"] == f"{instance}-svc1")
+    coordinator.set_assignment(worker["id"], [good, *hostile])
+    wait_until(lambda: converged(client, instance, {f"{instance}-svc1"}), what="svc2 removed")
+    assert running(client, instance)[f"{instance}-svc1"] == before[f"{instance}-svc1"]
+    every = client.containers.list(all=True)
+    assert not [c.name for c in every if c.name.startswith(f"{instance}-h")]
+    for c in every:
+        host = c.attrs["HostConfig"]
+        assert not host["Privileged"] and host["NetworkMode"] != "host"
+    reported = wait_until(lambda: the_worker(coordinator)["health"] == "degraded"
+                          and the_worker(coordinator)["reported"], what="degraded heartbeat")
+    refused = {r["name"]: r for r in reported if r["state"] == "refused"}
+    assert set(refused) == {f"{instance}-h{i}" for i in range(len(HOSTILE))}
+    assert all(r["error"] for r in refused.values())
+    assert "spec_refused" in agent.log()
+    assert agent.stop() == 0
+
+
+HOSTILE: list[dict[str, Any]] = [
+    {"privileged": True}, {"network_mode": "host"}, {"pid_mode": "host"}, {"ipc_mode": "host"},
+    {"cap_add": ["SYS_ADMIN"]}, {"devices": ["/dev/sda:/dev/sda"]},
+    {"binds": ["/:/host"]}, {"volumes": [{"name": "/etc", "path": "/host-etc"}]},
+    {"security_opt": ["seccomp=unconfined"]}, {"image": "evil.example.com/miner:1"},
+]

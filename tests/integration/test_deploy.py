@@ -96,7 +96,8 @@ def test_the_image_runs_the_agent_with_the_socket_and_docker_stop_cleans_up(
         image, name=f"{instance}-agent", detach=True, network_mode="host",
         volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
         environment={"COORDINATOR_URL": coordinator.url, "RMA_INSTANCE": instance,
-                     "RMA_PUBLISH_ADDRESS": "127.0.0.1"})
+                     "RMA_PUBLISH_ADDRESS": "127.0.0.1",
+                     "RMA_ALLOWED_REGISTRIES": "127.0.0.1:5000"})
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     wait_until(lambda: set(running(client, instance)) == names, 60, "sibling containers")
     wait_until(lambda: coordinator.workers() and coordinator.workers()[0]["heartbeats"] >= 1,
@@ -112,7 +113,7 @@ def test_compose_brings_the_agent_up_and_stop_cleans_up(
         client: docker.DockerClient, image: str, instance: str,
         coordinator: Coordinator) -> None:
     env = {"COORDINATOR_URL": coordinator.url, "RMA_INSTANCE": instance,
-           "RMA_PUBLISH_ADDRESS": "127.0.0.1"}
+           "RMA_PUBLISH_ADDRESS": "127.0.0.1", "RMA_ALLOWED_REGISTRIES": "127.0.0.1:5000"}
     compose = ("docker-compose", "-p", instance, "-f", "manifests/docker-compose.yml")
     try:
         up = run(*compose, "up", "-d", env=env)
