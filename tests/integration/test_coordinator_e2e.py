@@ -215,10 +215,14 @@ def test_a_hostile_assignment_never_reaches_docker(
     for c in every:
         host = c.attrs["HostConfig"]
         assert not host["Privileged"] and host["NetworkMode"] != "host"
-    reported = wait_until(lambda: the_worker(coordinator)["health"] == "degraded"
-                          and the_worker(coordinator)["reported"], what="degraded heartbeat")
-    refused = {r["name"]: r for r in reported if r["state"] == "refused"}
-    assert set(refused) == {f"{instance}-h{i}" for i in range(len(HOSTILE))}
+    expected = {f"{instance}-h{i}" for i in range(len(HOSTILE))}
+
+    def refusals() -> dict[str, Any]:
+        worker = the_worker(coordinator)
+        found = {r["name"]: r for r in worker["reported"] or [] if r["state"] == "refused"}
+        return found if set(found) == expected and worker["health"] == "degraded" else {}
+
+    refused = wait_until(refusals, what="a degraded heartbeat listing the refusals")
     assert all(r["error"] for r in refused.values())
     assert "spec_refused" in agent.log()
     assert agent.stop() == 0
