@@ -19,6 +19,7 @@ from typing import Protocol
 
 import structlog
 
+from controller.crashloop import CrashLoop
 from controller.errors import AgentError, TransientError
 from controller.executor import Executor, PassReport
 from controller.models import DesiredState
@@ -90,6 +91,7 @@ class Agent:
         poll_interval: float = 0.5,
         clock: Clock = time.monotonic,
         observer: Observer | None = None,
+        crashloop: CrashLoop | None = None,
     ) -> None:
         self._source = source
         self._runtime = runtime
@@ -107,6 +109,7 @@ class Agent:
         self._restarts: Counter[str] = Counter()
         self._status = AgentStatus()
         self._observer: Observer = observer or NullObserver()
+        self._crashloop = crashloop or CrashLoop(doorbell.ring, clock=clock)
         self.last_pass_at: float | None = None
         self.last_success_at: float | None = None
 
@@ -148,7 +151,10 @@ class Agent:
                                              f"{self._source.describe()}", retryable=waiting)
         actual = self._runtime.list_managed()
         actions = plan(desired, actual)
-        report = self._executor.execute(actions)
+        self._crashloop.forget_except({s.name for s in desired.specs})
+        allowed, held = self._crashloop.hold(actions)
+        executed = self._executor.execute(allowed)
+        report = PassReport(executed.outcomes + tuple(held))
         self._restarts.update(o.name for o in report.outcomes
                               if o.ok and o.action in ("start", "recreate"))
         self._status = build_status(desired, actual, report, self._restarts,

@@ -3,7 +3,8 @@
 GPU images are many gigabytes: a pass must never wait for one, or a single pull would delay
 self-healing of every other container. `ImagePuller.ensure(image)` answers at once: present (use
 it now), pulling (a background pull is running; the loop is woken when it ends) or failed (the last
-pull's error, reported once; the next ensure tries again). An image already present is used at
+pull's error, reported until its backoff — 10 s doubling to 5 min, per image — expires; the loop
+is woken then and the next ensure pulls again). An image already present is used at
 once; a mutable tag (no digest) is refreshed in the background at most once per refresh interval,
 and a failed refresh is only logged: it never touches a running container.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from controller.backoff import Backoff
 from controller.errors import AgentError, TransientError
 from controller.observe import NullObserver, Observer, PullProgress
 from controller.runtime import ContainerRuntime
@@ -55,6 +57,7 @@ class ImagePuller:
         observer: Observer | None = None,
         progress_sink: Callable[[PullProgress], None] | None = None,
         log_every: float = 5.0,
+        schedule: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
         self._runtime = runtime
         self._on_done = on_done
@@ -64,6 +67,8 @@ class ImagePuller:
         self._lock = threading.Lock()
         self._inflight: set[str] = set()
         self._failed: dict[str, AgentError] = {}
+        self._backoff = Backoff(clock=clock, reset_after=float("inf"))
+        self._schedule = schedule or _timer
         self._refreshed: dict[str, float] = {}
         self._progress: dict[str, PullProgress] = {}
         self._observer: Observer = observer or NullObserver()
@@ -74,9 +79,10 @@ class ImagePuller:
         with self._lock:
             if image in self._inflight:
                 return PULLING
-            error = self._failed.pop(image, None)
-        if error is not None:
-            return ImageState(ready=False, error=str(error),
+            error = self._failed.get(image)
+            wait = self._backoff.remaining(image)
+        if error is not None and wait > 0:
+            return ImageState(ready=False, error=f"{error} (next pull in {wait:.0f} s)",
                               transient=isinstance(error, TransientError))
         if self._runtime.image_present(image):
             self._maybe_refresh(image)
@@ -122,11 +128,16 @@ class ImagePuller:
                 self._runtime.pull(image, self._tracker(image, started))
             except AgentError as exc:
                 error = exc
+        delay = 0.0
         with self._lock:
             self._inflight.discard(image)
             self._progress.pop(image, None)
-            if error is not None and not refresh:
+            if error is None:
+                self._failed.pop(image, None)
+                self._backoff.reset(image)
+            elif not refresh:
                 self._failed[image] = error
+                delay = self._backoff.failure(image)
         if error is None:
             log.info("image_pulled", image=image, refresh=refresh,
                      seconds=round(self._clock() - started, 3))
@@ -135,7 +146,8 @@ class ImagePuller:
                         hint="the local copy keeps being used")
         else:
             log.error("image_pull_failed", image=image, error=str(error),
-                      transient=isinstance(error, TransientError))
+                      transient=isinstance(error, TransientError), retry_in=delay)
+            self._schedule(delay, self._on_done)
         if not refresh:
             self._on_done()
 
@@ -159,6 +171,12 @@ class ImagePuller:
                          mb_per_s=round(progress.rate / 1e6, 2))
 
         return on_progress
+
+
+def _timer(delay: float, fn: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
 
 
 def _pct(value: float | None) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 STATES = ("running", "exited", "created", "paused", "restarting", "missing", "pulling",
-          "failed", "conflict", "refused")
+          "failed", "conflict", "refused", "backoff")
 
 
 class Metrics:

@@ -63,7 +63,7 @@ def build_status(
         elif outcome is not None and outcome.pending:
             state = "pulling"
         elif outcome is not None:
-            state = "conflict" if outcome.action == "conflict" else "failed"
+            state = outcome.action if outcome.action in ("conflict", "backoff") else "failed"
             error = outcome.error
         rows.append(ContainerStatus(spec.name, state, spec.image, restarts.get(spec.name, 0),
                                     error))

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -233,3 +234,30 @@ def test_status_and_cleanup_commands(
     down = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=30,
                           check=False)
     assert down.returncode == 1 and "no running agent" in down.stderr
+
+
+def test_a_crashing_container_backs_off_without_delaying_the_others(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    crasher = {"name": f"{instance}-crash", "image": registry_image,
+               "command": ["sh", "-c", "exit 3"], "restart": "no"}
+    manifest = write_manifest(tmp_path / "m.json",
+                              [crasher, container_spec(f"{instance}-ok", registry_image)])
+    agent = start_agent(manifest, instance)
+    wait_until(lambda: f"{instance}-ok" in running(client, instance), what="the good one")
+    cli = [sys.executable, "-m", "controller", "--state-dir", str(tmp_path / "state"),
+           "--instance", instance, "status", "--json"]
+
+    def crash_state() -> dict[str, object] | None:
+        done = subprocess.run(cli, capture_output=True, text=True, timeout=30, check=True)
+        rows = {c["name"]: c for c in json.loads(done.stdout)["containers"]}
+        row = rows.get(f"{instance}-crash")
+        return row if row and row["state"] == "backoff" else None
+
+    row = wait_until(crash_state, what="the crash loop back-off")
+    assert "back-off" in str(row["error"])
+    time.sleep(3)  # well inside the first 10 s back-off
+    after = crash_state()
+    assert after is not None and after["restarts"] == row["restarts"] == 1  # no hot loop
+    assert f"{instance}-ok" in running(client, instance)
+    assert agent.stop() == 0

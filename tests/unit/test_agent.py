@@ -124,3 +124,18 @@ def wait_until(cond: object, timeout: float = 10.0) -> None:
             return
         done.wait(0.01)
     raise AssertionError("condition not met")
+
+
+def test_a_container_that_keeps_dying_backs_off_and_is_reported(rig: Rig) -> None:
+    assert rig.agent.run_once(timeout=10) == 0
+    rig.rt.set_state("a", "exited")
+    rig.agent.reconcile()  # first restart: immediate
+    assert rig.names()["a"] == "running"
+    rig.rt.set_state("a", "exited")
+    result = rig.agent.reconcile()  # dies again: held back
+    assert rig.names() == {"a": "exited", "b": "running"}
+    assert result.stuck
+    states = {c.name: (c.state, c.error) for c in rig.agent.status().containers}
+    assert states["a"][0] == "backoff" and "back-off" in str(states["a"][1])
+    assert states["b"] == ("running", None)
+    assert not rig.agent.status().healthy
