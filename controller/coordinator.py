@@ -30,6 +30,7 @@ from controller.retry import Sleep
 
 M = TypeVar("M", bound=BaseModel)
 MAX_RETRY_AFTER = 300.0
+MAX_BODY = 4 * 1024 * 1024  # no answer of the contract comes near this; a larger one is refused
 
 
 class RegisterResponse(BaseModel):
@@ -184,12 +185,15 @@ class CoordinatorClient:
         return resp
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        connect, read = kwargs["timeout"]
         try:
-            resp = self._session.request(method, url, **kwargs)
+            resp = self._session.request(method, url, stream=True, **kwargs)
+            _read_capped(resp, deadline=time.monotonic() + connect + read)
         except requests.exceptions.SSLError as exc:
             raise CoordinatorRejected(f"TLS verification of {url} failed: {exc} (set "
                                       "RMA_CA_BUNDLE for a private CA)", 0) from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
             raise CoordinatorUnreachable(f"{method} {url} failed: {_short(exc)}") from exc
         if resp.status_code >= 500 or resp.status_code == 429:
             raise CoordinatorUnreachable(
@@ -226,6 +230,26 @@ class CoordinatorClient:
             fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
                                for e in exc.errors()[:5])
             raise CoordinatorProtocolError(f"malformed {what} response: {fields}") from exc
+
+
+def _read_capped(resp: requests.Response, *, deadline: float) -> None:
+    """Read the body, at most MAX_BODY bytes and within the deadline (a trickling server cannot
+    hold a thread forever, nor a huge one fill memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise CoordinatorProtocolError(
+                    f"{resp.request.method} {resp.url} answered more than {MAX_BODY} bytes")
+            if time.monotonic() > deadline:
+                raise CoordinatorUnreachable(f"{resp.request.method} {resp.url} answered too "
+                                             "slowly")
+            chunks.append(chunk)
+    finally:
+        resp.close()
+    resp._content = b"".join(chunks)  # requests' own cache: .json() and .text read it
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -154,3 +154,10 @@ def test_same_origin_absolute_urls_are_used_and_other_hosts_refused() -> None:
     with pytest.raises(CoordinatorProtocolError, match="another host"):
         client([], token="t").heartbeat("http://evil.test/hb", {})
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_huge_answer_is_refused_without_reading_it_all() -> None:
+    responses.post(REGISTER, body=b"[" + b"1," * (3 * 1024 * 1024) + b"1]")
+    with pytest.raises(CoordinatorProtocolError, match="more than"):
+        client([]).register({})

@@ -1,0 +1,132 @@
+"""Fault injection: a coordinator that misbehaves under a running agent, and an agent killed
+with SIGKILL at many points of its work. Each must end with the machine converged."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import psutil
+import pytest
+
+from tests.integration.bad_coordinator import MODES, BadCoordinator
+from tests.integration.conftest import (
+    AgentProcess,
+    container_spec,
+    managed,
+    running,
+    wait_until,
+    write_manifest,
+)
+from tests.integration.coordinator import Coordinator, write_catalog
+from tests.integration.test_coordinator_e2e import services
+
+pytestmark = pytest.mark.integration
+StartAgent = Callable[..., AgentProcess]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_misbehaving_coordinator_touches_no_container(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent, mode: str) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    good = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
+    agent = start_agent(good.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    before = wait_until(lambda: running(client, instance) if set(running(client, instance))
+                        == names else None, what="containers up")
+    good.stop()
+    bad = BadCoordinator(good.port, mode)
+    try:
+        wait_until(lambda: bad.requests >= 3 or (mode == "hang" and bad.requests >= 1),
+                   what="the agent to talk to the bad coordinator")
+        time.sleep(2)
+        assert running(client, instance) == before  # nothing touched, nothing restarted
+        rss = psutil.Process(agent.proc.pid).memory_info().rss
+        assert rss < 250 * 1024 * 1024, rss
+        assert agent.proc.poll() is None  # still alive
+        if mode != "hang":
+            assert "heartbeat_failed" in agent.log()
+        started = time.monotonic()
+        assert agent.stop(signal.SIGTERM, timeout=60) == 0
+        assert time.monotonic() - started < 30  # bounded even with this coordinator
+        assert managed(client, instance) == {}
+    finally:
+        bad.close()
+
+
+def test_sigkill_at_many_points_then_restart_converges_without_orphans(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    specs = [container_spec(f"{instance}-c{i}", registry_image) for i in range(8)]
+    manifest = write_manifest(tmp_path / "m.json", specs)
+    rng = random.Random(7)
+    for round_ in range(6):
+        if round_ == 3:  # change half of the specs mid-way: recreates get interrupted too
+            for s in specs[:4]:
+                s["env"] = {"ROUND": str(round_)}
+            write_manifest(manifest, specs)
+        agent = start_agent(manifest, instance)
+        time.sleep(rng.uniform(0.05, 0.8))
+        agent.proc.send_signal(signal.SIGKILL)
+        agent.proc.wait(10)
+    agent = start_agent(manifest, instance)
+    names = {s["name"] for s in specs}
+    wait_until(lambda: set(running(client, instance)) == names
+               and set(managed(client, instance)) == names, what="convergence after kills")
+    for s in specs[:4]:
+        env = client.api.inspect_container(s["name"])["Config"]["Env"]
+        assert "ROUND=3" in env
+    assert agent.stop() == 0
+    assert managed(client, instance) == {}
+
+
+def test_sigkill_during_coordinator_work_keeps_the_worker_id(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
+    try:
+        first = start_agent(coord.url, instance)
+        wait_until(lambda: len(coord.workers()) == 1, what="registration")
+        worker_id = coord.workers()[0]["id"]
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+        for delay in (0.05, 0.2, 0.5, 1.0):
+            agent = start_agent(coord.url, instance)
+            time.sleep(delay)
+            agent.proc.send_signal(signal.SIGKILL)
+            agent.proc.wait(10)
+        last = start_agent(coord.url, instance)
+        names = {f"{instance}-svc1", f"{instance}-svc2"}
+        wait_until(lambda: set(running(client, instance)) == names
+                   and set(managed(client, instance)) == names, what="convergence")
+        assert [w["id"] for w in coord.workers()] == [worker_id]  # no ghost, same id
+        assert last.stop() == 0 and coord.workers() == []
+    finally:
+        coord.stop()
+
+
+def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
+    try:
+        state = tmp_path / "state"
+        state.mkdir(mode=0o700)
+        (state / f"{instance}.identity.json").write_text('{"worker_id": "worker-0')  # truncated
+        (state / f"{instance}.assignment.json").write_bytes(b"\x00\xff garbage")
+        agent = start_agent(coord.url, instance)
+        wait_until(lambda: len(running(client, instance)) == 2, what="convergence")
+        lines = [e for e in agent.events() if e.get("event") == "state_file_unreadable"]
+        assert {Path(e["path"]).name for e in lines} >= {f"{instance}.identity.json"}
+        assert json.loads((state / f"{instance}.identity.json").read_text())["worker_id"]
+        assert agent.stop() == 0
+    finally:
+        coord.stop()
