@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.integration.coordinator import Coordinator, write_catalog
 from tests.integration.test_coordinator_e2e import services
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 StartAgent = Callable[..., AgentProcess]
 
 
@@ -130,3 +132,24 @@ def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
         assert agent.stop() == 0
     finally:
         coord.stop()
+
+
+def test_the_engine_restarted_under_a_running_agent(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    specs = [container_spec(f"{instance}-a", registry_image),
+             container_spec(f"{instance}-b", registry_image, restart="no")]
+    agent = start_agent(write_manifest(tmp_path / "m.json", specs), instance)
+    names = {s["name"] for s in specs}
+    wait_until(lambda: set(running(client, instance)) == names, what="containers up")
+    engine = next(p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd")
+    engine.terminate()
+    engine.wait(60)
+    restart = subprocess.run(["bash", "manifests/services.sh", "engine"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert restart.returncode == 0, restart.stderr
+    # `a` comes back by its restart policy, `b` (restart: no) only because the agent starts it.
+    wait_until(lambda: set(running(client, instance)) == names, 60, "convergence after restart")
+    assert agent.proc.poll() is None
+    assert "event_stream_ended" in agent.log() or "event_stream_failed" in agent.log()
+    assert agent.stop() == 0 and managed(client, instance) == {}
