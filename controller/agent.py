@@ -92,6 +92,7 @@ class Agent:
         clock: Clock = time.monotonic,
         observer: Observer | None = None,
         crashloop: CrashLoop | None = None,
+        image_gc: Callable[[set[str]], list[str]] | None = None,
     ) -> None:
         self._source = source
         self._runtime = runtime
@@ -110,6 +111,7 @@ class Agent:
         self._status = AgentStatus()
         self._observer: Observer = observer or NullObserver()
         self._crashloop = crashloop or CrashLoop(doorbell.ring, clock=clock)
+        self._image_gc = image_gc
         self.last_pass_at: float | None = None
         self.last_success_at: float | None = None
 
@@ -159,6 +161,8 @@ class Agent:
                               if o.ok and o.action in ("start", "recreate"))
         self._status = build_status(desired, actual, report, self._restarts,
                                     converged=not actions, passes=pass_id)
+        if self._image_gc is not None:
+            self._image_gc({s.image for s in desired.specs} | {c.image for c in actual})
         return PassResult(pass_id, planned=len(actions), report=report)
 
     def status(self) -> AgentStatus:

@@ -28,8 +28,9 @@ from controller.coordinator import CoordinatorClient
 from controller.docker_runtime import DockerRuntime
 from controller.errors import AgentError, ConfigError
 from controller.executor import Executor
-from controller.hardware import detect, load_snapshot
+from controller.hardware import detect, disk_usage, load_snapshot
 from controller.health import HealthServer, parse_addr
+from controller.imagegc import PulledImages, collect, floor_error
 from controller.images import ImagePuller
 from controller.lifecycle import Lifecycle
 from controller.manifest import ManifestSource
@@ -143,6 +144,21 @@ def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> Health
     return server
 
 
+def _disk(runtime: DockerRuntime) -> Callable[[], tuple[int, int]]:
+    """(free, total) bytes where Docker keeps its data (the root dir is asked once)."""
+    root: list[str] = []
+
+    def usage() -> tuple[int, int]:
+        if not root:
+            try:
+                root.append(runtime.data_root() or "/")
+            except AgentError:
+                return disk_usage("/")
+        return disk_usage(root[0])
+
+    return usage
+
+
 def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
     """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
     lock = lock_instance(settings.state_dir, settings.instance)
@@ -151,9 +167,12 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
     metrics = Metrics()
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host,
                             pool_size=settings.concurrency + 4)
+    disk = _disk(runtime)
+    pulled = PulledImages(StateStore(settings.state_dir, settings.instance))
     puller = ImagePuller(runtime, on_done=doorbell.ring,
                          refresh_interval=settings.image_refresh_interval, observer=metrics,
-                         progress_sink=progress_sink)
+                         progress_sink=progress_sink, on_pulled=pulled.add,
+                         floor=lambda: floor_error(disk, settings.min_free_disk))
     executor = Executor(runtime, puller, concurrency=settings.concurrency,
                         stop_grace=settings.stop_grace, should_stop=stop.is_set)
     source: DesiredSource
@@ -163,7 +182,10 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
         source = AssignmentSource(settings.publish_address, ImagePolicy.from_setting(
             settings.allowed_registries, settings.require_digest))
     agent = Agent(source, runtime, executor, stop=stop, doorbell=doorbell,
-                  resync_interval=settings.resync_interval, observer=metrics)
+                  resync_interval=settings.resync_interval, observer=metrics,
+                  image_gc=lambda in_use: collect(pulled, runtime.remove_image, disk, in_use,
+                                                  high=settings.image_gc_high,
+                                                  low=settings.image_gc_low))
     lifecycle = (_lifecycle(settings, runtime=runtime, source=source, agent=agent, stop=stop,
                             doorbell=doorbell, observer=metrics)
                  if isinstance(source, AssignmentSource) else None)

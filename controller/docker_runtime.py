@@ -219,6 +219,17 @@ class DockerRuntime:
                 return
             raise
 
+    def remove_image(self, image: str) -> bool:
+        """Remove an image; False when it is in use (Docker refuses), True when gone."""
+        try:
+            self._call(lambda: self.client.api.remove_image(image, noprune=False))
+        except NotFoundError:
+            return True
+        except PermanentError as exc:
+            log.info("image_kept", image=image, reason=str(exc))
+            return False
+        return True
+
     def events(self) -> DockerEventStream:
         filters = {"type": ["container"], **self._filters()}
         with _boundary():

@@ -143,3 +143,9 @@ def _rocm_card(key: str, card: Any, driver: str) -> GpuInfo | None:
 def load_snapshot() -> tuple[float, int]:
     """(CPU load 0.0..1.0 since the previous call, available memory in bytes). Non-blocking."""
     return psutil.cpu_percent(interval=None) / 100.0, int(psutil.virtual_memory().available)
+
+
+def disk_usage(path: str) -> tuple[int, int]:
+    """(free bytes, total bytes) of the filesystem holding `path`."""
+    usage = psutil.disk_usage(path if os.path.isdir(path) else "/")
+    return int(usage.free), int(usage.total)

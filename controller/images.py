@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import structlog
 
 from controller.backoff import Backoff
-from controller.errors import AgentError, TransientError
+from controller.errors import AgentError, PermanentError, TransientError
 from controller.observe import NullObserver, Observer, PullProgress
 from controller.runtime import ContainerRuntime
 
@@ -58,6 +58,8 @@ class ImagePuller:
         progress_sink: Callable[[PullProgress], None] | None = None,
         log_every: float = 5.0,
         schedule: Callable[[float, Callable[[], None]], None] | None = None,
+        floor: Callable[[], str | None] = lambda: None,
+        on_pulled: Callable[[str], None] = lambda image: None,
     ) -> None:
         self._runtime = runtime
         self._on_done = on_done
@@ -69,6 +71,8 @@ class ImagePuller:
         self._failed: dict[str, AgentError] = {}
         self._backoff = Backoff(clock=clock, reset_after=float("inf"))
         self._schedule = schedule or _timer
+        self._floor = floor
+        self._on_pulled = on_pulled
         self._refreshed: dict[str, float] = {}
         self._progress: dict[str, PullProgress] = {}
         self._observer: Observer = observer or NullObserver()
@@ -87,6 +91,14 @@ class ImagePuller:
         if self._runtime.image_present(image):
             self._maybe_refresh(image)
             return PRESENT
+        refused = self._floor()
+        if refused is not None:
+            with self._lock:
+                self._failed[image] = PermanentError(refused)
+                delay = self._backoff.failure(image)
+            log.error("image_pull_refused", image=image, error=refused, retry_in=delay)
+            self._schedule(delay, self._on_done)
+            return ImageState(ready=False, error=refused)
         self._start(image, refresh=False)
         return PULLING
 
@@ -100,7 +112,7 @@ class ImagePuller:
             return [self._progress[i] for i in sorted(self._progress) if i in self._inflight]
 
     def _maybe_refresh(self, image: str) -> None:
-        if self._refresh_interval <= 0 or not is_mutable(image):
+        if self._refresh_interval <= 0 or not is_mutable(image) or self._floor() is not None:
             return
         now = self._clock()
         with self._lock:
@@ -139,6 +151,8 @@ class ImagePuller:
                 self._failed[image] = error
                 delay = self._backoff.failure(image)
         if error is None:
+            if not refresh:
+                self._on_pulled(image)
             log.info("image_pulled", image=image, refresh=refresh,
                      seconds=round(self._clock() - started, 3))
         elif refresh:

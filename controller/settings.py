@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         "images may come from ('*': any)")
     require_digest: bool = Field(default=False, description="refuse coordinator images that "
                                  "are not pinned by digest")
+    min_free_disk: float = Field(default=5.0, ge=0, description="GiB that must stay free on "
+                                 "Docker's disk: pulls are refused under it")
+    image_gc_high: float = Field(default=85.0, ge=0, le=100, description="disk use (%%) above "
+                                 "which images the agent pulled and no longer uses are removed")
+    image_gc_low: float = Field(default=80.0, ge=0, le=100, description="disk use (%%) image "
+                                "removal brings the disk back under")
     health_addr: str = Field(default="127.0.0.1:9321", description="host:port of the health, "
                              "metrics and status endpoint, or 'off'")
     ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the "

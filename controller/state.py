@@ -77,6 +77,15 @@ class StateStore:
     def __init__(self, state_dir: Path, instance: str) -> None:
         self.identity_path = state_dir / f"{instance}.identity.json"
         self.assignment_path = state_dir / f"{instance}.assignment.json"
+        self.images_path = state_dir / f"{instance}.images.json"
+
+    def load_pulled(self) -> dict[str, float]:
+        """Images this agent pulled, with when (for image garbage collection)."""
+        data = _read_json(self.images_path) or {}
+        return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+    def save_pulled(self, pulled: dict[str, float]) -> None:
+        atomic_write_json(self.images_path, pulled)
 
     def load_identity(self) -> Identity | None:
         data = _read_json(self.identity_path)

@@ -93,6 +93,11 @@ class FakeRuntime:
         self.calls.append(f"remove:{container_id}")
         self.containers.pop(container_id, None)
 
+    def remove_image(self, image: str) -> bool:
+        self.calls.append(f"rmi:{image}")
+        self.images.discard(image)
+        return True
+
     def events(self) -> FakeEvents:
         return FakeEvents()
 

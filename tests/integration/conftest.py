@@ -6,6 +6,7 @@ container and volume a test creates is removed afterwards, whatever the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -68,6 +69,12 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
         v.remove(force=True)
 
 
+def drop_image(client: docker.DockerClient, ref: str) -> None:
+    """Make sure `ref` is not present locally (so that the next use must pull it)."""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(ref, force=True)
+
+
 def managed(client: docker.DockerClient, instance: str) -> dict[str, dict[str, Any]]:
     """name -> container summary for every container the instance owns."""
     rows = client.api.containers(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"})
@@ -109,6 +116,8 @@ def agent_argv(source: Path | str, instance: str, state: Path, *extra: str) -> l
             instance, "--state-dir", str(state), "--publish-address", "127.0.0.1",
             "--log-format", "json", "--stop-grace", "2", "--image-refresh-interval", "0",
             "--health-addr", "127.0.0.1:0", "--allowed-registries", f"{REGISTRY},docker.io",
+            # Independent of how full this machine's disk is; the disk tests set their own.
+            "--min-free-disk", "0.2", "--image-gc-high", "100",
             *extra]
 
 

@@ -18,6 +18,7 @@ import pytest
 from tests.integration.conftest import (
     AgentProcess,
     container_spec,
+    drop_image,
     managed,
     run_once,
     running,
@@ -40,7 +41,7 @@ def three(instance: str, image: str) -> list[dict[str, object]]:
 
 def test_converges_from_empty_pulling_from_the_local_registry(
         client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
-    client.images.remove(registry_image, force=True)  # the agent must pull it
+    drop_image(client, registry_image)  # the agent must pull it
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     done = run_once(manifest, instance, tmp_path / "state")
     assert done.returncode == 0, done.stderr

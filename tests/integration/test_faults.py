@@ -17,9 +17,12 @@ import pytest
 
 from tests.integration.bad_coordinator import MODES, BadCoordinator
 from tests.integration.conftest import (
+    LOCAL_IMAGE,
     AgentProcess,
     container_spec,
+    drop_image,
     managed,
+    run_once,
     running,
     wait_until,
     write_manifest,
@@ -153,3 +156,38 @@ def test_the_engine_restarted_under_a_running_agent(
     assert agent.proc.poll() is None
     assert "event_stream_ended" in agent.log() or "event_stream_failed" in agent.log()
     assert agent.stop() == 0 and managed(client, instance) == {}
+
+
+def test_image_gc_removes_only_unused_images_the_agent_pulled(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
+    drop_image(client, registry_image)  # the agent pulls it: its own
+    manifest = write_manifest(tmp_path / "m.json",
+                              [container_spec(f"{instance}-x", registry_image)])
+    state = tmp_path / "state"
+    gc = ("--image-gc-high", "0", "--image-gc-low", "0")  # "the disk is always full"
+    done = run_once(manifest, instance, state, *gc)
+    assert done.returncode == 0, done.stderr
+    assert registry_image in json.loads((state / f"{instance}.images.json").read_text())
+    client.images.get(registry_image)  # in use: kept
+    # Switch to the demo image, which the agent did not pull: the old one goes, it stays.
+    write_manifest(manifest, [container_spec(f"{instance}-x", LOCAL_IMAGE)])
+    done = run_once(manifest, instance, state, *gc)
+    assert done.returncode == 0, done.stderr
+    run_once(manifest, instance, state, *gc)  # a pass after the old container is gone
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(registry_image)
+    client.images.get(LOCAL_IMAGE)
+    assert "image_removed" in done.stderr or json.loads(
+        (state / f"{instance}.images.json").read_text()) == {}
+
+
+def test_a_pull_under_the_disk_floor_is_refused_clearly(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
+    drop_image(client, registry_image)
+    manifest = write_manifest(tmp_path / "m.json",
+                              [container_spec(f"{instance}-x", registry_image)])
+    done = run_once(manifest, instance, tmp_path / "state", "--min-free-disk", "1000000")
+    assert done.returncode == 1
+    assert "floor" in done.stderr and "image_pull_refused" in done.stderr
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(registry_image)
