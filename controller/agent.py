@@ -93,6 +93,7 @@ class Agent:
         observer: Observer | None = None,
         crashloop: CrashLoop | None = None,
         image_gc: Callable[[set[str]], list[str]] | None = None,
+        shape: Callable[[DesiredState], DesiredState] = lambda desired: desired,
     ) -> None:
         self._source = source
         self._runtime = runtime
@@ -112,6 +113,7 @@ class Agent:
         self._observer: Observer = observer or NullObserver()
         self._crashloop = crashloop or CrashLoop(doorbell.ring, clock=clock)
         self._image_gc = image_gc
+        self._shape = shape
         self.last_pass_at: float | None = None
         self.last_success_at: float | None = None
 
@@ -172,7 +174,7 @@ class Agent:
     def _refresh_desired(self) -> DesiredState | None:
         if self._desired is None or self._source.changed():
             try:
-                self._desired = self._source.load()
+                self._desired = self._shape(self._source.load())
                 self._load_error = None
                 log.info("desired_state_loaded", source=self._source.describe(),
                          containers=[s.name for s in self._desired.specs])

@@ -24,6 +24,7 @@ from controller import __version__
 from controller.agent import Agent, DesiredSource, Doorbell
 from controller.assignment import AssignmentSource
 from controller.capabilities import capabilities
+from controller.caps import Caps
 from controller.coordinator import CoordinatorClient
 from controller.docker_runtime import DockerRuntime
 from controller.errors import AgentError, ConfigError
@@ -46,20 +47,28 @@ from controller.status import heartbeat_fields
 log = structlog.get_logger(__name__)
 
 
-def detect_capabilities(runtime: DockerRuntime) -> dict[str, Any]:
-    """The registration capabilities; storage is read where Docker keeps its data, if reachable."""
+def caps_from(settings: Settings) -> Caps:
+    try:
+        return Caps.from_settings(settings.max_cpus, settings.max_memory, settings.gpus)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def detect_capabilities(runtime: DockerRuntime, caps: Caps) -> dict[str, Any]:
+    """The registration capabilities, as offered under the contributor's caps; storage is read
+    where Docker keeps its data, if reachable."""
     try:
         data_root = runtime.data_root()
     except AgentError as exc:
         log.debug("docker_data_root_unknown", error=str(exc))
         data_root = None
-    return capabilities(detect(data_root), version=__version__)
+    return capabilities(caps.offered(detect(data_root)), version=__version__)
 
 
 def print_capabilities(settings: Settings) -> dict[str, Any]:
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host, timeout=5)
     try:
-        return detect_capabilities(runtime)
+        return detect_capabilities(runtime, caps_from(settings))
     finally:
         runtime.close()
 
@@ -120,7 +129,8 @@ def _lifecycle(settings: Settings, *, runtime: DockerRuntime, source: Assignment
         return heartbeat_fields(agent.status(), *load_snapshot())
 
     return Lifecycle(client, StateStore(settings.state_dir, settings.instance), source,
-                     capabilities=lambda: detect_capabilities(runtime), report=report,
+                     capabilities=lambda: detect_capabilities(runtime, caps_from(settings)),
+                     report=report,
                      stop=stop, on_change=doorbell.ring,
                      heartbeat_override=settings.heartbeat_interval, observer=observer)
 
@@ -185,7 +195,8 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
                   resync_interval=settings.resync_interval, observer=metrics,
                   image_gc=lambda in_use: collect(pulled, runtime.remove_image, disk, in_use,
                                                   high=settings.image_gc_high,
-                                                  low=settings.image_gc_low))
+                                                  low=settings.image_gc_low),
+                  shape=caps_from(settings).apply_all)
     lifecycle = (_lifecycle(settings, runtime=runtime, source=source, agent=agent, stop=stop,
                             doorbell=doorbell, observer=metrics)
                  if isinstance(source, AssignmentSource) else None)

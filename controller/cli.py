@@ -109,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from controller import app, console  # noqa: PLC0415
 
     if args.test_capabilities:
-        print(json.dumps(app.print_capabilities(settings), indent=2))
+        try:
+            print(json.dumps(app.print_capabilities(settings), indent=2))
+        except ConfigError as exc:
+            print(f"rma-worker: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         return 0
     fancy = sys.stderr.isatty() and settings.log_format != "json" and (
         settings.log_format == "console" or sys.stdout.isatty())

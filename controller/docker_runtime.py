@@ -304,6 +304,12 @@ def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
     )
 
 
+def _gpu_request(spec: ContainerSpec) -> DeviceRequest:
+    if spec.gpu_ids:  # only the devices the contributor allowed
+        return DeviceRequest(device_ids=list(spec.gpu_ids), capabilities=[["gpu"]])
+    return DeviceRequest(count=spec.gpu, capabilities=[["gpu"]])
+
+
 def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
     """The docker-py `create_container` arguments for `spec` (pure; unit-tested)."""
     labels = {**spec.labels_dict, **owner_labels(instance),
@@ -319,8 +325,7 @@ def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
         mem_limit=spec.memory_limit,
         nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
         mounts=[Mount(target=v.path, source=v.name, type="volume") for v in spec.volumes],
-        device_requests=[DeviceRequest(count=spec.gpu, capabilities=[["gpu"]])]
-        if spec.gpu else None,
+        device_requests=[_gpu_request(spec)] if spec.gpu else None,
         security_opt=["no-new-privileges"],
     )
     return {

@@ -58,6 +58,7 @@ class ContainerSpec:
     cpus: float | None = None
     restart: str = "unless-stopped"
     labels: tuple[tuple[str, str], ...] = ()
+    gpu_ids: tuple[str, ...] = ()  # the devices allowed by the contributor's caps (else any)
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -72,7 +73,7 @@ class ContainerSpec:
         data: dict[str, Any] = {"name": self.name, "image": self.image}
         defaults = _DEFAULTS
         for key in ("ports", "env", "command", "gpu", "volumes", "memory_limit", "cpus",
-                    "restart", "labels"):
+                    "restart", "labels", "gpu_ids"):
             value = getattr(self, key)
             if value != getattr(defaults, key):
                 data[key] = _plain(value)

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
                                  "which images the agent pulled and no longer uses are removed")
     image_gc_low: float = Field(default=80.0, ge=0, le=100, description="disk use (%%) image "
                                 "removal brings the disk back under")
+    max_cpus: float | None = Field(default=None, gt=0, description="at most this many CPUs "
+                                   "for each of the agent's containers (also what is offered)")
+    max_memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$",
+                                   description="at most this much memory for each container, "
+                                   "e.g. 8g (also what is offered)")
+    gpus: str | None = Field(default=None, description="comma-separated GPU indices or UUIDs "
+                             "the containers may use (default: all; empty: none)")
     health_addr: str = Field(default="127.0.0.1:9321", description="host:port of the health, "
                              "metrics and status endpoint, or 'off'")
     ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the "

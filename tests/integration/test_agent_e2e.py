@@ -262,3 +262,15 @@ def test_a_crashing_container_backs_off_without_delaying_the_others(
     assert after is not None and after["restarts"] == row["restarts"] == 1  # no hot loop
     assert f"{instance}-ok" in running(client, instance)
     assert agent.stop() == 0
+
+
+def test_contributor_caps_bound_the_containers(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
+    specs = [container_spec(f"{instance}-free", registry_image),
+             container_spec(f"{instance}-big", registry_image, cpus=4, memory_limit="1g")]
+    done = run_once(write_manifest(tmp_path / "m.json", specs), instance, tmp_path / "state",
+                    "--max-cpus", "0.5", "--max-memory", "64m")
+    assert done.returncode == 0, done.stderr
+    for name in (f"{instance}-free", f"{instance}-big"):
+        host = client.api.inspect_container(name)["HostConfig"]
+        assert (host["NanoCpus"], host["Memory"]) == (500_000_000, 64 * 1024**2)

@@ -191,3 +191,28 @@ def test_a_pull_under_the_disk_floor_is_refused_clearly(
     assert "floor" in done.stderr and "image_pull_refused" in done.stderr
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get(registry_image)
+
+
+def test_coordinator_down_for_minutes_touches_nothing(
+        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        start_agent: StartAgent) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
+    try:
+        agent = start_agent(coord.url, instance)
+        names = {f"{instance}-svc1", f"{instance}-svc2"}
+        before = wait_until(lambda: running(client, instance) if set(running(client, instance))
+                            == names else None, what="containers up")
+        started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
+        coord.stop()
+        time.sleep(130)  # over two minutes of heartbeats into the void
+        assert running(client, instance) == before
+        assert {n: client.api.inspect_container(n)["State"]["StartedAt"]
+                for n in names} == started
+        coord.start()
+        wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="recovery")
+        failed = [e for e in agent.events() if e.get("event") == "heartbeat_failed"]
+        assert len(failed) == 1  # one line per outage, not one per heartbeat
+        assert agent.stop() == 0
+    finally:
+        coord.stop()
