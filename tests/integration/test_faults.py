@@ -8,7 +8,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -32,21 +32,28 @@ from tests.integration.test_coordinator_e2e import services
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def coord(tmp_path: Path, registry_image: str, instance: str) -> Iterator[Coordinator]:
+    """The reference coordinator, heartbeats every 0.5 s, this test's two containers."""
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coordinator = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
+    yield coordinator
+    coordinator.stop()
 StartAgent = Callable[..., AgentProcess]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_misbehaving_coordinator_touches_no_container(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
+        client: docker.DockerClient, instance: str, coord: Coordinator,
         start_agent: StartAgent, mode: str) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    good = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
-    agent = start_agent(good.url, instance)
+    agent = start_agent(coord.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     before = wait_until(lambda: running(client, instance) if set(running(client, instance))
                         == names else None, what="containers up")
-    good.stop()
-    bad = BadCoordinator(good.port, mode)
+    coord.stop()
+    bad = BadCoordinator(coord.port, mode)
     try:
         wait_until(lambda: bad.requests >= 3 or (mode == "hang" and bad.requests >= 1),
                    what="the agent to talk to the bad coordinator")
@@ -92,49 +99,39 @@ def test_sigkill_at_many_points_then_restart_converges_without_orphans(
 
 
 def test_sigkill_during_coordinator_work_keeps_the_worker_id(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
-    try:
-        first = start_agent(coord.url, instance)
-        wait_until(lambda: len(coord.workers()) == 1, what="registration")
-        worker_id = coord.workers()[0]["id"]
-        first.proc.send_signal(signal.SIGKILL)
-        first.proc.wait(10)
-        for delay in (0.05, 0.2, 0.5, 1.0):
-            agent = start_agent(coord.url, instance)
-            time.sleep(delay)
-            agent.proc.send_signal(signal.SIGKILL)
-            agent.proc.wait(10)
-        last = start_agent(coord.url, instance)
-        names = {f"{instance}-svc1", f"{instance}-svc2"}
-        wait_until(lambda: set(running(client, instance)) == names
-                   and set(managed(client, instance)) == names, what="convergence")
-        assert [w["id"] for w in coord.workers()] == [worker_id]  # no ghost, same id
-        assert last.stop() == 0 and coord.workers() == []
-    finally:
-        coord.stop()
+        client: docker.DockerClient, instance: str, tmp_path: Path,
+        coord: Coordinator, start_agent: StartAgent) -> None:
+    first = start_agent(coord.url, instance)
+    wait_until(lambda: len(coord.workers()) == 1, what="registration")
+    worker_id = coord.workers()[0]["id"]
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    for delay in (0.05, 0.2, 0.5, 1.0):
+        agent = start_agent(coord.url, instance)
+        time.sleep(delay)
+        agent.proc.send_signal(signal.SIGKILL)
+        agent.proc.wait(10)
+    last = start_agent(coord.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    wait_until(lambda: set(running(client, instance)) == names
+               and set(managed(client, instance)) == names, what="convergence")
+    assert [w["id"] for w in coord.workers()] == [worker_id]  # no ghost, same id
+    assert last.stop() == 0 and coord.workers() == []
 
 
 def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
-    try:
-        state = tmp_path / "state"
-        state.mkdir(mode=0o700)
-        (state / f"{instance}.identity.json").write_text('{"worker_id": "worker-0')  # truncated
-        (state / f"{instance}.assignment.json").write_bytes(b"\x00\xff garbage")
-        agent = start_agent(coord.url, instance)
-        wait_until(lambda: len(running(client, instance)) == 2, what="convergence")
-        lines = [e for e in agent.events() if e.get("event") == "state_file_unreadable"]
-        assert {Path(e["path"]).name for e in lines} >= {f"{instance}.identity.json"}
-        assert json.loads((state / f"{instance}.identity.json").read_text())["worker_id"]
-        assert agent.stop() == 0
-    finally:
-        coord.stop()
+        client: docker.DockerClient, instance: str, tmp_path: Path,
+        coord: Coordinator, start_agent: StartAgent) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / f"{instance}.identity.json").write_text('{"worker_id": "worker-0')  # truncated
+    (state / f"{instance}.assignment.json").write_bytes(b"\x00\xff garbage")
+    agent = start_agent(coord.url, instance)
+    wait_until(lambda: len(running(client, instance)) == 2, what="convergence")
+    lines = [e for e in agent.events() if e.get("event") == "state_file_unreadable"]
+    assert {Path(e["path"]).name for e in lines} >= {f"{instance}.identity.json"}
+    assert json.loads((state / f"{instance}.identity.json").read_text())["worker_id"]
+    assert agent.stop() == 0
 
 
 def test_the_engine_restarted_under_a_running_agent(
@@ -194,25 +191,20 @@ def test_a_pull_under_the_disk_floor_is_refused_clearly(
 
 
 def test_coordinator_down_for_minutes_touches_nothing(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
-    try:
-        agent = start_agent(coord.url, instance)
-        names = {f"{instance}-svc1", f"{instance}-svc2"}
-        before = wait_until(lambda: running(client, instance) if set(running(client, instance))
-                            == names else None, what="containers up")
-        started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
-        coord.stop()
-        time.sleep(130)  # over two minutes of heartbeats into the void
-        assert running(client, instance) == before
-        assert {n: client.api.inspect_container(n)["State"]["StartedAt"]
-                for n in names} == started
-        coord.start()
-        wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="recovery")
-        failed = [e for e in agent.events() if e.get("event") == "heartbeat_failed"]
-        assert len(failed) == 1  # one line per outage, not one per heartbeat
-        assert agent.stop() == 0
-    finally:
-        coord.stop()
+        client: docker.DockerClient, instance: str, tmp_path: Path,
+        coord: Coordinator, start_agent: StartAgent) -> None:
+    agent = start_agent(coord.url, instance)
+    names = {f"{instance}-svc1", f"{instance}-svc2"}
+    before = wait_until(lambda: running(client, instance) if set(running(client, instance))
+                        == names else None, what="containers up")
+    started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
+    coord.stop()
+    time.sleep(130)  # over two minutes of heartbeats into the void
+    assert running(client, instance) == before
+    assert {n: client.api.inspect_container(n)["State"]["StartedAt"]
+            for n in names} == started
+    coord.start()
+    wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="recovery")
+    failed = [e for e in agent.events() if e.get("event") == "heartbeat_failed"]
+    assert len(failed) == 1  # one line per outage, not one per heartbeat
+    assert agent.stop() == 0
