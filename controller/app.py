@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -169,11 +170,17 @@ def _disk(runtime: DockerRuntime) -> Callable[[], tuple[int, int]]:
     return usage
 
 
-def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
-    """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
-    lock = lock_instance(settings.state_dir, settings.instance)
-    stop, doorbell = threading.Event(), Doorbell()
-    signals = Signals(stop, doorbell)
+@dataclass
+class Parts:
+    runtime: DockerRuntime
+    agent: Agent
+    lifecycle: Lifecycle | None
+    health: HealthServer | None
+
+
+def build(settings: Settings, stop: threading.Event, doorbell: Doorbell,
+          progress_sink: Callable[[PullProgress], None] | None) -> Parts:
+    """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
     metrics = Metrics()
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host,
                             pool_size=settings.concurrency + 4)
@@ -201,24 +208,33 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
                             doorbell=doorbell, observer=metrics)
                  if isinstance(source, AssignmentSource) else None)
     health = start_health(settings, Snapshot(settings, agent, lifecycle, puller), metrics)
+    return Parts(runtime, agent, lifecycle, health)
+
+
+def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
+    """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
+    lock = lock_instance(settings.state_dir, settings.instance)
+    stop, doorbell = threading.Event(), Doorbell()
+    signals = Signals(stop, doorbell)
+    parts = build(settings, stop, doorbell, progress_sink)
     log.info("agent_config", version=__version__, instance=settings.instance,
-             source=source.describe(), once=settings.once,
-             coordinator=settings.effective_coordinator if lifecycle else None)
+             once=settings.once, coordinator=settings.effective_coordinator
+             if parts.lifecycle else None, manifest=str(settings.manifest or "") or None)
     try:
-        if lifecycle is not None:
-            lifecycle.start()
+        if parts.lifecycle is not None:
+            parts.lifecycle.start()
         if settings.once:
-            return agent.run_once(settings.once_timeout)
-        code = agent.run(teardown=lambda: not signals.leave_running.is_set())
-        if lifecycle is not None:
-            lifecycle.close()
+            return parts.agent.run_once(settings.once_timeout)
+        code = parts.agent.run(teardown=lambda: not signals.leave_running.is_set())
+        if parts.lifecycle is not None:
+            parts.lifecycle.close()
             if not signals.leave_running.is_set():
-                lifecycle.unregister()
+                parts.lifecycle.unregister()
         return code
     finally:
         stop.set()
-        if health is not None:
-            health.close()
+        if parts.health is not None:
+            parts.health.close()
         signals.close()
-        runtime.close()
+        parts.runtime.close()
         lock.close()

@@ -16,9 +16,9 @@ import docker
 import requests
 import structlog
 from docker.errors import APIError, DockerException, NotFound
-from docker.types import DeviceRequest, HostConfig, Mount
 from docker.utils import parse_repository_tag
 
+from controller.docker_specs import create_kwargs
 from controller.errors import (
     AgentError,
     NameConflictError,
@@ -28,7 +28,6 @@ from controller.errors import (
 )
 from controller.models import (
     LABEL_MANAGED,
-    LABEL_NAME,
     LABEL_SPEC_HASH,
     ActualContainer,
     ContainerSpec,
@@ -52,8 +51,6 @@ _PERMANENT_MARKERS = (
     "repository does not exist",
     "unauthorized",
 )
-# The oldest engine API the agent supports (Docker 20.10); HostConfig validates against it.
-MIN_API_VERSION = "1.41"
 _WATCHED_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause"})
 
 
@@ -302,39 +299,3 @@ def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
         managed=managed,
         image=str(row.get("Image", "")),
     )
-
-
-def _gpu_request(spec: ContainerSpec) -> DeviceRequest:
-    if spec.gpu_ids:  # only the devices the contributor allowed
-        return DeviceRequest(device_ids=list(spec.gpu_ids), capabilities=[["gpu"]])
-    return DeviceRequest(count=spec.gpu, capabilities=[["gpu"]])
-
-
-def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
-    """The docker-py `create_container` arguments for `spec` (pure; unit-tested)."""
-    labels = {**spec.labels_dict, **owner_labels(instance),
-              LABEL_NAME: spec.name, LABEL_SPEC_HASH: spec.spec_hash()}
-    ports = [(p.container, p.protocol) for p in spec.ports]
-    bindings = {f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
-                for p in spec.ports}
-    restart: dict[str, Any] = {"Name": spec.restart if spec.restart != "no" else ""}
-    host_config = HostConfig(
-        version=MIN_API_VERSION,
-        port_bindings=bindings,
-        restart_policy=restart,
-        mem_limit=spec.memory_limit,
-        nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
-        mounts=[Mount(target=v.path, source=v.name, type="volume") for v in spec.volumes],
-        device_requests=[_gpu_request(spec)] if spec.gpu else None,
-        security_opt=["no-new-privileges"],
-    )
-    return {
-        "image": spec.image,
-        "name": spec.name,
-        "command": list(spec.command) if spec.command is not None else None,
-        "environment": spec.env_dict,
-        "labels": labels,
-        "ports": ports or None,
-        "host_config": host_config,
-        "detach": True,
-    }

@@ -11,7 +11,7 @@ import pytest
 
 from controller.capabilities import GIB, GpuInfo, HardwareInfo, capabilities
 from controller.caps import Caps, memory_bytes
-from controller.docker_runtime import create_kwargs
+from controller.docker_specs import create_kwargs
 from controller.models import GPU_ALL, DesiredState
 from tests.fakes import spec
 

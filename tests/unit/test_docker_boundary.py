@@ -8,7 +8,8 @@ import pytest
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from controller.docker_runtime import create_kwargs, translate
+from controller.docker_runtime import translate
+from controller.docker_specs import create_kwargs
 from controller.errors import NotFoundError, PermanentError, TransientError
 from controller.models import (
     GPU_ALL,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from controller.assignment import assignment_to_desired
-from controller.docker_runtime import create_kwargs
+from controller.docker_specs import create_kwargs
 from controller.policy import ImagePolicy, dangerous_fields, image_registry
 from controller.schema import parse_specs
 
