@@ -26,7 +26,7 @@ class EventWatcher:
         stop: threading.Event,
         *,
         first_delay: float = 0.5,
-        max_delay: float = 30.0,
+        max_delay: float = 5.0,  # a local socket: reconnecting often costs nothing
     ) -> None:
         self._runtime = runtime
         self._on_event = on_event

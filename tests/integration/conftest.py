@@ -22,6 +22,7 @@ import docker
 import pytest
 
 from controller.models import LABEL_INSTANCE
+from tests.integration.coordinator import Coordinator, write_catalog
 
 REGISTRY = os.environ.get("RMA_TEST_REGISTRY", "127.0.0.1:5000")
 LOCAL_IMAGE = "rma-demo/busybox:1"
@@ -100,6 +101,22 @@ def container_spec(name: str, image: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": image, "command": ["sh", "-c", LOOP], **extra}
 
 
+def services(instance: str, image: str) -> list[dict[str, Any]]:
+    """The two containers the test coordinator's catalog assigns (tiers 2 and 3)."""
+    return [container_spec(f"{instance}-svc1", image), container_spec(f"{instance}-svc2", image)]
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path, registry_image: str, instance: str,
+                request: pytest.FixtureRequest) -> Iterator[Coordinator]:
+    """The reference coordinator on a loopback port; other flags through indirect params."""
+    args = getattr(request, "param", ("--heartbeat-interval", "0.5"))
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, *args)
+    yield coord
+    coord.stop()
+
+
 def write_manifest(path: Path, containers: list[dict[str, Any]]) -> Path:
     """Write atomically, as an editor or config tool would."""
     tmp = path.with_suffix(".tmp")
@@ -148,6 +165,9 @@ class AgentProcess:
             return self.proc.wait(timeout)
         finally:
             self._log.close()
+
+
+StartAgent = Callable[..., AgentProcess]
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import pytest
 
 from tests.integration.conftest import (
-    AgentProcess,
+    StartAgent,
     container_spec,
     drop_image,
     managed,
@@ -27,7 +26,6 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-StartAgent = Callable[..., AgentProcess]
 
 
 def three(instance: str, image: str) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,15 @@ import pytest
 
 from tests.integration.conftest import (
     AgentProcess,
+    StartAgent,
     container_spec,
     managed,
     running,
     wait_until,
 )
-from tests.integration.coordinator import Coordinator, write_catalog
+from tests.integration.coordinator import Coordinator
 
 pytestmark = pytest.mark.integration
-StartAgent = Callable[..., AgentProcess]
-
-
-def services(instance: str, image: str) -> list[dict[str, Any]]:
-    return [container_spec(f"{instance}-svc1", image), container_spec(f"{instance}-svc2", image)]
-
-
-@pytest.fixture
-def coordinator(tmp_path: Path, registry_image: str, instance: str,
-                request: pytest.FixtureRequest) -> Iterator[Coordinator]:
-    args = getattr(request, "param", ("--heartbeat-interval", "0.5"))
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    coord = Coordinator(tmp_path, catalog, *args)
-    yield coord
-    coord.stop()
 
 
 def converged(client: docker.DockerClient, instance: str, names: set[str]) -> dict[str, str]:

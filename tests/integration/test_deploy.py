@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -16,8 +15,7 @@ import pytest
 
 from controller.models import LABEL_INSTANCE
 from tests.integration.conftest import managed, running, wait_until
-from tests.integration.coordinator import Coordinator, write_catalog
-from tests.integration.test_coordinator_e2e import services
+from tests.integration.coordinator import Coordinator
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +35,6 @@ def image(client: docker.DockerClient) -> str:
     done = run("bash", "manifests/image.sh", env={"PYTHON": sys.executable})
     assert done.returncode == 0, done.stderr + done.stdout
     return IMAGE
-
-
-@pytest.fixture
-def coordinator(tmp_path: Path, registry_image: str, instance: str) -> Iterator[Coordinator]:
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    coord = Coordinator(tmp_path, catalog, "--heartbeat-interval", "1")
-    yield coord
-    coord.stop()
 
 
 def test_systemd_unit_verifies_and_outlasts_the_agents_shutdown(tmp_path: Path) -> None:

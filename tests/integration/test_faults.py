@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -18,7 +17,7 @@ import pytest
 from tests.integration.bad_coordinator import MODES, BadCoordinator
 from tests.integration.conftest import (
     LOCAL_IMAGE,
-    AgentProcess,
+    StartAgent,
     container_spec,
     drop_image,
     managed,
@@ -27,33 +26,22 @@ from tests.integration.conftest import (
     wait_until,
     write_manifest,
 )
-from tests.integration.coordinator import Coordinator, write_catalog
-from tests.integration.test_coordinator_e2e import services
+from tests.integration.coordinator import Coordinator
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def coord(tmp_path: Path, registry_image: str, instance: str) -> Iterator[Coordinator]:
-    """The reference coordinator, heartbeats every 0.5 s, this test's two containers."""
-    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
-    coordinator = Coordinator(tmp_path, catalog, "--heartbeat-interval", "0.5")
-    yield coordinator
-    coordinator.stop()
-StartAgent = Callable[..., AgentProcess]
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_a_misbehaving_coordinator_touches_no_container(
-        client: docker.DockerClient, instance: str, coord: Coordinator,
+        client: docker.DockerClient, instance: str, coordinator: Coordinator,
         start_agent: StartAgent, mode: str) -> None:
-    agent = start_agent(coord.url, instance)
+    agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     before = wait_until(lambda: running(client, instance) if set(running(client, instance))
                         == names else None, what="containers up")
-    coord.stop()
-    bad = BadCoordinator(coord.port, mode)
+    coordinator.stop()
+    bad = BadCoordinator(coordinator.port, mode)
     try:
         wait_until(lambda: bad.requests >= 3 or (mode == "hang" and bad.requests >= 1),
                    what="the agent to talk to the bad coordinator")
@@ -100,33 +88,33 @@ def test_sigkill_at_many_points_then_restart_converges_without_orphans(
 
 def test_sigkill_during_coordinator_work_keeps_the_worker_id(
         client: docker.DockerClient, instance: str, tmp_path: Path,
-        coord: Coordinator, start_agent: StartAgent) -> None:
-    first = start_agent(coord.url, instance)
-    wait_until(lambda: len(coord.workers()) == 1, what="registration")
-    worker_id = coord.workers()[0]["id"]
+        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    first = start_agent(coordinator.url, instance)
+    wait_until(lambda: len(coordinator.workers()) == 1, what="registration")
+    worker_id = coordinator.workers()[0]["id"]
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     for delay in (0.05, 0.2, 0.5, 1.0):
-        agent = start_agent(coord.url, instance)
+        agent = start_agent(coordinator.url, instance)
         time.sleep(delay)
         agent.proc.send_signal(signal.SIGKILL)
         agent.proc.wait(10)
-    last = start_agent(coord.url, instance)
+    last = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     wait_until(lambda: set(running(client, instance)) == names
                and set(managed(client, instance)) == names, what="convergence")
-    assert [w["id"] for w in coord.workers()] == [worker_id]  # no ghost, same id
-    assert last.stop() == 0 and coord.workers() == []
+    assert [w["id"] for w in coordinator.workers()] == [worker_id]  # no ghost, same id
+    assert last.stop() == 0 and coordinator.workers() == []
 
 
 def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
         client: docker.DockerClient, instance: str, tmp_path: Path,
-        coord: Coordinator, start_agent: StartAgent) -> None:
+        coordinator: Coordinator, start_agent: StartAgent) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / f"{instance}.identity.json").write_text('{"worker_id": "worker-0')  # truncated
     (state / f"{instance}.assignment.json").write_bytes(b"\x00\xff garbage")
-    agent = start_agent(coord.url, instance)
+    agent = start_agent(coordinator.url, instance)
     wait_until(lambda: len(running(client, instance)) == 2, what="convergence")
     lines = [e for e in agent.events() if e.get("event") == "state_file_unreadable"]
     assert {Path(e["path"]).name for e in lines} >= {f"{instance}.identity.json"}
@@ -149,7 +137,8 @@ def test_the_engine_restarted_under_a_running_agent(
                              capture_output=True, text=True, timeout=120, check=False)
     assert restart.returncode == 0, restart.stderr
     # `a` comes back by its restart policy, `b` (restart: no) only because the agent starts it.
-    wait_until(lambda: set(running(client, instance)) == names, 60, "convergence after restart")
+    wait_until(lambda: set(running(client, instance)) == names, 120,
+               "convergence after restart")
     assert agent.proc.poll() is None
     assert "event_stream_ended" in agent.log() or "event_stream_failed" in agent.log()
     assert agent.stop() == 0 and managed(client, instance) == {}
@@ -192,18 +181,18 @@ def test_a_pull_under_the_disk_floor_is_refused_clearly(
 
 def test_coordinator_down_for_minutes_touches_nothing(
         client: docker.DockerClient, instance: str, tmp_path: Path,
-        coord: Coordinator, start_agent: StartAgent) -> None:
-    agent = start_agent(coord.url, instance)
+        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     before = wait_until(lambda: running(client, instance) if set(running(client, instance))
                         == names else None, what="containers up")
     started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
-    coord.stop()
+    coordinator.stop()
     time.sleep(130)  # over two minutes of heartbeats into the void
     assert running(client, instance) == before
     assert {n: client.api.inspect_container(n)["State"]["StartedAt"]
             for n in names} == started
-    coord.start()
+    coordinator.start()
     wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="recovery")
     failed = [e for e in agent.events() if e.get("event") == "heartbeat_failed"]
     assert len(failed) == 1  # one line per outage, not one per heartbeat
