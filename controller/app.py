@@ -133,7 +133,8 @@ def _lifecycle(settings: Settings, *, runtime: DockerRuntime, source: Assignment
                      capabilities=lambda: detect_capabilities(runtime, caps_from(settings)),
                      report=report,
                      stop=stop, on_change=doorbell.ring,
-                     heartbeat_override=settings.heartbeat_interval, observer=observer)
+                     heartbeat_override=settings.heartbeat_interval, observer=observer,
+                     long_poll_wait=settings.long_poll_wait)
 
 
 def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> HealthServer | None:

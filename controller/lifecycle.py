@@ -261,6 +261,8 @@ class Lifecycle:
         self._apply(StoredAssignment(got.tier, got.containers, got.generation, got.etag))
 
     def _poll(self) -> None:
+        if self._long_poll_wait <= 0:
+            return  # no long poll: the heartbeat's generation hint triggers a fetch
         delay = self._retry_base
         while not self._stop.is_set():
             self._ready.wait(1.0)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
                             description="where the agent keeps its identity and lock")
     heartbeat_interval: float | None = Field(
         default=None, gt=0, description="seconds between heartbeats (overrides the coordinator)")
+    long_poll_wait: float = Field(
+        default=55.0, ge=0, le=60, description="seconds the coordinator may hold an assignment "
+        "long poll open (0: no long poll; changes then arrive with the next heartbeat)")
     log_format: Literal["json", "console", "auto"] = Field(
         default="auto", description="json | console (auto: json unless stdout is a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(

@@ -36,6 +36,7 @@ class FakeCoordinator:
         self.forgotten = False
         self.assignments: list[AssignmentResponse | None] = []
         self.poll_gate = threading.Event()
+        self.hint: int | None = None  # the generation heartbeats answer with
 
     def _maybe_down(self) -> None:
         if self.down:
@@ -57,7 +58,7 @@ class FakeCoordinator:
         self._maybe_down()
         if self.forgotten:
             raise WorkerForgotten("Worker not found")
-        return HeartbeatResponse()
+        return HeartbeatResponse(assignment_generation=self.hint)
 
     def fetch_assignment(self, path: str, *, etag: str | None = None,
                          wait: float = 0) -> AssignmentResponse | None:
@@ -77,7 +78,7 @@ class FakeCoordinator:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, coord: FakeCoordinator) -> None:
+    def __init__(self, tmp_path: Path, coord: FakeCoordinator, long_poll_wait: float = 1) -> None:
         self.coord = coord
         self.store = StateStore(tmp_path, "default")
         self.source = AssignmentSource()
@@ -87,15 +88,15 @@ class Rig:
                               capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
                               report=lambda: {"status": "healthy", "current_load": 0.1},
                               on_change=self.changes.set, heartbeat_override=0.05,
-                              long_poll_wait=1, retry_base=0.01, retry_cap=0.05)
+                              long_poll_wait=long_poll_wait, retry_base=0.01, retry_cap=0.05)
 
 
 @pytest.fixture
 def make(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
 
-    def build(**kw: Any) -> Rig:
-        rig = Rig(tmp_path, FakeCoordinator(**kw))
+    def build(long_poll_wait: float = 1, **kw: Any) -> Rig:
+        rig = Rig(tmp_path, FakeCoordinator(**kw), long_poll_wait)
         rigs.append(rig)
         return rig
 
@@ -197,6 +198,21 @@ def test_part2_token_and_long_poll_bring_changes(make: Callable[..., Rig]) -> No
     assert fetches[0][1] is None and ('"1"' in [f[1] for f in fetches])
     until(lambda: any(b.get("assignment_generation") == 2
                       for k, b in rig.coord.calls if k == "heartbeat"))
+
+
+def test_without_long_poll_the_heartbeat_hint_brings_changes(make: Callable[..., Rig]) -> None:
+    rig = make(part2=True, long_poll_wait=0)
+    rig.coord.assignments = [
+        AssignmentResponse(generation=1, tier=2, containers=[WEB], etag='"1"'),
+        AssignmentResponse(generation=2, tier=2, containers=[{"name": "db", "image": "pg:16"}],
+                           etag='"2"')]
+    rig.coord.hint = 1
+    rig.life.start()
+    until(lambda: rig.source.generation == 1)
+    rig.coord.hint = 2
+    until(lambda: rig.source.generation == 2)
+    assert {s.name for s in rig.source.load().specs} == {"db"}
+    assert all(args[2] == 0 for kind, args in rig.coord.calls if kind == "fetch")
 
 
 def test_unregister_forgets_the_identity_and_keeps_it_on_failure(
