@@ -30,7 +30,10 @@ from controller.status import AgentStatus, build_status
 from controller.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
-SETTLE_SECONDS = 0.5
+# After an engine event or a pass that acted, look again this soon, then this much later: the
+# engine may send `kill`/`die` before its list says `exited`, and a pass that acted is confirmed
+# (and reported converged) by the next.
+RECHECKS = (0.1, 0.4)
 Clock = Callable[[], float]
 
 
@@ -209,6 +212,7 @@ class Agent:
         watcher = EventWatcher(self._runtime, self.on_event, self._stop)
         watcher.start()
         log.info("agent_started", source=self._source.describe())
+        rechecks: list[float] = []
         try:
             while not self._stop.is_set():
                 event_driven = self._event_seen.is_set()
@@ -216,9 +220,9 @@ class Agent:
                 result = self.reconcile()
                 timeout = self._next_delay(result)
                 if event_driven or result.planned:
-                    # Look again shortly: the engine emits `die` before its list says `exited`,
-                    # and a pass that acted is confirmed (and reported converged) by the next.
-                    timeout = min(timeout, SETTLE_SECONDS)
+                    rechecks = list(RECHECKS)
+                if rechecks:
+                    timeout = min(timeout, rechecks.pop(0))
                 self._wait_for_trigger(timeout)
         finally:
             watcher.close()

@@ -139,3 +139,25 @@ def test_a_container_that_keeps_dying_backs_off_and_is_reported(rig: Rig) -> Non
     assert states["a"][0] == "backoff" and "back-off" in str(states["a"][1])
     assert states["b"] == ("running", None)
     assert not rig.agent.status().healthy
+
+
+def test_an_event_seen_before_the_list_shows_it_is_rechecked_without_the_resync() -> None:
+    """The engine may send `kill` before its list says `exited`: the loop looks again soon
+    instead of leaving the container down until the next resync (here an hour away)."""
+    r = Rig(DesiredState((spec("a"),)))
+    r.agent = Agent(r.source, r.rt, Executor(r.rt, ImagePuller(r.rt, refresh_interval=0)),
+                    stop=r.stop, doorbell=r.bell, resync_interval=3600, poll_interval=0.01)
+    thread = threading.Thread(target=r.agent.run)
+    thread.start()
+    try:
+        wait_until(lambda: r.names() == {"a": "running"})
+        wait_until(lambda: r.rt.calls.count("list") >= 3)  # the passes after acting are done
+        lists = r.rt.calls.count("list")
+        r.agent.on_event(None)  # `kill` arrives; the list still says running
+        wait_until(lambda: r.rt.calls.count("list") > lists)
+        r.rt.set_state("a", "exited")  # ... and only now says exited, with no further event
+        wait_until(lambda: r.names() == {"a": "running"}, timeout=5)
+    finally:
+        r.stop.set()
+        r.bell.ring()
+        thread.join(10)
