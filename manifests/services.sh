@@ -3,7 +3,7 @@
 #   services.sh engine    the Docker engine (docker.io), started unless one already answers
 #   services.sh registry  a local registry on 127.0.0.1:5000 (docker-registry, no auth)
 #   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static)
-#   services.sh tools     docker-compose and systemd-analyze, used by the deployment tests
+#   services.sh tools     docker-compose and systemd-analyze (deployment tests), wrk (benchmarks)
 #   services.sh all       all of them
 set -euo pipefail
 
@@ -79,7 +79,8 @@ images() {
 tools() {
   command -v docker-compose >/dev/null || apt_install docker-compose
   command -v systemd-analyze >/dev/null || apt_install systemd
-  echo "tools: docker-compose, systemd-analyze present"
+  command -v wrk >/dev/null || apt_install wrk
+  echo "tools: docker-compose, systemd-analyze, wrk present"
 }
 
 case "${1:-all}" in

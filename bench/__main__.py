@@ -1,0 +1,113 @@
+"""`python -m bench` (`make bench`): run every benchmark once on this machine, in sequence, and
+write bench.json, bench.md and bench.png to the output folder; with --readme, also put the
+Markdown between the README's bench markers. --quick runs tiny sizes (a smoke test of the suite,
+not numbers to publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import psutil
+
+from bench import capacity, converge, heal, idle, propagation, report, scale
+from bench.common import client
+
+FULL: dict[str, Any] = {
+    "converge": {"sizes": [1, 10, 50], "repeats": {1: 7, 10: 5, 50: 5}},
+    "heal": {"repeats": 10},
+    "propagation": {"repeats": 10, "repeats_no_poll": 5, "heartbeat_interval": 30.0},
+    "idle": {"containers": 20, "seconds": 65.0},
+    "scale": {"containers": 200, "resyncs": 10, "changes": 5},
+    "capacity": {"sizes": [1000, 10000], "seconds": 15.0, "connections": 32},
+}
+QUICK: dict[str, Any] = {
+    "converge": {"sizes": [1, 3], "repeats": {1: 1, 3: 1}},
+    "heal": {"repeats": 1},
+    "propagation": {"repeats": 1, "repeats_no_poll": 1, "heartbeat_interval": 1.0},
+    "idle": {"containers": 3, "seconds": 3.0},
+    "scale": {"containers": 5, "resyncs": 2, "changes": 1},
+    "capacity": {"sizes": [100], "seconds": 2.0, "connections": 4},
+}
+
+
+def machine(cli: docker.DockerClient) -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    os_name = next((line.split("=", 1)[1].strip('"') for line in
+                    Path("/etc/os-release").read_text().splitlines()
+                    if line.startswith("PRETTY_NAME=")), platform.system())
+    info = cli.info()
+    compose = subprocess.run(["docker-compose", "version", "--short"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    data = {"os": os_name, "kernel": platform.release(), "cpu": cpu,
+            "cores": psutil.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "docker": info.get("ServerVersion"), "storage_driver": info.get("Driver"),
+            "docker_compose": compose, "python": platform.python_version()}
+    data["summary"] = (f"{os_name}, {data['cores']} x {cpu}, {data['ram_gib']} GiB RAM, Docker "
+                       f"{data['docker']} ({data['storage_driver']}), docker-compose {compose}, "
+                       f"Python {data['python']}")
+    return data
+
+
+def _steps(cli: docker.DockerClient, work: Path, p: dict[str, Any]
+           ) -> dict[str, Callable[[], dict[str, Any]]]:
+    return {
+        "converge": lambda: converge.run(cli, work, p["converge"]["sizes"],
+                                         p["converge"]["repeats"]),
+        "heal": lambda: heal.run(cli, work, p["heal"]["repeats"]),
+        "propagation": lambda: propagation.run(cli, work, **p["propagation"]),
+        "idle": lambda: idle.run(cli, work, **p["idle"]),
+        "scale": lambda: scale.run(cli, work, **p["scale"]),
+        "capacity": lambda: capacity.run(work, **p["capacity"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--out", type=Path, help="output folder (default bench/results; with "
+                        "--quick, rma-bench-quick in the temp folder)")
+    parser.add_argument("--only", default="", help="comma-separated: " + ",".join(FULL))
+    parser.add_argument("--readme", type=Path, help="splice the Markdown into this README")
+    args = parser.parse_args(argv)
+    cli = client()
+    results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "quick": args.quick,
+                               "machine": machine(cli), "profile": QUICK if args.quick else FULL}
+    wanted = [s for s in args.only.split(",") if s] or list(FULL)
+    with tempfile.TemporaryDirectory(prefix="rma-bench-") as tmp:
+        for name, step in _steps(cli, Path(tmp), results["profile"]).items():
+            if name in wanted:
+                started = time.monotonic()
+                print(f"bench: {name} ...", file=sys.stderr, flush=True)
+                results[name] = step()
+                print(f"bench: {name} done in {time.monotonic() - started:.0f} s: "
+                      f"{json.dumps(results[name])}", file=sys.stderr, flush=True)
+    results["targets"] = report.targets(results)
+    args.out = args.out or (Path(tempfile.gettempdir()) / "rma-bench-quick" if args.quick
+                            else Path("bench/results"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    report.plot(results, args.out / "bench.png")
+    md = report.markdown(results, plot_path=str(args.out / "bench.png"))
+    (args.out / "bench.md").write_text(md)
+    if args.readme:
+        args.readme.write_text(report.splice(args.readme.read_text(), md))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

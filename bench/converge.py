@@ -1,0 +1,102 @@
+"""Cold converge: N small containers from an image already present, by three contenders in turn —
+the agent (manifest mode, `--once`, from process start), Debian's `docker-compose up -d` on the
+same set, and the engine's limit (docker-py creating and starting them concurrently, no agent).
+Every contender is timed from its start to the engine's `start` event of the last container.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+from bench.common import (
+    BENCH_LABEL,
+    COMMAND,
+    IMAGE,
+    Agent,
+    StartWatcher,
+    manifest_specs,
+    remove_labelled,
+    summary,
+    write_manifest,
+)
+
+# The agent's default concurrency; on 2 cores 2..32 threads all land within noise of it.
+LIMIT_CONCURRENCY = 8
+
+
+def _agent(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
+    instance = "bench-converge"
+    specs = manifest_specs("bench-agent", n)
+    manifest = write_manifest(work / "converge.yaml", specs)
+    agent = Agent(work, instance, "--manifest", str(manifest), "--once")
+    t0 = time.time_ns()
+    code = agent.run()
+    if code != 0:
+        raise RuntimeError(f"agent --once failed: {agent.log_path.read_text()[-2000:]}")
+    done = watcher.wait_all([s["name"] for s in specs], t0)
+    remove_labelled(cli, f"org.rma.worker.instance={instance}")
+    return (done - t0) / 1e9
+
+
+def _compose(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
+    names = [f"bench-compose-{i:03d}" for i in range(n)]
+    services = {name: {"image": IMAGE, "command": COMMAND, "container_name": name,
+                       "network_mode": "bridge", "labels": {BENCH_LABEL: "compose"}}
+                for name in names}
+    path = work / "docker-compose.yml"
+    path.write_text(yaml.safe_dump({"version": "2.4", "services": services}))
+    t0 = time.time_ns()
+    subprocess.run(["docker-compose", "-p", "rmabench", "-f", str(path), "up", "-d"],
+                   check=True, capture_output=True, timeout=600)
+    done = watcher.wait_all(names, t0)
+    remove_labelled(cli, f"{BENCH_LABEL}=compose")
+    return (done - t0) / 1e9
+
+
+def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
+    names = [f"bench-limit-{i:03d}" for i in range(n)]
+
+    def create_and_start(name: str) -> None:
+        created = cli.api.create_container(IMAGE, COMMAND, name=name,
+                                           labels={BENCH_LABEL: "limit"})
+        cli.api.start(created["Id"])
+
+    t0 = time.time_ns()
+    with ThreadPoolExecutor(min(n, LIMIT_CONCURRENCY)) as pool:
+        list(pool.map(create_and_start, names))
+    done = watcher.wait_all(names, t0)
+    remove_labelled(cli, f"{BENCH_LABEL}=limit")
+    return (done - t0) / 1e9
+
+
+def run(cli: docker.DockerClient, work: Path, sizes: list[int], repeats: dict[int, int]
+        ) -> dict[str, Any]:
+    """Contenders alternate within each repetition, so drift affects all three alike."""
+    results: dict[str, Any] = {"sizes": {}, "limit_concurrency": LIMIT_CONCURRENCY}
+    watcher = StartWatcher(cli, BENCH_LABEL)
+    agent_watch = StartWatcher(cli, "org.rma.worker.instance=bench-converge")
+    try:
+        for n in sizes:
+            times: dict[str, list[float]] = {"agent": [], "compose": [], "limit": []}
+            for _ in range(repeats.get(n, 3)):
+                times["agent"].append(_agent(cli, work, n, agent_watch))
+                times["compose"].append(_compose(cli, work, n, watcher))
+                times["limit"].append(_limit(cli, n, watcher))
+            row = {k: summary(v) for k, v in times.items()}
+            agent, compose, limit = (row[k]["median"] for k in ("agent", "compose", "limit"))
+            row["agent_over_compose"] = round(agent / compose, 2)
+            row["agent_over_limit"] = round(agent / limit, 2)
+            results["sizes"][str(n)] = row
+    finally:
+        watcher.close()
+        agent_watch.close()
+        remove_labelled(cli, BENCH_LABEL)
+        remove_labelled(cli, "org.rma.worker.instance=bench-converge")
+    return results

@@ -1,0 +1,69 @@
+"""Self-heal latency: a managed container removed (`docker rm -f`) or killed (`docker kill`) by
+hand, until the engine reports it started again. The agent runs in manifest mode with a handful
+of containers; the clock starts when the removal or kill has returned.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from bench.common import (
+    Agent,
+    StartWatcher,
+    manifest_specs,
+    remove_labelled,
+    summary,
+    write_manifest,
+)
+
+INSTANCE = "bench-heal"
+CONTAINERS = 5
+
+
+def _disturb(cli: docker.DockerClient, name: str, how: str) -> None:
+    if how == "remove":
+        cli.api.remove_container(name, force=True)
+    else:
+        cli.api.kill(name)
+
+
+def _wait_running(cli: docker.DockerClient, names: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    label = f"org.rma.worker.instance={INSTANCE}"
+    while time.monotonic() < deadline:
+        rows = cli.api.containers(filters={"label": label, "status": "running"})
+        if {r["Names"][0].lstrip("/") for r in rows} >= set(names):
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the agent did not converge")
+
+
+def run(cli: docker.DockerClient, work: Path, repeats: int) -> dict[str, Any]:
+    specs = manifest_specs("bench-heal", CONTAINERS)
+    names = [s["name"] for s in specs]
+    manifest = write_manifest(work / "heal.yaml", specs)
+    agent = Agent(work, INSTANCE, "--manifest", str(manifest))
+    watcher = StartWatcher(cli, f"org.rma.worker.instance={INSTANCE}")
+    results: dict[str, Any] = {"containers": CONTAINERS}
+    try:
+        agent.start()
+        _wait_running(cli, names)
+        for how in ("remove", "kill"):
+            latencies = []
+            for i in range(repeats):
+                name = names[i % CONTAINERS]
+                time.sleep(1.0)  # let the previous repair settle; not part of the measurement
+                _disturb(cli, name, how)
+                t0 = time.time_ns()
+                latencies.append((watcher.wait_start(name, t0, timeout=60) - t0) / 1e9)
+                _wait_running(cli, names)
+            results[how] = summary(latencies)
+    finally:
+        watcher.close()
+        agent.stop()
+        remove_labelled(cli, f"org.rma.worker.instance={INSTANCE}")
+    return results
