@@ -1,6 +1,8 @@
 """Self-heal latency: a managed container removed (`docker rm -f`) or killed (`docker kill`) by
 hand, until the engine reports it started again. The agent runs in manifest mode with a handful
-of containers; the clock starts when the removal or kill has returned.
+of containers; the clock starts when the removal or kill has returned. Each container is killed
+once: a second kill soon after is a crash loop, and its restart is held back on purpose
+(CrashLoopBackOff, 10 s at first).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bench.common import (
 )
 
 INSTANCE = "bench-heal"
-CONTAINERS = 5
+MIN_CONTAINERS = 5
 
 
 def _disturb(cli: docker.DockerClient, name: str, how: str) -> None:
@@ -43,19 +45,20 @@ def _wait_running(cli: docker.DockerClient, names: list[str], timeout: float = 6
 
 
 def run(cli: docker.DockerClient, work: Path, repeats: int) -> dict[str, Any]:
-    specs = manifest_specs("bench-heal", CONTAINERS)
+    containers = max(MIN_CONTAINERS, repeats)
+    specs = manifest_specs("bench-heal", containers)
     names = [s["name"] for s in specs]
     manifest = write_manifest(work / "heal.yaml", specs)
     agent = Agent(work, INSTANCE, "--manifest", str(manifest))
     watcher = StartWatcher(cli, f"org.rma.worker.instance={INSTANCE}")
-    results: dict[str, Any] = {"containers": CONTAINERS}
+    results: dict[str, Any] = {"containers": containers}
     try:
         agent.start()
         _wait_running(cli, names)
         for how in ("remove", "kill"):
             latencies = []
             for i in range(repeats):
-                name = names[i % CONTAINERS]
+                name = names[i % containers]
                 time.sleep(1.0)  # let the previous repair settle; not part of the measurement
                 _disturb(cli, name, how)
                 t0 = time.time_ns()
