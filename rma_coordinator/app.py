@@ -115,13 +115,13 @@ async def _sweep(registry: Registry, config: Config) -> None:
 
 
 def _check_token(registry: Registry, worker_id: str, authorization: str | None) -> None:
-    worker = registry.get(worker_id)
-    if worker is None:
+    known, token_hash = registry.token_hash(worker_id)
+    if not known:
         raise HTTPException(404, "Worker not found")
-    if worker.token_hash is None:
+    if token_hash is None:
         return
     given = (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(_hash(given), worker.token_hash):
+    if not hmac.compare_digest(_hash(given), token_hash):
         raise HTTPException(401, "invalid or missing worker token")
 
 

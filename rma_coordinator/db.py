@@ -93,6 +93,13 @@ class Registry:
                                      (worker_id,)).fetchone()
         return _worker(row) if row else None
 
+    def token_hash(self, worker_id: str) -> tuple[bool, str | None]:
+        """(known, token hash) without reading the rest of the row (every request asks)."""
+        with self._lock:
+            row = self._conn.execute("SELECT token_hash FROM workers WHERE id = ?",
+                                     (worker_id,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
     def exists(self, worker_id: str) -> bool:
         with self._lock:
             return self._conn.execute("SELECT 1 FROM workers WHERE id = ?",
