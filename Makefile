@@ -17,7 +17,7 @@ help:
 	@echo "make test       install, start Docker + local registry, run the whole test suite"
 	@echo "make unit       unit tests only (no Docker, no network)"
 	@echo "make lint       ruff + mypy --strict"
-	@echo "make bench      run the benchmarks (~15 min): bench/results/ and the README's table"
+	@echo "make bench      run the benchmarks (~10 min): bench/results/ and the README's table"
 	@echo "make services   install (if missing) and start the Docker engine and local registry"
 	@echo "make image      build the agent's container image rma-worker:local"
 	@echo "make install-service  install the agent under /opt/rma-worker and enable its systemd unit"
@@ -92,7 +92,7 @@ lint: install
 	$(BIN)/ruff check controller rma_coordinator bench tests worker_agent.py
 	$(BIN)/mypy
 
-# One run of every benchmark on this machine (about 15 minutes); writes bench/results/bench.json,
+# One run of every benchmark on this machine (about 10 minutes); writes bench/results/bench.json,
 # bench.md and bench.png and puts the table into the README. BENCH_ARGS=--quick: a smoke run.
 BENCH_ARGS ?= --readme README.md
 bench: install services

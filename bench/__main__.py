@@ -30,7 +30,7 @@ FULL: dict[str, Any] = {
     "propagation": {"repeats": 10, "repeats_no_poll": 5, "heartbeat_interval": 30.0},
     "idle": {"containers": 20, "seconds": 65.0},
     "scale": {"containers": 200, "resyncs": 10, "changes": 5},
-    "capacity": {"sizes": [1000, 10000], "seconds": 15.0, "connections": 32},
+    "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
 }
 QUICK: dict[str, Any] = {
     "converge": {"sizes": [1, 3], "repeats": {1: 1, 3: 1}},
@@ -38,7 +38,7 @@ QUICK: dict[str, Any] = {
     "propagation": {"repeats": 1, "repeats_no_poll": 1, "heartbeat_interval": 1.0},
     "idle": {"containers": 3, "seconds": 3.0},
     "scale": {"containers": 5, "resyncs": 2, "changes": 1},
-    "capacity": {"sizes": [100], "seconds": 2.0, "connections": 4},
+    "capacity": {"sizes": [100], "seconds": 1.0, "connections": 4, "repeats": 2},
 }
 
 

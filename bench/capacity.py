@@ -2,7 +2,7 @@
 and their latency percentiles, with 1 000 and 10 000 registered (simulated) workers. The workers
 are written straight into the coordinator's database (each with its token, as registration would
 leave it); `wrk` (C, one thread, keep-alive connections on loopback) then sends Part 2 heartbeats
-that cycle through all of them, each reporting three containers.
+that cycle through all of them, each reporting three containers, in repeated runs.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -80,25 +81,36 @@ def parse_wrk(output: str) -> dict[str, Any]:
             "socket_errors": socket_errors.group(0) if socket_errors else None}
 
 
-def measure(work: Path, workers: int, seconds: float, connections: int) -> dict[str, Any]:
+def _wrk(work: Path, url: str, seconds: float, connections: int) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s",
+         "-s", str(work / "heartbeat.lua"), url, "--", str(work / "workers.txt")],
+        check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+    return parse_wrk(out)
+
+
+def measure(work: Path, workers: int, seconds: float, connections: int, repeats: int
+            ) -> dict[str, Any]:
+    """`repeats` runs of `seconds` each against one coordinator; medians of rate and latency."""
     work.mkdir(parents=True, exist_ok=True)
     pairs = seed(work / "coordinator.db", workers)
     (work / "workers.txt").write_text("".join(f"{w} {t}\n" for w, t in pairs))
     (work / "heartbeat.lua").write_text(LUA)
     coordinator = Coordinator(work, write_catalog(work / "catalog.yaml", []))
     try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s",
-             "-s", str(work / "heartbeat.lua"), coordinator.url, "--",
-             str(work / "workers.txt")],
-            check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+        runs = [_wrk(work, coordinator.url, seconds, connections) for _ in range(repeats)]
         beats = sum(w["heartbeats"] for w in coordinator.workers())
     finally:
         coordinator.stop()
+    medians = {key: statistics.median(r[key] for r in runs)
+               for key in ("heartbeats_per_s", "p50_ms", "p90_ms", "p99_ms")}
     return {"workers": workers, "connections": connections, "seconds": seconds,
-            **parse_wrk(out), "heartbeats_recorded": beats}
+            "runs": len(runs), **medians, "non_2xx": sum(r["non_2xx"] for r in runs),
+            "socket_errors": [r["socket_errors"] for r in runs if r["socket_errors"]],
+            "heartbeats_recorded": beats, "each_run": runs}
 
 
-def run(work: Path, sizes: list[int], seconds: float, connections: int) -> dict[str, Any]:
-    return {str(n): measure(work / f"capacity-{n}", n, seconds, connections) for n in sizes}
-
+def run(work: Path, sizes: list[int], seconds: float, connections: int, repeats: int = 3
+        ) -> dict[str, Any]:
+    return {str(n): measure(work / f"capacity-{n}", n, seconds, connections, repeats)
+            for n in sizes}
