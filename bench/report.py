@@ -146,7 +146,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                         ("change → running\n(long poll)", ("propagation", "long_poll"))):
         labels.append(label)
         values.append(_get(results, *where, "median") or 0.0)
-    right.bar(labels, values, color="tab:green")
+    right.bar(labels, values, color="tab:purple")
     right.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="target 1 s")
     right.set_ylabel("seconds (median)")
     right.set_title("Reaction latency")
