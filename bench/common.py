@@ -5,9 +5,7 @@ instead of by polling), and cleanup by label.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -19,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import yaml
+
+from controller.models import LABEL_INSTANCE
+from tests.integration.conftest import AgentProcess, running, wait_until
 
 IMAGE = "rma-demo/busybox:1"
 # PID 1 traps SIGTERM so a stop is immediate (a shell ignores it otherwise).
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 BENCH_LABEL = "org.rma.bench"
-INSTANCE_LABEL = "org.rma.worker.instance"
 
 
 def summary(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
@@ -50,9 +49,8 @@ def remove_labelled(cli: docker.DockerClient, label: str) -> int:
     return len(rows)
 
 
-def running_names(cli: docker.DockerClient, label: str) -> set[str]:
-    rows = cli.api.containers(filters={"label": label, "status": "running"})
-    return {r["Names"][0].lstrip("/") for r in rows}
+def instance_label(instance: str) -> str:
+    return f"{LABEL_INSTANCE}={instance}"
 
 
 def manifest_specs(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
@@ -60,69 +58,53 @@ def manifest_specs(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
-def write_manifest(path: Path, specs: list[dict[str, Any]]) -> Path:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({"containers": specs}))
-    tmp.replace(path)
-    return path
-
-
-def agent_command() -> list[str]:
-    return [sys.executable, "-m", "controller"]
-
-
 class Agent:
-    """One `rma-worker` process with its own instance, state dir and JSON log file."""
+    """One `rma-worker` process with its own instance, state dir and JSON log file, started
+    when asked (so that a clock can start just before)."""
 
-    def __init__(self, workdir: Path, instance: str, *args: str,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, instance: str, *args: str) -> None:
         self.instance = instance
         self.log_path = workdir / f"{instance}.log"
-        self.argv = [*agent_command(), "--instance", instance,
+        self.argv = [sys.executable, "-m", "controller", "--instance", instance,
                      "--state-dir", str(workdir / "state"), "--log-format", "json",
                      "--health-addr", "off", "--image-refresh-interval", "0",
                      "--min-free-disk", "0", "--image-gc-high", "100", *args]
-        self.env = {**os.environ, **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: AgentProcess | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, env=self.env)
-        return self.proc
+        self.process = AgentProcess(self.argv, self.log_path)
+        return self.process.proc
 
     def run(self, timeout: float = 600) -> int:
         """Start and wait for the process to exit (for --once)."""
-        return self.start().wait(timeout)
+        self.start().wait(timeout)
+        return self.stop()
 
-    def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if name is None or event.get("event") == name:
-                out.append(event)
-        return out
+    def exited(self) -> bool:
+        return self.process is not None and self.process.proc.poll() is not None
 
-    def wait_for_log(self, name: str, timeout: float = 120, count: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.events(name)) < count:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"agent exited: {self.log_path.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {name!r} in {self.log_path}")
-            time.sleep(0.05)
+    def events(self, name: str) -> list[dict[str, Any]]:
+        if self.process is None:
+            return []
+        return [e for e in self.process.events() if e.get("event") == name]
 
     def stop(self, timeout: float = 120) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
+        if self.process is None:
+            return 0
         try:
-            return self.proc.wait(timeout)
+            return self.process.stop(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            self.process.proc.kill()
+            return self.process.proc.wait()
+
+
+def wait_running(cli: docker.DockerClient, agent: Agent, names: set[str],
+                 timeout: float = 300) -> None:
+    """Until every one of `names` runs; fails at once if the agent exits."""
+    wait_until(lambda: agent.exited() or set(running(cli, agent.instance)) >= names, timeout,
+               what=f"{agent.instance} to converge")
+    if agent.exited():
+        raise RuntimeError(f"agent exited: {agent.log_path.read_text()[-2000:]}")
 
 
 class StartWatcher:

@@ -21,18 +21,20 @@ from bench.common import (
     IMAGE,
     Agent,
     StartWatcher,
+    instance_label,
     manifest_specs,
     remove_labelled,
     summary,
-    write_manifest,
 )
+from tests.integration.conftest import write_manifest
 
 # The agent's default concurrency; on 2 cores 2..32 threads all land within noise of it.
 LIMIT_CONCURRENCY = 8
+AGENT_INSTANCE = "bench-converge"
 
 
 def _agent(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
-    instance = "bench-converge"
+    instance = AGENT_INSTANCE
     specs = manifest_specs("bench-agent", n)
     manifest = write_manifest(work / "converge.yaml", specs)
     agent = Agent(work, instance, "--manifest", str(manifest), "--once")
@@ -41,7 +43,7 @@ def _agent(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) 
     if code != 0:
         raise RuntimeError(f"agent --once failed: {agent.log_path.read_text()[-2000:]}")
     done = watcher.wait_all([s["name"] for s in specs], t0)
-    remove_labelled(cli, f"org.rma.worker.instance={instance}")
+    remove_labelled(cli, instance_label(instance))
     return (done - t0) / 1e9
 
 
@@ -81,7 +83,7 @@ def run(cli: docker.DockerClient, work: Path, sizes: list[int], repeats: dict[in
     """Contenders alternate within each repetition, so drift affects all three alike."""
     results: dict[str, Any] = {"sizes": {}, "limit_concurrency": LIMIT_CONCURRENCY}
     watcher = StartWatcher(cli, BENCH_LABEL)
-    agent_watch = StartWatcher(cli, "org.rma.worker.instance=bench-converge")
+    agent_watch = StartWatcher(cli, instance_label(AGENT_INSTANCE))
     try:
         for n in sizes:
             times: dict[str, list[float]] = {"agent": [], "compose": [], "limit": []}
@@ -98,5 +100,5 @@ def run(cli: docker.DockerClient, work: Path, sizes: list[int], repeats: dict[in
         watcher.close()
         agent_watch.close()
         remove_labelled(cli, BENCH_LABEL)
-        remove_labelled(cli, "org.rma.worker.instance=bench-converge")
+        remove_labelled(cli, instance_label(AGENT_INSTANCE))
     return results

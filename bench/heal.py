@@ -16,11 +16,13 @@ import docker
 from bench.common import (
     Agent,
     StartWatcher,
+    instance_label,
     manifest_specs,
     remove_labelled,
     summary,
-    write_manifest,
+    wait_running,
 )
+from tests.integration.conftest import write_manifest
 
 INSTANCE = "bench-heal"
 MIN_CONTAINERS = 5
@@ -33,28 +35,17 @@ def _disturb(cli: docker.DockerClient, name: str, how: str) -> None:
         cli.api.kill(name)
 
 
-def _wait_running(cli: docker.DockerClient, names: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    label = f"org.rma.worker.instance={INSTANCE}"
-    while time.monotonic() < deadline:
-        rows = cli.api.containers(filters={"label": label, "status": "running"})
-        if {r["Names"][0].lstrip("/") for r in rows} >= set(names):
-            return
-        time.sleep(0.1)
-    raise TimeoutError("the agent did not converge")
-
-
 def run(cli: docker.DockerClient, work: Path, repeats: int) -> dict[str, Any]:
     containers = max(MIN_CONTAINERS, repeats)
     specs = manifest_specs("bench-heal", containers)
     names = [s["name"] for s in specs]
     manifest = write_manifest(work / "heal.yaml", specs)
     agent = Agent(work, INSTANCE, "--manifest", str(manifest))
-    watcher = StartWatcher(cli, f"org.rma.worker.instance={INSTANCE}")
+    watcher = StartWatcher(cli, instance_label(INSTANCE))
     results: dict[str, Any] = {"containers": containers}
     try:
         agent.start()
-        _wait_running(cli, names)
+        wait_running(cli, agent, set(names))
         for how in ("remove", "kill"):
             latencies = []
             for i in range(repeats):
@@ -63,10 +54,10 @@ def run(cli: docker.DockerClient, work: Path, repeats: int) -> dict[str, Any]:
                 _disturb(cli, name, how)
                 t0 = time.time_ns()
                 latencies.append((watcher.wait_start(name, t0, timeout=60) - t0) / 1e9)
-                _wait_running(cli, names)
+                wait_running(cli, agent, set(names))
             results[how] = summary(latencies)
     finally:
         watcher.close()
         agent.stop()
-        remove_labelled(cli, f"org.rma.worker.instance={INSTANCE}")
+        remove_labelled(cli, instance_label(INSTANCE))
     return results

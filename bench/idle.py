@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import psutil
 
-from bench.common import Agent, manifest_specs, remove_labelled, running_names
+from bench.common import Agent, instance_label, manifest_specs, remove_labelled, wait_running
 from bench.proxy import CountingProxy
 from tests.integration.coordinator import Coordinator, write_catalog
 
@@ -24,14 +24,6 @@ def _per_minute(before: dict[str, int], after: dict[str, int], seconds: float) -
     keys = set(before) | set(after)
     rates = {k: round((after.get(k, 0) - before.get(k, 0)) * 60 / seconds, 2) for k in keys}
     return {k: v for k, v in sorted(rates.items()) if v}
-
-
-def _wait_converged(cli: docker.DockerClient, names: set[str], agent: Agent) -> None:
-    deadline = time.monotonic() + 300
-    while running_names(cli, f"org.rma.worker.instance={INSTANCE}") != names:
-        if time.monotonic() > deadline or (agent.proc and agent.proc.poll() is not None):
-            raise RuntimeError(f"idle agent did not converge: {agent.log_path}")
-        time.sleep(0.2)
 
 
 def _window(proc: psutil.Process, docker_proxy: CountingProxy, coord_proxy: CountingProxy,
@@ -67,7 +59,7 @@ def run(cli: docker.DockerClient, work: Path, containers: int, seconds: float) -
                   "--docker-host", f"unix://{work / 'docker.sock'}")
     try:
         proc = psutil.Process(agent.start().pid)
-        _wait_converged(cli, {s["name"] for s in specs}, agent)
+        wait_running(cli, agent, {s["name"] for s in specs})
         time.sleep(5)  # the passes confirming convergence, the first heartbeat
         result = _window(proc, docker_proxy, coord_proxy, seconds)
     finally:
@@ -75,5 +67,5 @@ def run(cli: docker.DockerClient, work: Path, containers: int, seconds: float) -
         coordinator.stop()
         docker_proxy.close()
         coord_proxy.close()
-        remove_labelled(cli, f"org.rma.worker.instance={INSTANCE}")
+        remove_labelled(cli, instance_label(INSTANCE))
     return {"containers": containers, **result}

@@ -13,7 +13,15 @@ from typing import Any
 
 import docker
 
-from bench.common import COMMAND, IMAGE, Agent, StartWatcher, remove_labelled, summary
+from bench.common import (
+    COMMAND,
+    IMAGE,
+    Agent,
+    StartWatcher,
+    instance_label,
+    remove_labelled,
+    summary,
+)
 from tests.integration.coordinator import Coordinator, write_catalog
 
 NAME = "bench-prop-000"
@@ -25,7 +33,7 @@ def _spec(revision: int) -> dict[str, Any]:
 
 def _measure(cli: docker.DockerClient, coordinator: Coordinator, agent: Agent, repeats: int,
              jitter: float) -> list[float]:
-    label = f"org.rma.worker.instance={agent.instance}"
+    label = instance_label(agent.instance)
     watcher = StartWatcher(cli, label)
     try:
         agent.start()

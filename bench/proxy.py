@@ -15,6 +15,7 @@ from pathlib import Path
 
 REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|HEAD|PATCH) (/[^ ?]*)")
 VERSION_PREFIX = re.compile(r"^/v[0-9.]+")
+ID_SEGMENT = re.compile(r"/([0-9a-f]{12,64}|worker-[0-9a-f]{8})(?=/|$)")
 
 
 class CountingProxy:
@@ -73,8 +74,8 @@ class CountingProxy:
         match = REQUEST_LINE.match(data)
         if match:
             path = VERSION_PREFIX.sub("", match.group(2).decode(errors="replace"))
-            # Collapse ids and names so that calls group by kind.
-            path = re.sub(r"/([0-9a-f]{12,64}|worker-[0-9a-f]{8})(?=/|$)", "/{id}", path)
+            # Collapse container and worker ids so that calls group by kind.
+            path = ID_SEGMENT.sub("/{id}", path)
             with self._lock:
                 self.requests[f"{match.group(1).decode()} {path}"] += 1
 

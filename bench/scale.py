@@ -16,11 +16,12 @@ import docker
 from bench.common import (
     Agent,
     StartWatcher,
+    instance_label,
     manifest_specs,
     remove_labelled,
     summary,
-    write_manifest,
 )
+from tests.integration.conftest import write_manifest
 
 INSTANCE = "bench-scale"
 
@@ -45,7 +46,7 @@ def run(cli: docker.DockerClient, work: Path, containers: int, resyncs: int, cha
     manifest = write_manifest(work / "scale.yaml", specs)
     agent = Agent(work, INSTANCE, "--manifest", str(manifest), "--log-level", "debug",
                   "--resync-interval", "1")
-    watcher = StartWatcher(cli, f"org.rma.worker.instance={INSTANCE}")
+    watcher = StartWatcher(cli, instance_label(INSTANCE))
     result: dict[str, Any] = {"containers": containers}
     try:
         t0 = time.time_ns()
@@ -71,5 +72,5 @@ def run(cli: docker.DockerClient, work: Path, containers: int, resyncs: int, cha
     finally:
         watcher.close()
         agent.stop()
-        remove_labelled(cli, f"org.rma.worker.instance={INSTANCE}")
+        remove_labelled(cli, instance_label(INSTANCE))
     return result
