@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     managed,
     run_once,
     running,
+    wait_running,
     wait_until,
     write_manifest,
 )
@@ -80,13 +81,11 @@ def test_a_container_broken_by_hand_comes_back(
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     agent = start_agent(manifest, instance)
     names = {f"{instance}-{n}" for n in ("web", "worker", "data")}
-    before = wait_until(lambda: running(client, instance) if set(running(client, instance))
-                        == names else None, what="convergence")
+    before = wait_running(client, instance, names, what="convergence")
     victim = client.containers.get(f"{instance}-worker")
     {"kill": victim.kill, "stop": lambda: victim.stop(timeout=5),
      "remove": lambda: victim.remove(force=True)}[how]()
-    after = wait_until(lambda: running(client, instance) if set(running(client, instance))
-                       == names else None, what=f"the {how} container to come back")
+    after = wait_running(client, instance, names, what=f"the {how} container to come back")
     # Only the victim was touched; the others kept their containers.
     assert after[f"{instance}-web"] == before[f"{instance}-web"]
     assert after[f"{instance}-data"] == before[f"{instance}-data"]

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     managed,
     run_once,
     running,
+    wait_running,
     wait_until,
     write_manifest,
 )
@@ -38,8 +39,7 @@ def test_a_misbehaving_coordinator_touches_no_container(
         start_agent: StartAgent, mode: str) -> None:
     agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_until(lambda: running(client, instance) if set(running(client, instance))
-                        == names else None, what="containers up")
+    before = wait_running(client, instance, names, what="containers up")
     coordinator.stop()
     bad = BadCoordinator(coordinator.port, mode)
     try:
@@ -184,8 +184,7 @@ def test_coordinator_down_for_minutes_touches_nothing(
         coordinator: Coordinator, start_agent: StartAgent) -> None:
     agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_until(lambda: running(client, instance) if set(running(client, instance))
-                        == names else None, what="containers up")
+    before = wait_running(client, instance, names, what="containers up")
     started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
     coordinator.stop()
     time.sleep(130)  # over two minutes of heartbeats into the void
