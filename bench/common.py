@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 
-from controller.models import LABEL_INSTANCE
+from controller.core.models import LABEL_INSTANCE
 from tests.integration.conftest import AgentProcess, running, wait_until
 
 IMAGE = "rma-demo/busybox:1"

@@ -1,20 +1,30 @@
 """The agent's configuration: every option is an environment variable (`RMA_` prefix; the seed's
 `COORDINATOR_URL` is honoured as is) and a command-line flag that overrides it. The CLI builds its
-flags from the fields below, so the two cannot drift apart.
+flags and the README's settings table (`make settings-table`) from the fields below, so the three
+cannot drift apart. Fields are grouped by who sets them: the contributor (what the volunteer
+lends), the operator (how this agent runs) and tuning (timings few need to touch).
+
+This module sits between the command line and the composition root (`app`): nothing below `app`
+sees Settings; every part gets plain values. Cross-field rules are checked here, so a bad
+combination is a configuration error (exit 2) before anything starts.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from controller.models import NAME_RE
+from controller.core.limits import MEMORY_PATTERN
+from controller.core.models import NAME_RE
 
 DEFAULT_COORDINATOR = "http://localhost:8080"
+GROUPS = ("contributor", "operator", "tuning")
+OFF = ("off", "", "none", "0")
 
 
 def default_state_dir() -> Path:
@@ -24,69 +34,80 @@ def default_state_dir() -> Path:
     return Path(base) / "rma-worker"
 
 
+def _f(default: Any, group: str, doc: str, shown: str | None = None, **kw: Any) -> Any:
+    """A setting: its default, who sets it, what it means, and the default as documented."""
+    extra: JsonDict = {"group": group}
+    if shown is not None:
+        extra["shown"] = shown
+    if callable(default):
+        return Field(default_factory=default, description=doc, json_schema_extra=extra, **kw)
+    return Field(default=default, description=doc, json_schema_extra=extra, **kw)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RMA_", extra="ignore", populate_by_name=True)
 
-    coordinator_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("coordinator_url", "COORDINATOR_URL", "RMA_COORDINATOR_URL"),
-        description=f"coordinator base URL (default {DEFAULT_COORDINATOR} when no --manifest)",
-    )
-    manifest: Path | None = Field(
-        default=None, description="run the containers listed in this YAML/JSON file instead "
-        "of asking a coordinator")
-    state_dir: Path = Field(default_factory=default_state_dir,
-                            description="where the agent keeps its identity and lock")
-    heartbeat_interval: float | None = Field(
-        default=None, gt=0, description="seconds between heartbeats (overrides the coordinator)")
-    long_poll_wait: float = Field(
-        default=55.0, ge=0, le=60, description="seconds the coordinator may hold an assignment "
-        "long poll open (0: no long poll; changes then arrive with the next heartbeat)")
-    log_format: Literal["json", "console", "auto"] = Field(
-        default="auto", description="json | console (auto: json unless stdout is a terminal)")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="lowest level logged")
-    once: bool = Field(default=False, description="converge once, leave the containers "
-                       "running, exit 0 when converged and 1 when not")
-    once_timeout: float = Field(default=600.0, gt=0,
-                                description="with --once: give up after this many seconds")
-    instance: str = Field(default="default", description="name of this agent instance; it "
-                          "owns only containers labelled with it")
-    resync_interval: float = Field(default=30.0, gt=0,
-                                   description="seconds between full safety-net passes")
-    stop_grace: float = Field(default=10.0, ge=0, description="seconds a container gets to "
-                              "stop on SIGTERM before it is killed")
-    concurrency: int = Field(default=8, ge=1, le=64,
-                             description="containers created/started/removed at once")
-    publish_address: str = Field(default="", description="host address that published "
-                                 "ports bind to (empty: all interfaces)")
-    image_refresh_interval: float = Field(
-        default=6 * 3600.0, ge=0,
-        description="seconds between background refreshes of a mutable image tag (0: never)")
-    allowed_registries: str = Field(
-        default="docker.io,ghcr.io", description="comma-separated registries a coordinator's "
-        "images may come from ('*': any)")
-    require_digest: bool = Field(default=False, description="refuse coordinator images that "
-                                 "are not pinned by digest")
-    min_free_disk: float = Field(default=5.0, ge=0, description="GiB that must stay free on "
-                                 "Docker's disk: pulls are refused under it")
-    image_gc_high: float = Field(default=85.0, ge=0, le=100, description="disk use (%%) above "
-                                 "which images the agent pulled and no longer uses are removed")
-    image_gc_low: float = Field(default=80.0, ge=0, le=100, description="disk use (%%) image "
-                                "removal brings the disk back under")
-    max_cpus: float | None = Field(default=None, gt=0, description="at most this many CPUs "
-                                   "for each of the agent's containers (also what is offered)")
-    max_memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$",
-                                   description="at most this much memory for each container, "
-                                   "e.g. 8g (also what is offered)")
-    gpus: str | None = Field(default=None, description="comma-separated GPU indices or UUIDs "
-                             "the containers may use (default: all; empty: none)")
-    health_addr: str = Field(default="127.0.0.1:9321", description="host:port of the health, "
-                             "metrics and status endpoint, or 'off'")
-    ca_bundle: Path | None = Field(default=None, description="CA bundle to verify the "
-                                   "coordinator's TLS certificate (default: system CAs)")
-    docker_host: str | None = Field(default=None, description="Docker engine URL (default: "
-                                    "DOCKER_HOST or the local socket)")
+    # -- operator: how this agent runs ---------------------------------------------------------
+    coordinator_url: str | None = _f(
+        None, "operator", f"coordinator base URL ({DEFAULT_COORDINATOR} when neither this nor "
+        "--manifest is given)", "(none)",
+        validation_alias=AliasChoices("coordinator_url", "COORDINATOR_URL", "RMA_COORDINATOR_URL"))
+    manifest: Path | None = _f(None, "operator", "run the containers listed in this YAML/JSON "
+                               "file instead of asking a coordinator", "(none)")
+    state_dir: Path = _f(default_state_dir, "operator", "where the agent keeps its identity, "
+                         "last assignment, pulled-images record, endpoint address and lock",
+                         "/var/lib/rma-worker (root), else ~/.local/state/rma-worker")
+    instance: str = _f("default", "operator", "name of this agent instance; it owns only "
+                       "containers labelled with it")
+    once: bool = _f(False, "operator", "converge once, leave the containers running, exit 0 "
+                    "when converged and 1 when not", "off")
+    once_timeout: float = _f(600.0, "operator", "with --once: give up after this many seconds",
+                             gt=0)
+    log_format: Literal["json", "console", "auto"] = _f(
+        "auto", "operator", "json | console (auto: json unless stdout is a terminal)")
+    log_level: Literal["debug", "info", "warning", "error"] = _f(
+        "info", "operator", "lowest level logged")
+    health_addr: str = _f("127.0.0.1:9321", "operator", "host:port of the /healthz, /readyz, "
+                          "/metrics and /status endpoint, or 'off'")
+    ca_bundle: Path | None = _f(None, "operator", "CA bundle that verifies the coordinator's "
+                                "TLS certificate", "system CAs")
+    docker_host: str | None = _f(None, "operator", "Docker engine URL",
+                                 "DOCKER_HOST or the local socket")
+
+    # -- contributor: what the volunteer lends -------------------------------------------------
+    max_cpus: float | None = _f(None, "contributor", "at most this many CPUs for each of the "
+                                "agent's containers (also what is offered)", "(no cap)", gt=0)
+    max_memory: str | None = _f(None, "contributor", "at most this much memory for each "
+                                "container, e.g. 8g (also what is offered)", "(no cap)",
+                                pattern=MEMORY_PATTERN)
+    gpus: str | None = _f(None, "contributor", "comma-separated GPU indices or UUIDs the "
+                          "containers may use (empty: none)", "(all)")
+    publish_address: str = _f("", "contributor", "host address that published ports bind to, "
+                              "e.g. 127.0.0.1", "(all interfaces)")
+    allowed_registries: str = _f("docker.io,ghcr.io", "contributor", "comma-separated "
+                                 "registries a coordinator's images may come from ('*': any)")
+    require_digest: bool = _f(False, "contributor", "refuse coordinator images that are not "
+                              "pinned by @sha256: digest", "off")
+    min_free_disk: float = _f(5.0, "contributor", "GiB that must stay free on Docker's disk: "
+                              "pulls are refused under it", ge=0)
+    image_gc_high: float = _f(85.0, "contributor", "disk use (%) above which images the agent "
+                              "pulled and no longer uses are removed", ge=0, le=100)
+    image_gc_low: float = _f(80.0, "contributor", "disk use (%) that image removal brings the "
+                             "disk back under (at most --image-gc-high)", ge=0, le=100)
+
+    # -- tuning --------------------------------------------------------------------------------
+    heartbeat_interval: float | None = _f(None, "tuning", "seconds between heartbeats "
+                                          "(overrides the coordinator's)", "(the coordinator's)",
+                                          gt=0)
+    long_poll_wait: float = _f(55.0, "tuning", "seconds the coordinator may hold an assignment "
+                               "long poll open (0: no long poll; changes then arrive with the "
+                               "next heartbeat)", ge=0, le=60)
+    resync_interval: float = _f(30.0, "tuning", "seconds between full safety-net passes", gt=0)
+    stop_grace: float = _f(10.0, "tuning", "seconds a container gets to stop before it is "
+                           "killed", ge=0)
+    concurrency: int = _f(8, "tuning", "containers created/started/removed at once", ge=1, le=64)
+    image_refresh_interval: float = _f(6 * 3600.0, "tuning", "seconds between background "
+                                       "refreshes of a mutable image tag (0: never)", ge=0)
 
     @field_validator("instance")
     @classmethod
@@ -95,9 +116,37 @@ class Settings(BaseSettings):
             raise ValueError("instance must be letters, digits, '_', '.', '-'")
         return v
 
+    @field_validator("health_addr")
+    @classmethod
+    def _health_addr(cls, v: str) -> str:
+        if v.strip().lower() not in OFF:
+            parse_host_port(v)
+        return v
+
+    @model_validator(mode="after")
+    def _image_gc_marks(self) -> Settings:
+        if self.image_gc_low > self.image_gc_high:
+            raise ValueError(f"image_gc_low ({self.image_gc_low:g}) must not be above "
+                             f"image_gc_high ({self.image_gc_high:g})")
+        return self
+
     @property
     def effective_coordinator(self) -> str:
         return (self.coordinator_url or DEFAULT_COORDINATOR).rstrip("/")
+
+    @property
+    def health_address(self) -> tuple[str, int] | None:
+        """(host, port) of the endpoint, or None when it is off."""
+        return None if self.health_addr.strip().lower() in OFF else parse_host_port(
+            self.health_addr)
+
+
+def parse_host_port(addr: str) -> tuple[str, int]:
+    """'host:port' (host may be empty: 127.0.0.1; IPv6 in brackets) -> (host, port)."""
+    host, sep, port = addr.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{addr!r} is not host:port (e.g. 127.0.0.1:9321), nor 'off'")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 # CLI flag names that differ from the field name.
@@ -110,3 +159,8 @@ def flag_for(field: str) -> str:
 
 def env_for(field: str) -> str:
     return "COORDINATOR_URL" if field == "coordinator_url" else "RMA_" + field.upper()
+
+
+def group_of(field: str) -> str:
+    extra = Settings.model_fields[field].json_schema_extra
+    return str(extra.get("group", "operator")) if isinstance(extra, dict) else "operator"

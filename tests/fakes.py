@@ -12,9 +12,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from controller.errors import NameConflictError, NotFoundError, PermanentError, TransientError
-from controller.models import ActualContainer, ContainerSpec, DesiredState
-from controller.runtime import ContainerEvent, ProgressCallback
+from controller.core.errors import NameConflictError, NotFoundError, PermanentError, TransientError
+from controller.core.models import ActualContainer, ContainerSpec, DesiredState
+from controller.core.runtime import ContainerEvent, ProgressCallback
 
 
 @dataclass

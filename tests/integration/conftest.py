@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import pytest
 
-from controller.models import LABEL_INSTANCE
+from controller.core.models import LABEL_INSTANCE
 from tests.integration.coordinator import Coordinator, write_catalog
 
 REGISTRY = os.environ.get("RMA_TEST_REGISTRY", "127.0.0.1:5000")

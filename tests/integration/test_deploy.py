@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from controller.models import LABEL_INSTANCE
+from controller.core.models import LABEL_INSTANCE
 from tests.integration.conftest import managed, running, wait_until
 from tests.integration.coordinator import Coordinator
 

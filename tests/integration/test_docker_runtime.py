@@ -11,10 +11,10 @@ import threading
 import docker
 import pytest
 
-from controller.docker_runtime import DockerRuntime
-from controller.errors import NameConflictError, PermanentError, TransientError
-from controller.models import LABEL_SPEC_HASH, ContainerSpec
-from controller.runtime import ContainerEvent
+from controller.clients.docker_runtime import DockerRuntime
+from controller.core.errors import NameConflictError, PermanentError, TransientError
+from controller.core.models import LABEL_SPEC_HASH, ContainerSpec
+from controller.core.runtime import ContainerEvent
 from tests.integration.conftest import LOCAL_IMAGE, LOOP, wait_until
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.agent import Agent, Doorbell
-from controller.errors import ConfigError, TransientError
-from controller.executor import Executor
-from controller.images import ImagePuller
-from controller.models import DesiredState
+from controller.core.errors import ConfigError, TransientError
+from controller.core.models import DesiredState
+from controller.engine.executor import Executor
+from controller.engine.images import ImagePuller
+from controller.engine.loop import Agent, Doorbell
 from tests.fakes import FakeRuntime, FakeSource, spec
 
 

@@ -1,33 +1,46 @@
-"""Backoff arithmetic and CrashLoopBackOff, with an injected clock (nothing waits)."""
+"""The one delay policy, per-key backoff and CrashLoopBackOff: pure arithmetic with the time
+passed in (nothing waits)."""
 
 from __future__ import annotations
 
-from controller.backoff import Backoff
-from controller.crashloop import CrashLoop
-from controller.planner import Create, Start
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.core.backoff import KUBELET, Delays, KeyedBackoff
+from controller.core.planner import Create, Start
+from controller.engine.crashloop import CrashLoop
 from tests.fakes import spec
 
 
-def test_backoff_doubles_to_the_cap_and_resets() -> None:
-    now = [0.0]
-    b = Backoff(base=10, cap=300, reset_after=600, clock=lambda: now[0])
-    assert b.remaining("x") == 0  # the first attempt never waits
-    delays = [b.failure("x") for _ in range(7)]
+def test_delays_double_to_the_cap() -> None:
+    d = Delays(base=0.5, cap=32.0)
+    assert [d.delay(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 32, 32]
+    assert d.delay(10_000) == 32.0  # no overflow however long it fails
+
+
+@given(st.integers(min_value=1, max_value=200), st.floats(min_value=0, max_value=1))
+def test_jitter_stays_in_its_band(attempt: int, fraction: float) -> None:
+    planned = Delays(1.0, 60.0).delay(attempt)
+    assert 0 <= Delays(1.0, 60.0, jitter="full").delay(attempt, fraction) <= planned
+    assert planned / 2 <= Delays(1.0, 60.0, jitter="half").delay(attempt, fraction) <= planned
+
+
+def test_keyed_backoff_doubles_to_the_cap_and_resets() -> None:
+    b = KeyedBackoff(KUBELET, reset_after=600)
+    assert b.remaining("x", 0) == 0  # the first attempt never waits
+    delays = [b.failure("x", 0) for _ in range(7)]
     assert delays == [10, 20, 40, 80, 160, 300, 300]
-    assert b.remaining("x") == 300
-    now[0] += 300
-    assert b.remaining("x") == 0
-    now[0] += 600  # quiet for the reset period: starts over
-    assert b.failure("x") == 10 and b.failures("x") == 1
+    assert b.remaining("x", 0) == 300 and b.next_due(0) == 300
+    assert b.remaining("x", 300) == 0 and b.next_due(300) is None
+    assert b.failure("x", 900) == 10 and b.failures("x") == 1  # quiet for 10 min: starts over
     b.reset("x")
     assert b.failures("x") == 0
 
 
 def test_crash_loop_first_restart_immediate_then_held() -> None:
     now = [0.0]
-    rings: list[float] = []
-    loop = CrashLoop(lambda: None, clock=lambda: now[0],
-                     schedule=lambda delay, fn: rings.append(delay))
+    loop = CrashLoop(clock=lambda: now[0])
     restart = Start(spec("web"), "c1")
     other = Create(spec("db"))
     kept, held = loop.hold([restart, other])
@@ -36,10 +49,9 @@ def test_crash_loop_first_restart_immediate_then_held() -> None:
     assert kept == [other]  # the others are never delayed
     assert [(o.name, o.action, o.ok) for o in held] == [("web", "backoff", False)]
     assert "back-off 10 s" in str(held[0].error)
-    assert rings == [10.05]  # the loop is woken when the wait ends
-    loop.hold([restart])
-    assert rings == [10.05]  # one timer per wait
+    assert loop.next_due() == 10  # the loop looks again when the wait ends
     now[0] += 10
+    assert loop.next_due() is None
     assert loop.hold([restart])[0] == [restart]
     _, held = loop.hold([restart])
     assert "back-off 20 s" in str(held[0].error)
@@ -47,19 +59,20 @@ def test_crash_loop_first_restart_immediate_then_held() -> None:
 
 def test_a_container_that_ran_ten_minutes_restarts_at_once() -> None:
     now = [0.0]
-    loop = CrashLoop(lambda: None, clock=lambda: now[0], schedule=lambda d, f: None)
+    loop = CrashLoop(clock=lambda: now[0])
     restart = Start(spec("web"), "c1")
     for _ in range(4):
         loop.hold([restart])
         now[0] += 300
     now[0] += 600
     assert loop.hold([restart])[0] == [restart]
-    assert loop.hold([restart])[1][0].error is not None and "10 s" in str(
-        loop.hold([restart])[1][0].error)
+    held = loop.hold([restart])[1]
+    assert held and "10 s" in str(held[0].error)
 
 
-def test_unpause_is_not_a_restart() -> None:
-    loop = CrashLoop(lambda: None, schedule=lambda d, f: None)
+@pytest.mark.parametrize("times", [1, 3])
+def test_unpause_is_not_a_restart(times: int) -> None:
+    loop = CrashLoop()
     unpause = Start(spec("web"), "c1", unpause=True)
-    for _ in range(3):
+    for _ in range(times):
         assert loop.hold([unpause]) == ([unpause], [])

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.models import GPU_ALL
-from controller.schema import parse_specs
+from controller.contract.schema import parse_specs
+from controller.core.models import GPU_ALL
 
 CATALOG = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests/catalog.yaml")
                          .read_text())

@@ -9,8 +9,8 @@ import pytest
 import requests
 import responses
 
-from controller.coordinator import CoordinatorClient, parse_retry_after
-from controller.errors import (
+from controller.clients.coordinator import CoordinatorClient, parse_retry_after
+from controller.core.errors import (
     CoordinatorProtocolError,
     CoordinatorRejected,
     CoordinatorUnreachable,
@@ -137,10 +137,11 @@ def test_token_and_assignment_etag_long_poll() -> None:
     responses.get(url, json={"generation": 3, "tier": 2, "containers": []},
                   headers={"ETag": '"3"'})
     responses.get(url, status=304)
-    c = client([], token="s3cret")
-    got = c.fetch_assignment("/api/worker/w1/assignment")
+    c = client([])
+    got = c.fetch_assignment("/api/worker/w1/assignment", token="s3cret")
     assert got is not None and got.generation == 3 and got.etag == '"3"'
-    assert c.fetch_assignment("/api/worker/w1/assignment", etag='"3"', wait=50) is None
+    assert c.fetch_assignment("/api/worker/w1/assignment", token="s3cret", etag='"3"',
+                              wait=50) is None
     second = responses.calls[1].request
     assert second.headers["Authorization"] == "Bearer s3cret"
     assert second.headers["If-None-Match"] == '"3"'
@@ -152,7 +153,7 @@ def test_same_origin_absolute_urls_are_used_and_other_hosts_refused() -> None:
     responses.post(f"{BASE}/hb", json={"status": "ok", "assignment_generation": 4})
     assert client([]).heartbeat(f"{BASE}/hb", {}).assignment_generation == 4
     with pytest.raises(CoordinatorProtocolError, match="another host"):
-        client([], token="t").heartbeat("http://evil.test/hb", {})
+        client([]).heartbeat("http://evil.test/hb", {}, token="t")
     assert len(responses.calls) == 1
 
 

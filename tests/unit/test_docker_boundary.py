@@ -8,10 +8,10 @@ import pytest
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from controller.docker_runtime import translate
-from controller.docker_specs import create_kwargs
-from controller.errors import NotFoundError, PermanentError, TransientError
-from controller.models import (
+from controller.clients.docker_runtime import translate
+from controller.clients.docker_specs import create_kwargs
+from controller.core.errors import NotFoundError, PermanentError, TransientError
+from controller.core.models import (
     GPU_ALL,
     LABEL_INSTANCE,
     LABEL_MANAGED,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from controller.errors import PermanentError, TransientError
-from controller.executor import Executor
-from controller.images import ImagePuller
-from controller.models import DesiredState
-from controller.planner import plan
+from controller.core.errors import PermanentError, TransientError
+from controller.core.models import DesiredState
+from controller.core.planner import plan
+from controller.engine.executor import Executor
+from controller.engine.images import ImagePuller
 from tests.fakes import FakeRuntime, spec
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from controller.capabilities import GIB, GpuInfo, HardwareInfo, capabilities, qualifying_tier
-from controller.hardware import detect, detect_nvidia, detect_rocm
+from controller.clients.hardware import detect, detect_nvidia, detect_rocm
+from controller.contract.capabilities import capabilities, qualifying_tier
+from controller.core.machine import GIB, GpuInfo, HardwareInfo
 
 
 class FakeNVMLError(Exception):

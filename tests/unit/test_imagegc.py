@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from controller.imagegc import GIB, PulledImages, collect, floor_error
-from controller.images import ImagePuller
-from controller.state import StateStore
+from controller.clients.state import StateStore
+from controller.engine.imagegc import GIB, PulledImages, collect, floor_error
+from controller.engine.images import ImagePuller
 from tests.fakes import FakeRuntime
 
 
@@ -60,13 +60,12 @@ def test_images_docker_refuses_to_remove_stay_recorded(tmp_path: Path) -> None:
 
 def test_a_pull_under_the_floor_is_refused_and_backs_off() -> None:
     rt = FakeRuntime()
-    scheduled: list[float] = []
-    puller = ImagePuller(rt, refresh_interval=0, floor=lambda: "disk full",
-                         schedule=lambda delay, fn: scheduled.append(delay))
+    now = [50.0]
+    puller = ImagePuller(rt, refresh_interval=0, floor=lambda: "disk full", clock=lambda: now[0])
     state = puller.ensure("big:1")
     assert state.error == "disk full" and not state.pulling
     assert str(puller.ensure("big:1").error).startswith("disk full (next pull in")
-    assert "pull:big:1" not in rt.calls and scheduled == [10.0]
+    assert "pull:big:1" not in rt.calls and puller.next_due() == 10.0
 
 
 def test_pulled_images_are_recorded(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
-from controller.errors import PermanentError, TransientError
-from controller.images import ImagePuller, is_mutable
-from controller.retry import call_with_retry
-from controller.runtime import ProgressCallback
+from controller.clients.retry import call_with_retry
+from controller.core.backoff import Delays
+from controller.core.errors import PermanentError, TransientError
+from controller.core.runtime import ProgressCallback
+from controller.engine.images import ImagePuller, is_mutable
 from tests.fakes import FakeRuntime
 
 
@@ -46,14 +47,12 @@ def test_failed_pull_backs_off_per_image_then_retries() -> None:
     rt = FakeRuntime(broken_images={"i:1": "pull access denied"})
     now = [100.0]
     done = threading.Event()
-    scheduled: list[float] = []
-    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0, clock=lambda: now[0],
-                         schedule=lambda delay, fn: scheduled.append(delay))
+    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0, clock=lambda: now[0])
     for expected_delay in (10.0, 20.0, 40.0):
         done.clear()
         assert puller.ensure("i:1").pulling
         wait_for(done)
-        assert scheduled[-1] == expected_delay  # the loop is woken when the backoff ends
+        assert puller.next_due() == expected_delay  # the loop looks again when it ends
         for _ in range(3):  # reported on every pass meanwhile, without pulling again
             state = puller.ensure("i:1")
             assert not state.ready and not state.pulling and not state.transient
@@ -129,7 +128,8 @@ def test_retry_retries_transient_errors_with_bounded_jitter_without_waiting() ->
             raise err
         return "ok"
 
-    assert call_with_retry(flaky, sleep=sleeps.append, base=0.2, cap=2.0) == "ok"
+    blips = Delays(0.2, 2.0, jitter="full")
+    assert call_with_retry(flaky, sleep=sleeps.append, delays=blips) == "ok"
     assert len(sleeps) == 2 and all(0 <= s <= 2.0 for s in sleeps)
 
 

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-from controller.assignment import AssignmentSource, assignment_to_desired
-from controller.coordinator import AssignmentResponse, HeartbeatResponse, RegisterResponse
-from controller.errors import CoordinatorUnreachable, TransientError, WorkerForgotten
-from controller.lifecycle import Lifecycle
-from controller.models import GPU_ALL
-from controller.state import Identity, StateStore, StoredAssignment
+from controller.clients.state import Identity, StateStore, StoredAssignment
+from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
+from controller.contract.assignment import assignment_to_desired
+from controller.core.backoff import Delays
+from controller.core.errors import CoordinatorUnreachable, TransientError, WorkerForgotten
+from controller.core.models import GPU_ALL
+from controller.membership.lifecycle import Lifecycle
+from controller.membership.source import AssignmentSource
 
 URL = "http://coord.test"
 WEB = {"name": "web", "image": "img:1", "port": 80}
@@ -53,23 +55,27 @@ class FakeCoordinator:
         return RegisterResponse(worker_id=wid, tier=2, assigned_containers=[WEB],
                                 heartbeat_interval=0.05, **extra)
 
-    def heartbeat(self, path: str, body: dict[str, Any]) -> HeartbeatResponse:
+    def heartbeat(self, path: str, body: dict[str, Any], *,
+                  token: str | None = None) -> HeartbeatResponse:
         self.calls.append(("heartbeat", body))
+        self.token = token or self.token
         self._maybe_down()
         if self.forgotten:
             raise WorkerForgotten("Worker not found")
         return HeartbeatResponse(assignment_generation=self.hint)
 
-    def fetch_assignment(self, path: str, *, etag: str | None = None,
+    def fetch_assignment(self, path: str, *, token: str | None = None, etag: str | None = None,
                          wait: float = 0) -> AssignmentResponse | None:
         self.calls.append(("fetch", (path, etag, wait)))
+        self.token = token or self.token
         if wait:
             self.poll_gate.wait(0.05)
         if self.forgotten:
             raise WorkerForgotten("Worker not found")
         return self.assignments.pop(0) if self.assignments else None
 
-    def unregister(self, worker_id: str, *, timeout: float = 5.0) -> None:
+    def unregister(self, worker_id: str, *, token: str | None = None,
+                   timeout: float = 5.0) -> None:
         self.calls.append(("unregister", worker_id))
         self._maybe_down()
 
@@ -88,7 +94,8 @@ class Rig:
                               capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
                               report=lambda: {"status": "healthy", "current_load": 0.1},
                               on_change=self.changes.set, heartbeat_override=0.05,
-                              long_poll_wait=long_poll_wait, retry_base=0.01, retry_cap=0.05)
+                              long_poll_wait=long_poll_wait,
+                              retry=Delays(0.01, 0.05, jitter="half"))
 
 
 @pytest.fixture

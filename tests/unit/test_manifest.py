@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import ConfigError
-from controller.manifest import ManifestSource, parse_manifest
+from controller.clients.manifest import ManifestSource, parse_manifest
+from controller.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

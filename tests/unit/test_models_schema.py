@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from controller.models import GPU_ALL, ContainerSpec, PortMapping, VolumeMount
-from controller.schema import ContainerSpecModel, parse_specs
+from controller.contract.schema import ContainerSpecModel, parse_specs
+from controller.core.models import GPU_ALL, ContainerSpec, PortMapping, VolumeMount
 
 PART1_ENTRY = {
     "name": "rma-upload-worker",

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from controller.console import ProgressBar, render_status
-from controller.docker_runtime import LayerProgress
-from controller.health import HealthServer, parse_addr
-from controller.images import ImagePuller
-from controller.metrics import Metrics
-from controller.observe import PullProgress
-from controller.runtime import ProgressCallback
+from controller.cli.console import ProgressBar, render_status
+from controller.clients.docker_runtime import LayerProgress
+from controller.core.observe import PullProgress
+from controller.core.runtime import ProgressCallback
+from controller.engine.images import ImagePuller
+from controller.ops.health import HealthServer
+from controller.ops.metrics import Metrics
+from controller.settings import Settings
 from tests.fakes import FakeRuntime
 
 
@@ -31,9 +32,13 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 def test_parse_addr() -> None:
-    assert parse_addr("127.0.0.1:9321") == ("127.0.0.1", 9321)
-    assert parse_addr(":9000") == ("127.0.0.1", 9000)
-    assert parse_addr("off") is None and parse_addr("OFF") is None
+    def addr(text: str) -> tuple[str, int] | None:
+        return Settings(health_addr=text).health_address
+
+    assert addr("127.0.0.1:9321") == ("127.0.0.1", 9321)
+    assert addr(":9000") == ("127.0.0.1", 9000)
+    assert addr("[::1]:9000") == ("::1", 9000)
+    assert addr("off") is None and addr("OFF") is None
 
 
 def test_health_server_routes() -> None:

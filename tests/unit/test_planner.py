@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.models import ActualContainer, ContainerSpec, DesiredState
-from controller.planner import (
+from controller.core.models import ActualContainer, ContainerSpec, DesiredState
+from controller.core.planner import (
     MUTATING,
     Action,
     Create,

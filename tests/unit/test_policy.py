@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from controller.assignment import assignment_to_desired
-from controller.docker_specs import create_kwargs
-from controller.policy import ImagePolicy, dangerous_fields, image_registry
-from controller.schema import parse_specs
+from controller.clients.docker_specs import create_kwargs
+from controller.contract.assignment import assignment_to_desired
+from controller.contract.schema import parse_specs
+from controller.core.policy import ImagePolicy, dangerous_fields, image_registry
 
 OK = {"name": "svc", "image": "ghcr.io/rma/rag-service:latest"}
 HOSTILE: list[dict[str, Any]] = [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import build_parser, load_settings, main
+from controller.cli.commands import build_parser, load_settings, main
 from controller.settings import DEFAULT_COORDINATOR, Settings, env_for, flag_for
 
 

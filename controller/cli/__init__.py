@@ -1,0 +1,3 @@
+"""The command line: argument parsing and what is printed for people (status, cleanup, pull
+progress).
+"""

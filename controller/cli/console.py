@@ -1,0 +1,134 @@
+"""What `rma-worker` prints for people: the `status` table, `cleanup`, and the pull progress bar.
+The only module besides cli.py that writes to stdout/stderr directly."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from controller.clients.docker_runtime import DockerRuntime
+from controller.core.errors import AgentError
+from controller.core.observe import PullProgress
+from controller.settings import Settings
+
+
+def agent_url(settings: Settings) -> str:
+    """The running agent's endpoint: the URL it wrote to the state dir, else --health-addr."""
+    url_file = settings.state_dir / f"{settings.instance}.health"
+    try:
+        return url_file.read_text().strip()
+    except OSError:
+        return "http://" + settings.health_addr
+
+
+def fetch_status(settings: Settings) -> dict[str, Any]:
+    url = agent_url(settings) + "/status"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        data: dict[str, Any] = json.load(resp)
+    return data
+
+
+def status_command(settings: Settings, as_json: bool, out: TextIO = sys.stdout) -> int:
+    try:
+        data = fetch_status(settings)
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        print(f"rma-worker: no running agent answered at {agent_url(settings)} ({exc}).\n"
+              "Is it running, with the same --state-dir/--instance/--health-addr?",
+              file=sys.stderr)
+        return 1
+    if as_json:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_status(data))
+    return 0
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
+    return f"{int(seconds)} s ago ({iso})"
+
+
+def render_status(data: dict[str, Any]) -> str:
+    lines = [f"RMA worker agent {data['version']} (instance {data['instance']}, "
+             f"{data['mode']} mode)"]
+    if data["mode"] == "coordinator":
+        lines += [f"Coordinator:    {data['coordinator']}",
+                  f"Worker:         {data['worker_id'] or '(not registered yet)'}   "
+                  f"Tier: {data['tier'] or '-'}",
+                  f"Last heartbeat: {_ago(data['last_heartbeat'])}"
+                  + (f"   error: {data['heartbeat_error']}" if data["heartbeat_error"] else "")]
+    else:
+        lines.append(f"Manifest:       {data['manifest']}")
+    state = ("converged" if data["converged"] else "converging") + \
+        (", healthy" if data["healthy"] else ", degraded")
+    lines += [f"State:          {state}", ""]
+    rows = [("NAME", "STATE", "RESTARTS", "IMAGE", "LAST ERROR")]
+    rows += [(c["name"], c["state"], str(c["restarts"]), c["image"], c["error"] or "")
+             for c in data["containers"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines += ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    for p in data["pulls"]:
+        pct = f"{p['percent']:.1f}%" if p["percent"] is not None else "?"
+        lines.append(f"pulling {p['image']}: {pct} {p['downloaded'] / 1e6:.1f}/"
+                     f"{p['total'] / 1e6:.1f} MB at {p['rate'] / 1e6:.1f} MB/s")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def cleanup_command(settings: Settings, dry_run: bool, *, instance_only: bool = False,
+                    out: TextIO = sys.stdout) -> int:
+    """Remove every container carrying the agent's labels (of any instance, or only of
+    --instance)."""
+    runtime = DockerRuntime(settings.instance, base_url=settings.docker_host)
+    try:
+        found = runtime.list_managed() if instance_only else runtime.list_all_instances()
+        failed = 0
+        for c in sorted(found, key=lambda c: c.name):
+            if dry_run:
+                print(f"would remove {c.name} ({c.id[:12]}, {c.state})", file=out)
+                continue
+            try:
+                runtime.remove(c.id)
+                print(f"removed {c.name} ({c.id[:12]})", file=out)
+            except AgentError as exc:
+                failed += 1
+                print(f"could not remove {c.name}: {exc}", file=sys.stderr)
+        if not found:
+            print("no managed containers", file=out)
+        return 1 if failed else 0
+    except AgentError as exc:
+        print(f"rma-worker: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+
+
+class ProgressBar:
+    """Draws pull progress on one terminal line, at most five times a second."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._last = 0.0
+
+    def __call__(self, p: PullProgress) -> None:
+        done = bool(p.total) and p.downloaded >= p.total
+        now = time.monotonic()
+        if now - self._last < 0.2 and not done:
+            return
+        self._last = now
+        frac = p.downloaded / p.total if p.total else 0.0
+        bar = "#" * int(self._width * frac)
+        self._stream.write(f"\r{p.image[-40:]:>40} [{bar:<{self._width}}] {frac * 100:5.1f}% "
+                           f"{p.downloaded / 1e6:8.1f}/{p.total / 1e6:.1f} MB "
+                           f"{p.rate / 1e6:6.1f} MB/s")
+        if done:
+            self._stream.write("\n")
+        self._stream.flush()

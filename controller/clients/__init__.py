@@ -1,0 +1,3 @@
+"""The only home of docker, requests, psutil, pynvml and yaml: the engine, the coordinator, the
+hardware, the disk.
+"""

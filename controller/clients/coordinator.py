@@ -1,0 +1,238 @@
+"""HTTP client for the coordinator's worker API (../shared/coordinator-api.md, Parts 1 and 2).
+
+Every call has connect and read timeouts. Connection errors, timeouts, 5xx and 429 are retried a
+few times with capped exponential backoff and full jitter, honouring Retry-After; nothing else is
+retried here (the lifecycle is the outer retry). Answers are validated with pydantic at this edge
+and errors become the project's own exceptions: unreachable, rejected, forgotten worker, or a
+protocol error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import BaseModel, ValidationError
+
+from controller import __version__
+from controller.clients.retry import Sleep, call_with_retry
+from controller.contract.api import (
+    REGISTER_PATH,
+    AssignmentResponse,
+    HeartbeatResponse,
+    RegisterResponse,
+    unregister_path,
+)
+from controller.core.backoff import Delays
+from controller.core.errors import (
+    CoordinatorProtocolError,
+    CoordinatorRejected,
+    CoordinatorUnreachable,
+    WorkerForgotten,
+)
+
+M = TypeVar("M", bound=BaseModel)
+MAX_RETRY_AFTER = 300.0
+MAX_BODY = 4 * 1024 * 1024  # no answer of the contract comes near this; a larger one is refused
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when - (time.time() if now is None else now), MAX_RETRY_AFTER))
+
+
+class CoordinatorClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_bundle: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        attempts: int = 4,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 10.0,
+        sleep: Sleep = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = f"rma-worker/{__version__}"
+        self._session.verify = ca_bundle or True
+        self._timeouts = (connect_timeout, read_timeout)
+        self._attempts = attempts
+        self._delays = Delays(backoff_base, backoff_cap, jitter="full")
+        self._sleep = sleep
+
+    def url(self, path: str) -> str:
+        """Resolve a path the coordinator gave; other origins are refused (the token must
+        never leave for another host)."""
+        if not path.startswith(("http://", "https://")):
+            return self.base_url + ("" if path.startswith("/") else "/") + path
+        if _origin(path) != _origin(self.base_url):
+            raise CoordinatorProtocolError(f"coordinator pointed to another host: {path}")
+        return path
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def register(self, body: dict[str, Any]) -> RegisterResponse:
+        resp = self._request("POST", REGISTER_PATH, json=body)
+        return self._model(RegisterResponse, self._json(resp), "register")
+
+    def heartbeat(self, path: str, body: dict[str, Any], *,
+                  token: str | None = None) -> HeartbeatResponse:
+        resp = self._request("POST", path, json=body, worker_scoped=True, token=token)
+        return self._model(HeartbeatResponse, self._json(resp), "heartbeat")
+
+    def unregister(self, worker_id: str, *, token: str | None = None,
+                   timeout: float = 5.0) -> None:
+        """One bounded attempt; 404 means already unregistered, which is success."""
+        try:
+            self._request("DELETE", unregister_path(worker_id), attempts=1,
+                          timeout=(min(timeout, self._timeouts[0]), timeout),
+                          worker_scoped=True, token=token)
+        except WorkerForgotten:
+            return
+
+    def fetch_assignment(
+        self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0
+    ) -> AssignmentResponse | None:
+        """The assignment, or None when unchanged (304). `wait` > 0 long-polls."""
+        headers = {"If-None-Match": etag} if etag else {}
+        params = {"wait": int(wait)} if wait > 0 else None
+        timeout = (self._timeouts[0], self._timeouts[1] + wait)
+        resp = self._request("GET", path, headers=headers, params=params, timeout=timeout,
+                             worker_scoped=True, token=token)
+        if resp.status_code == 304:
+            return None
+        model = self._model(AssignmentResponse, self._json(resp), "assignment")
+        return model.model_copy(update={"etag": resp.headers.get("ETag")})
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, attempts: int | None = None,
+                 worker_scoped: bool = False, token: str | None = None,
+                 **kwargs: Any) -> requests.Response:
+        url = self.url(path)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", self._timeouts)
+
+        def once() -> requests.Response:
+            return self._send(method, url, headers=headers, **kwargs)
+
+        resp = call_with_retry(once, attempts=attempts or self._attempts, delays=self._delays,
+                               sleep=self._sleep, hint=_retry_after)
+        self._raise_for_status(method, url, resp, worker_scoped)
+        return resp
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        connect, read = kwargs["timeout"]
+        try:
+            resp = self._session.request(method, url, stream=True, **kwargs)
+            _read_capped(resp, deadline=time.monotonic() + connect + read)
+        except requests.exceptions.SSLError as exc:
+            raise CoordinatorRejected(f"TLS verification of {url} failed: {exc} (set "
+                                      "RMA_CA_BUNDLE for a private CA)", 0) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            raise CoordinatorUnreachable(f"{method} {url} failed: {_short(exc)}") from exc
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise CoordinatorUnreachable(
+                f"{method} {url} answered HTTP {resp.status_code}",
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+        return resp
+
+    @staticmethod
+    def _raise_for_status(method: str, url: str, resp: requests.Response,
+                          worker_scoped: bool) -> None:
+        if resp.status_code < 400:
+            return
+        detail = _detail(resp)
+        if resp.status_code == 404 and worker_scoped:
+            raise WorkerForgotten(f"coordinator does not know this worker ({method} {url}: "
+                                  f"{detail})")
+        raise CoordinatorRejected(f"{method} {url} refused with HTTP {resp.status_code}: "
+                                  f"{detail}", resp.status_code)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise CoordinatorProtocolError(
+                f"{resp.request.method} {resp.url} returned invalid JSON "
+                f"(HTTP {resp.status_code}, {len(resp.content)} bytes)") from exc
+
+    @staticmethod
+    def _model(model: type[M], data: Any, what: str) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                               for e in exc.errors()[:5])
+            raise CoordinatorProtocolError(f"malformed {what} response: {fields}") from exc
+
+
+def _read_capped(resp: requests.Response, *, deadline: float) -> None:
+    """Read the body, at most MAX_BODY bytes and within the deadline (a trickling server cannot
+    hold a thread forever, nor a huge one fill memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise CoordinatorProtocolError(
+                    f"{resp.request.method} {resp.url} answered more than {MAX_BODY} bytes")
+            if time.monotonic() > deadline:
+                raise CoordinatorUnreachable(f"{resp.request.method} {resp.url} answered too "
+                                             "slowly")
+            chunks.append(chunk)
+    finally:
+        resp.close()
+    resp._content = b"".join(chunks)  # requests' own cache: .json() and .text read it
+
+
+def _retry_after(exc: Exception) -> float | None:
+    return exc.retry_after if isinstance(exc, CoordinatorUnreachable) else None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _detail(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text[:200] or resp.reason
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])[:200]
+    return str(data)[:200]
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "timed out", "Name or service not known",
+                   "Read timed out", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower()
+    return text[:200]

@@ -1,0 +1,301 @@
+"""The Docker engine client: the only module that imports `docker`.
+
+It sees only containers carrying this agent instance's ownership labels (one label-filtered list
+call per pass), writes the spec hash into a label at creation, and translates every docker-py and
+requests error into the project's TransientError / PermanentError family at this boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import docker
+import requests
+import structlog
+from docker.errors import APIError, DockerException, NotFound
+from docker.utils import parse_repository_tag
+
+from controller.clients.docker_specs import create_kwargs
+from controller.clients.retry import Sleep, call_with_retry
+from controller.core.errors import (
+    AgentError,
+    NameConflictError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from controller.core.models import (
+    LABEL_MANAGED,
+    LABEL_SPEC_HASH,
+    ActualContainer,
+    ContainerSpec,
+    owner_labels,
+)
+from controller.core.runtime import ContainerEvent, ProgressCallback
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+# 5xx answers that retrying cannot fix.
+_PERMANENT_MARKERS = (
+    "port is already allocated",
+    "address already in use",
+    "could not select device driver",
+    "no such image",
+    "invalid reference format",
+    "manifest unknown",
+    "pull access denied",
+    "repository does not exist",
+    "unauthorized",
+)
+_WATCHED_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause"})
+
+
+def translate(exc: Exception) -> AgentError:
+    """Map a docker-py / requests exception onto the project's own exceptions."""
+    if isinstance(exc, AgentError):
+        return exc
+    if isinstance(exc, NotFound):
+        return NotFoundError(_explain(exc))
+    if isinstance(exc, APIError):
+        return _translate_api(exc)
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return TransientError(f"Docker engine unreachable: {exc}")
+    if isinstance(exc, DockerException):
+        return TransientError(f"Docker engine unavailable: {exc}")
+    return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+def _translate_api(exc: APIError) -> AgentError:
+    """5xx and 429 are transient unless the message says retrying cannot help; 4xx are not."""
+    message = _explain(exc)
+    status = exc.status_code or 0
+    retryable = status >= 500 or status == 429
+    if retryable and not any(m in message.lower() for m in _PERMANENT_MARKERS):
+        return TransientError(message)
+    return PermanentError(message)
+
+
+def _explain(exc: APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+@contextmanager
+def _boundary() -> Iterator[None]:
+    try:
+        yield
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        raise translate(exc) from exc
+
+
+class DockerRuntime:
+    """ContainerRuntime over a Docker engine reached through docker-py."""
+
+    def __init__(
+        self,
+        instance: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        pool_size: int = 16,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.instance = instance
+        self._base_url = base_url
+        self._timeout = timeout
+        self._pool_size = pool_size
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+        self._retry_kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker-py client, connected on first use (the engine may start after the agent)."""
+        with self._lock:
+            if self._client is None:
+                with _boundary():
+                    if self._base_url:
+                        self._client = docker.DockerClient(
+                            base_url=self._base_url, version="auto", timeout=int(self._timeout),
+                            max_pool_size=self._pool_size)
+                    else:
+                        self._client = docker.from_env(
+                            version="auto", timeout=int(self._timeout),
+                            max_pool_size=self._pool_size)
+            return self._client
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        def once() -> T:
+            with _boundary():
+                return fn()
+        return call_with_retry(once, **self._retry_kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _filters(self) -> dict[str, Any]:
+        return {"label": [f"{k}={v}" for k, v in owner_labels(self.instance).items()]}
+
+    def list_all_instances(self) -> list[ActualContainer]:
+        """Every container any rma-worker instance manages (for `rma-worker cleanup`)."""
+        rows = self._call(lambda: self.client.api.containers(
+            all=True, filters={"label": f"{LABEL_MANAGED}=true"}))
+        return [_actual(row, managed=True) for row in rows]
+
+    def list_managed(self) -> list[ActualContainer]:
+        rows = self._call(lambda: self.client.api.containers(all=True, filters=self._filters()))
+        return [_actual(row, managed=True) for row in rows]
+
+    def image_present(self, image: str) -> bool:
+        try:
+            self._call(lambda: self.client.api.inspect_image(image))
+        except NotFoundError:
+            return False
+        return True
+
+    def data_root(self) -> str | None:
+        info = self._call(lambda: self.client.api.info())  # noqa: PLW0108 (client is lazy)
+        root = info.get("DockerRootDir")
+        return str(root) if root else None
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
+        repo, tag = parse_repository_tag(image)
+
+        def run() -> None:
+            layers = LayerProgress()
+            stream = self.client.api.pull(repo, tag=tag or "latest", stream=True, decode=True)
+            for line in stream:
+                if "error" in line:
+                    detail = line.get("errorDetail", {}).get("message") or line["error"]
+                    raise translate(APIError(str(detail), explanation=str(detail)))
+                if layers.feed(line) and progress is not None:
+                    progress(layers.downloaded, layers.total)
+        self._call(run)
+
+    def create(self, spec: ContainerSpec) -> str:
+        kwargs = create_kwargs(spec, self.instance)
+        try:
+            result = self._call(lambda: self.client.api.create_container(**kwargs))
+        except PermanentError as exc:
+            if "conflict" in str(exc).lower() and "already in use" in str(exc).lower():
+                raise NameConflictError(str(exc)) from exc
+            raise
+        return str(result["Id"])
+
+    def start(self, container_id: str, *, unpause: bool = False) -> None:
+        if unpause:
+            self._call(lambda: self.client.api.unpause(container_id))
+            return
+        self._call(lambda: self.client.api.start(container_id))
+
+    def stop(self, container_id: str, grace: float) -> None:
+        try:
+            self._call(lambda: self.client.api.stop(container_id, timeout=max(0, int(grace))))
+        except NotFoundError:
+            return
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self._call(lambda: self.client.api.remove_container(container_id, force=True))
+        except NotFoundError:
+            return
+        except PermanentError as exc:
+            if "already in progress" in str(exc):
+                return
+            raise
+
+    def remove_image(self, image: str) -> bool:
+        """Remove an image; False when it is in use (Docker refuses), True when gone."""
+        try:
+            self._call(lambda: self.client.api.remove_image(image, noprune=False))
+        except NotFoundError:
+            return True
+        except PermanentError as exc:
+            log.info("image_kept", image=image, reason=str(exc))
+            return False
+        return True
+
+    def events(self) -> DockerEventStream:
+        filters = {"type": ["container"], **self._filters()}
+        with _boundary():
+            raw = self.client.api.events(decode=True, filters=filters)
+        return DockerEventStream(raw)
+
+
+class LayerProgress:
+    """Sums the engine's per-layer pull progress lines into bytes downloaded / announced."""
+
+    _DONE = frozenset({"Download complete", "Pull complete", "Already exists"})
+
+    def __init__(self) -> None:
+        self._layers: dict[str, tuple[int, int]] = {}
+
+    def feed(self, line: dict[str, Any]) -> bool:
+        """Take one stream line; True when the totals changed."""
+        layer, status = line.get("id"), line.get("status", "")
+        detail = line.get("progressDetail") or {}
+        if not layer:
+            return False
+        before = self._layers.get(layer)
+        if status == "Downloading" and detail.get("total"):
+            self._layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+        elif status in self._DONE and layer in self._layers:
+            total = self._layers[layer][1]
+            self._layers[layer] = (total, total)
+        return self._layers.get(layer) != before
+
+    @property
+    def downloaded(self) -> int:
+        return sum(c for c, _ in self._layers.values())
+
+    @property
+    def total(self) -> int:
+        return sum(t for _, t in self._layers.values())
+
+
+class DockerEventStream:
+    """Engine events about managed containers; `close()` from another thread ends iteration."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        with _boundary():
+            for item in self._raw:
+                action = str(item.get("Action") or item.get("status") or "")
+                action = action.split(":", 1)[0]
+                if action not in _WATCHED_ACTIONS:
+                    continue
+                attrs = (item.get("Actor") or {}).get("Attributes") or {}
+                yield ContainerEvent(action, str(item.get("id", "")), str(attrs.get("name", "")))
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except Exception as exc:  # closing a dead socket must never fail the caller
+            log.debug("event_stream_close_failed", error=str(exc))
+
+
+def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
+    names = row.get("Names") or [""]
+    labels = row.get("Labels") or {}
+    return ActualContainer(
+        id=str(row["Id"]),
+        name=names[0].lstrip("/"),
+        state=str(row.get("State", "")),
+        spec_hash=labels.get(LABEL_SPEC_HASH),
+        managed=managed,
+        image=str(row.get("Image", "")),
+    )

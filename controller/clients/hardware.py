@@ -1,0 +1,165 @@
+"""Hardware detection: CPU, RAM, the disk that holds Docker's data, and GPUs.
+
+NVIDIA GPUs are read through NVML (pynvml), AMD GPUs through `rocm-smi --json`. A missing library,
+driver or tool means "no GPU": this module never raises and never prints a traceback for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import psutil
+import structlog
+
+from controller.contract.capabilities import capabilities
+from controller.core.errors import AgentError
+from controller.core.limits import Limits
+from controller.core.machine import GpuInfo, HardwareInfo
+
+log = structlog.get_logger(__name__)
+
+RocmRunner = Callable[[list[str]], str | None]
+ROCM_ARGS = ["--showproductname", "--showmeminfo", "vram", "--showuniqueid",
+             "--showdriverversion", "--json"]
+
+
+def detect(
+    data_root: str | None = None,
+    *,
+    nvml: ModuleType | None = None,
+    rocm: RocmRunner | None = None,
+) -> HardwareInfo:
+    """Everything at once. `data_root` is Docker's data directory when the engine told us."""
+    path = data_root if data_root and os.path.isdir(data_root) else "/"
+    gpus = detect_nvidia(nvml) or detect_rocm(rocm or run_rocm_smi)
+    return HardwareInfo(
+        cpu_cores=psutil.cpu_count(logical=True) or os.cpu_count() or 1,
+        ram_bytes=int(psutil.virtual_memory().total),
+        storage_bytes=int(psutil.disk_usage(path).free),
+        gpus=tuple(gpus),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _load_nvml() -> ModuleType | None:
+    try:
+        import pynvml  # noqa: PLC0415  (optional at run time: absence means no NVIDIA GPU)
+    except ImportError:
+        return None
+    module: ModuleType = pynvml
+    return module
+
+
+def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
+    """Every NVIDIA GPU NVML reports; [] when NVML, the driver or the GPU is absent."""
+    lib = nvml or _load_nvml()
+    if lib is None:
+        return []
+    try:
+        lib.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, OSError…
+        log.debug("nvml_unavailable", error=str(exc) or type(exc).__name__)
+        return []
+    try:
+        driver = _text(lib.nvmlSystemGetDriverVersion())
+        gpus = []
+        for i in range(lib.nvmlDeviceGetCount()):
+            handle = lib.nvmlDeviceGetHandleByIndex(i)
+            gpus.append(GpuInfo(
+                index=i,
+                name=_text(lib.nvmlDeviceGetName(handle)),
+                memory_bytes=int(lib.nvmlDeviceGetMemoryInfo(handle).total),
+                driver="nvidia",
+                uuid=_text(lib.nvmlDeviceGetUUID(handle)),
+                driver_version=driver,
+            ))
+        return gpus
+    except Exception as exc:
+        log.warning("nvml_query_failed", error=str(exc) or type(exc).__name__)
+        return []
+    finally:
+        try:
+            lib.nvmlShutdown()
+        except Exception as exc:
+            log.debug("nvml_shutdown_failed", error=str(exc))
+
+
+def run_rocm_smi(args: list[str]) -> str | None:
+    """stdout of `rocm-smi ARGS`, or None when the tool is missing or fails."""
+    exe = shutil.which("rocm-smi")
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=15,
+                              check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("rocm_smi_failed", error=str(exc))
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def detect_rocm(runner: RocmRunner) -> list[GpuInfo]:
+    """Every AMD GPU `rocm-smi --json` reports; [] when the tool is absent or says nothing."""
+    out = runner(ROCM_ARGS)
+    if not out:
+        return []
+    try:
+        data = json.loads(out)
+    except ValueError:
+        log.debug("rocm_smi_bad_json")
+        return []
+    if not isinstance(data, dict):
+        return []
+    driver = str((data.get("system") or {}).get("Driver version", ""))
+    cards = sorted((k for k in data if k.startswith("card")), key=_card_index)
+    return [gpu for key in cards if (gpu := _rocm_card(key, data[key], driver)) is not None]
+
+
+def _card_index(key: str) -> int:
+    digits = key[4:]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _rocm_card(key: str, card: Any, driver: str) -> GpuInfo | None:
+    if not isinstance(card, dict):
+        return None
+    try:
+        memory = int(str(card.get("VRAM Total Memory (B)", "0")))
+    except ValueError:
+        memory = 0
+    name = next((str(card[k]) for k in ("Card Series", "Card series", "Device Name",
+                                         "Card model", "Card Model") if card.get(k)), "AMD GPU")
+    return GpuInfo(index=_card_index(key), name=name, memory_bytes=memory, driver="rocm",
+                   uuid=str(card.get("Unique ID", "")), driver_version=driver)
+
+
+def load_snapshot() -> tuple[float, int]:
+    """(CPU load 0.0..1.0 since the previous call, available memory in bytes). Non-blocking."""
+    return psutil.cpu_percent(interval=None) / 100.0, int(psutil.virtual_memory().available)
+
+
+def disk_usage(path: str) -> tuple[int, int]:
+    """(free bytes, total bytes) of the filesystem holding `path`."""
+    usage = psutil.disk_usage(path if os.path.isdir(path) else "/")
+    return int(usage.free), int(usage.total)
+
+
+def offered_capabilities(limits: Limits, data_root: Callable[[], str | None],
+                         version: str) -> dict[str, Any]:
+    """The registration capabilities, as offered under the contributor's limits; storage is
+    read where Docker keeps its data (`data_root()`, when the engine answers)."""
+    try:
+        root = data_root()
+    except AgentError as exc:
+        log.debug("docker_data_root_unknown", error=str(exc))
+        root = None
+    return capabilities(limits.offered(detect(root)), version=version)

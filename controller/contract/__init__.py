@@ -1,0 +1,3 @@
+"""Everything that must match the coordinator: the spec schema, wire models and paths, capability
+strings and the tier rule.
+"""

@@ -1,0 +1,181 @@
+"""Pydantic models for container specs as they arrive from outside (manifest files, coordinator
+JSON), and their conversion into the frozen `ContainerSpec` used inside.
+
+Unknown fields are ignored and never passed on to Docker. Values that could reach the host in a
+dangerous way if taken literally (a volume name that is really a path, a container name that is
+not a Docker name, labels in the agent's own namespace) are refused here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from controller.core.limits import MEMORY_PATTERN
+from controller.core.models import (
+    GPU_ALL,
+    LABEL_PREFIX,
+    NAME_RE,
+    ContainerSpec,
+    PortMapping,
+    Refusal,
+    VolumeMount,
+)
+from controller.core.policy import dangerous_fields
+
+
+class PortModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    container: int = Field(ge=1, le=65535)
+    host: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+class VolumeModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    path: str
+
+    @field_validator("name")
+    @classmethod
+    def _named_volume_only(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"volume {v!r} is not a named volume (host paths are never mounted)")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/") or ".." in v.split("/"):
+            raise ValueError(f"mount path {v!r} must be absolute and without '..'")
+        return v
+
+
+class ContainerSpecModel(BaseModel):
+    """A ContainerSpec on the wire: Part 2 of the coordinator contract, a superset of Part 1."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    image: str = Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    ports: list[PortModel] = []
+    env: dict[str, str | int | float | bool] = {}
+    command: list[str] | str | None = None
+    gpu: bool | int = False
+    volumes: list[VolumeModel] = []
+    memory_limit: str | None = Field(default=None, pattern=MEMORY_PATTERN)
+    cpus: float | None = Field(default=None, gt=0, le=1024)
+    restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    labels: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_accepted(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            found = dangerous_fields(raw)
+            if found:
+                raise ValueError("refused, the agent never runs containers with: "
+                                 + ", ".join(found))
+        return raw
+
+    @field_validator("name")
+    @classmethod
+    def _docker_name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid container name")
+        return v
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_count(cls, v: bool | int) -> bool | int:
+        if not isinstance(v, bool) and v < 0:
+            raise ValueError("gpu must be true, false or a count >= 0")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = [k for k in v if k.startswith(LABEL_PREFIX)]
+        if reserved:
+            raise ValueError(f"labels {reserved} use the agent's reserved prefix {LABEL_PREFIX}")
+        return v
+
+    def to_spec(self, publish_address: str = "") -> ContainerSpec:
+        return ContainerSpec(
+            name=self.name,
+            image=self.image,
+            ports=self._ports(publish_address),
+            env=tuple(sorted((k, _env_value(v)) for k, v in self.env.items())),
+            command=self._command(),
+            gpu=GPU_ALL if self.gpu is True else int(self.gpu),
+            volumes=tuple(VolumeMount(v.name, v.path) for v in self.volumes),
+            memory_limit=self.memory_limit.lower() if self.memory_limit else None,
+            cpus=self.cpus,
+            restart=self.restart,
+            labels=tuple(sorted(self.labels.items())),
+        )
+
+    def _ports(self, host_ip: str) -> tuple[PortMapping, ...]:
+        found = [PortMapping(p.container, p.host or p.container, p.protocol, host_ip)
+                 for p in self.ports]
+        if self.port is not None and not any(p.container == self.port for p in found):
+            found.insert(0, PortMapping(self.port, self.port, "tcp", host_ip))
+        return tuple(sorted(set(found), key=lambda p: (p.container, p.protocol, p.host)))
+
+    def _command(self) -> tuple[str, ...] | None:
+        if self.command is None:
+            return None
+        if isinstance(self.command, str):
+            return tuple(shlex.split(self.command))
+        return tuple(self.command)
+
+
+def _env_value(v: str | int | float | bool) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+SpecError = Refusal
+
+
+def parse_specs(
+    entries: Any, publish_address: str = ""
+) -> tuple[list[ContainerSpec], list[SpecError]]:
+    """Convert a list of raw entries; bad entries become SpecErrors, the rest are kept."""
+    if not isinstance(entries, list):
+        return [], [SpecError("*", "expected a list of container specs")]
+    specs: list[ContainerSpec] = []
+    errors: list[SpecError] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(entries):
+        label = raw.get("name", f"#{index}") if isinstance(raw, dict) else f"#{index}"
+        try:
+            spec = ContainerSpecModel.model_validate(raw).to_spec(publish_address)
+        except ValidationError as exc:
+            errors.append(SpecError(str(label), one_line(exc)))
+            continue
+        if spec.name in seen:
+            errors.append(SpecError(spec.name, "duplicate container name"))
+            continue
+        seen.add(spec.name)
+        specs.append(spec)
+    return specs, errors
+
+
+def one_line(exc: ValidationError) -> str:
+    """A pydantic error as one human line: `field: message; field: message`."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "value"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,44 @@
+"""What the machine has, as plain values: its CPU cores, memory, free storage and GPUs.
+Hardware detection (clients/hardware.py) fills them; the contributor's limits reduce them; the
+contract turns them into the coordinator's capability strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    memory_bytes: int
+    driver: str  # "nvidia" | "rocm"
+    uuid: str = ""
+    driver_version: str = ""
+
+    @property
+    def memory_mb(self) -> int:
+        return self.memory_bytes // MIB
+
+
+@dataclass(frozen=True)
+class HardwareInfo:
+    cpu_cores: int
+    ram_bytes: int
+    storage_bytes: int
+    gpus: tuple[GpuInfo, ...] = ()
+
+    @property
+    def primary_gpu(self) -> GpuInfo | None:
+        """The largest GPU: it decides the tier and fills the seed's GPU keys."""
+        if not self.gpus:
+            return None
+        return max(self.gpus, key=lambda g: (g.memory_bytes, -g.index))
+
+
+def format_gb(n_bytes: int) -> str:
+    return f"{n_bytes / GIB:.1f}GB"

@@ -1,0 +1,142 @@
+"""Frozen value types shared by every layer: the desired container spec, what the engine reports
+about a managed container, and the ownership labels that tie the two together.
+
+A spec's hash is computed from its canonical form with default-valued fields left out, so adding a
+new optional field in a later version does not change the hash of existing specs (and does not
+recreate every container on an agent upgrade).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+LABEL_PREFIX = "org.rma.worker"
+LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
+LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
+LABEL_NAME = f"{LABEL_PREFIX}.name"
+LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+GPU_ALL = -1
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """One published port: `host_ip:host` on the machine forwards to `container` inside."""
+
+    container: int
+    host: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A named Docker volume mounted at `path`. Never a host path."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container the agent should keep running, exactly as the agent will create it."""
+
+    name: str
+    image: str
+    ports: tuple[PortMapping, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] | None = None
+    gpu: int = 0  # 0: none, GPU_ALL: every GPU, n > 0: that many
+    volumes: tuple[VolumeMount, ...] = ()
+    memory_limit: str | None = None
+    cpus: float | None = None
+    restart: str = "unless-stopped"
+    labels: tuple[tuple[str, str], ...] = ()
+    gpu_ids: tuple[str, ...] = ()  # the devices allowed by the contributor's caps (else any)
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+    @property
+    def labels_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def canonical(self) -> dict[str, Any]:
+        """The spec as plain data, default-valued fields omitted, in a stable order."""
+        data: dict[str, Any] = {"name": self.name, "image": self.image}
+        defaults = _DEFAULTS
+        for key in ("ports", "env", "command", "gpu", "volumes", "memory_limit", "cpus",
+                    "restart", "labels", "gpu_ids"):
+            value = getattr(self, key)
+            if value != getattr(defaults, key):
+                data[key] = _plain(value)
+        return data
+
+    def spec_hash(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+_DEFAULTS = ContainerSpec(name="_", image="_")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, PortMapping | VolumeMount):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An entry of the desired state that was not accepted, with a message a person can act on."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """The set of containers this machine should run, keyed by unique name, plus the entries
+    that were refused (reported, never run)."""
+
+    specs: tuple[ContainerSpec, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.specs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate container names in desired state: {', '.join(dupes)}")
+
+    def by_name(self) -> dict[str, ContainerSpec]:
+        return {s.name: s for s in self.specs}
+
+
+# Container states as the Docker engine reports them.
+RUNNING_STATES = frozenset({"running", "restarting"})
+STARTABLE_STATES = frozenset({"created", "exited", "paused"})
+
+
+@dataclass(frozen=True)
+class ActualContainer:
+    """What the engine says about one container. `managed` is False for a foreign container."""
+
+    id: str
+    name: str
+    state: str
+    spec_hash: str | None = None
+    managed: bool = True
+    image: str = ""
+
+
+def owner_labels(instance: str) -> dict[str, str]:
+    """The labels that mark a container as owned by the agent instance `instance`."""
+    return {LABEL_MANAGED: "true", LABEL_INSTANCE: instance}

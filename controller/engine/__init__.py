@@ -1,0 +1,3 @@
+"""The reconcile loop and what it drives: executor, image puller, image GC, crash-loop back-off,
+event watcher.
+"""

@@ -1,0 +1,48 @@
+"""CrashLoopBackOff: restarts of a container that keeps stopping are held back.
+
+Each Start of an existing container is a restart. The first is immediate; the next ones wait
+10 s, 20 s, 40 s … up to 5 min; a container that ran for 10 minutes starts over. A held restart
+becomes a `backoff` outcome (shown in status, metrics and the heartbeat); the loop asks
+`next_due()` how soon to look again, so no timer is needed. Other containers are never delayed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from controller.core.backoff import KUBELET, Delays, KeyedBackoff
+from controller.core.planner import Action, Start
+from controller.core.results import ActionOutcome
+
+
+class CrashLoop:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 delays: Delays = KUBELET, reset_after: float = 600.0) -> None:
+        self._backoff = KeyedBackoff(delays, reset_after=reset_after)
+        self._clock = clock
+
+    def hold(self, actions: Iterable[Action]) -> tuple[list[Action], list[ActionOutcome]]:
+        """The actions allowed now, and the outcomes of the restarts held back."""
+        kept: list[Action] = []
+        held: list[ActionOutcome] = []
+        now = self._clock()
+        for action in actions:
+            if isinstance(action, Start) and not action.unpause:
+                name = action.target
+                wait = self._backoff.remaining(name, now)
+                if wait > 0:
+                    held.append(ActionOutcome(name, "backoff", ok=False, error=(
+                        f"back-off {wait:.0f} s restarting a container that keeps stopping "
+                        f"({self._backoff.failures(name)} restarts)")))
+                    continue
+                self._backoff.failure(name, now)
+            kept.append(action)
+        return kept, held
+
+    def next_due(self) -> float | None:
+        """Seconds until a held restart may go (the loop looks again then), or None."""
+        return self._backoff.next_due(self._clock())
+
+    def forget_except(self, names: set[str]) -> None:
+        self._backoff.forget_except(names)

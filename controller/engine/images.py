@@ -1,0 +1,192 @@
+"""Image availability without blocking the reconcile pass.
+
+GPU images are many gigabytes: a pass must never wait for one, or a single pull would delay
+self-healing of every other container. `ImagePuller.ensure(image)` answers at once: present (use
+it now), pulling (a background pull is running; the loop is woken when it ends) or failed (the last
+pull's error, reported until its backoff — 10 s doubling to 5 min, per image — expires; the loop
+looks again then, asking `next_due()`, and the next ensure pulls again). An image already present
+is used at once; a mutable tag (no digest) is refreshed in the background at most once per
+refresh interval, and a failed refresh is only logged: it never touches a running container.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from controller.core.backoff import KUBELET, KeyedBackoff
+from controller.core.errors import AgentError, PermanentError, TransientError
+from controller.core.observe import NullObserver, Observer, PullProgress
+from controller.core.runtime import ContainerRuntime
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageState:
+    ready: bool
+    pulling: bool = False
+    error: str | None = None
+    transient: bool = False  # the last pull failed in a way worth retrying (registry down…)
+
+
+PRESENT = ImageState(ready=True)
+PULLING = ImageState(ready=False, pulling=True)
+
+
+def is_mutable(image: str) -> bool:
+    """A reference without a digest can change under the same name."""
+    return "@sha256:" not in image
+
+
+class ImagePuller:
+    """Background pulls, at most `workers` at a time, deduplicated per image."""
+
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        *,
+        on_done: Callable[[], None] = lambda: None,
+        workers: int = 3,
+        refresh_interval: float = 6 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+        observer: Observer | None = None,
+        progress_sink: Callable[[PullProgress], None] | None = None,
+        log_every: float = 5.0,
+        floor: Callable[[], str | None] = lambda: None,
+        on_pulled: Callable[[str], None] = lambda image: None,
+    ) -> None:
+        self._runtime = runtime
+        self._on_done = on_done
+        self._slots = threading.BoundedSemaphore(workers)
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._inflight: set[str] = set()
+        self._failed: dict[str, AgentError] = {}
+        self._backoff = KeyedBackoff(KUBELET, reset_after=float("inf"))
+        self._floor = floor
+        self._on_pulled = on_pulled
+        self._refreshed: dict[str, float] = {}
+        self._progress: dict[str, PullProgress] = {}
+        self._observer: Observer = observer or NullObserver()
+        self._sink = progress_sink
+        self._log_every = log_every
+
+    def ensure(self, image: str) -> ImageState:
+        with self._lock:
+            if image in self._inflight:
+                return PULLING
+            error = self._failed.get(image)
+            wait = self._backoff.remaining(image, self._clock())
+        if error is not None and wait > 0:
+            return ImageState(ready=False, error=f"{error} (next pull in {wait:.0f} s)",
+                              transient=isinstance(error, TransientError))
+        if self._runtime.image_present(image):
+            self._maybe_refresh(image)
+            return PRESENT
+        refused = self._floor()
+        if refused is not None:
+            with self._lock:
+                self._failed[image] = PermanentError(refused)
+                delay = self._backoff.failure(image, self._clock())
+            log.error("image_pull_refused", image=image, error=refused, retry_in=delay)
+            return ImageState(ready=False, error=refused)
+        self._start(image, refresh=False)
+        return PULLING
+
+    def next_due(self) -> float | None:
+        """Seconds until a failed pull may be tried again (the loop looks again then), or None."""
+        with self._lock:
+            return self._backoff.next_due(self._clock())
+
+    def pulling(self) -> list[str]:
+        with self._lock:
+            return sorted(self._inflight)
+
+    def progress(self) -> list[PullProgress]:
+        """Pulls in flight, with bytes, percent and rate (for `status`)."""
+        with self._lock:
+            return [self._progress[i] for i in sorted(self._progress) if i in self._inflight]
+
+    def _maybe_refresh(self, image: str) -> None:
+        if self._refresh_interval <= 0 or not is_mutable(image) or self._floor() is not None:
+            return
+        now = self._clock()
+        with self._lock:
+            last = self._refreshed.get(image)
+            if last is not None and now - last < self._refresh_interval:
+                return
+            self._refreshed[image] = now
+        self._start(image, refresh=True)
+
+    def _start(self, image: str, *, refresh: bool) -> None:
+        with self._lock:
+            if image in self._inflight:
+                return
+            self._inflight.add(image)
+        thread = threading.Thread(
+            target=self._run, args=(image, refresh), name=f"pull:{image}", daemon=True)
+        thread.start()
+
+    def _run(self, image: str, refresh: bool) -> None:
+        error: AgentError | None = None
+        with self._slots:
+            log.info("image_refresh_started" if refresh else "image_pull_started", image=image)
+            started = self._clock()
+            try:
+                self._runtime.pull(image, self._tracker(image, started))
+            except AgentError as exc:
+                error = exc
+        delay = 0.0
+        with self._lock:
+            self._inflight.discard(image)
+            self._progress.pop(image, None)
+            if error is None:
+                self._failed.pop(image, None)
+                self._backoff.reset(image)
+            elif not refresh:
+                self._failed[image] = error
+                delay = self._backoff.failure(image, self._clock())
+        if error is None:
+            if not refresh:
+                self._on_pulled(image)
+            log.info("image_pulled", image=image, refresh=refresh,
+                     seconds=round(self._clock() - started, 3))
+        elif refresh:
+            log.warning("image_refresh_failed", image=image, error=str(error),
+                        hint="the local copy keeps being used")
+        else:
+            log.error("image_pull_failed", image=image, error=str(error),
+                      transient=isinstance(error, TransientError), retry_in=delay)
+        if not refresh:
+            self._on_done()
+
+    def _tracker(self, image: str, started: float) -> Callable[[int, int], None]:
+        """The progress callback of one pull: metrics, status, a log line every few seconds."""
+        seen: dict[str, float] = {"bytes": 0, "logged": started}
+
+        def on_progress(downloaded: int, total: int) -> None:
+            now = self._clock()
+            self._observer.pull_bytes(downloaded - int(seen["bytes"]))
+            seen["bytes"] = downloaded
+            progress = PullProgress(image, downloaded, total, now - started)
+            with self._lock:
+                self._progress[image] = progress
+            if self._sink is not None:
+                self._sink(progress)
+            if now - seen["logged"] >= self._log_every:
+                seen["logged"] = now
+                log.info("image_pull_progress", image=image, mb=round(downloaded / 1e6, 1),
+                         total_mb=round(total / 1e6, 1), percent=_pct(progress.percent),
+                         mb_per_s=round(progress.rate / 1e6, 2))
+
+        return on_progress
+
+
+def _pct(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None

@@ -1,0 +1,73 @@
+"""Wakes the reconcile loop when the engine reports that a managed container died, stopped, was
+paused or removed, so it is restored within a pass instead of at the next timer tick.
+
+The stream is reopened with capped backoff when the engine goes away; each (re)connect rings the
+loop once, since events may have been missed while disconnected.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from controller.core.backoff import Delays
+from controller.core.errors import AgentError
+from controller.core.runtime import ContainerEvent, ContainerRuntime, EventStream
+
+log = structlog.get_logger(__name__)
+# A local socket: reconnecting often costs nothing.
+RECONNECT = Delays(base=0.5, cap=5.0)
+
+
+class EventWatcher:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        on_event: Callable[[ContainerEvent | None], None],
+        stop: threading.Event,
+        *,
+        delays: Delays = RECONNECT,
+    ) -> None:
+        self._runtime = runtime
+        self._on_event = on_event
+        self._stop = stop
+        self._delays = delays
+        self._stream: EventStream | None = None
+        self._thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop watching (the caller has set `stop`); unblocks a pending read."""
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._stream = self._runtime.events()
+                log.debug("event_stream_open")
+                self._on_event(None)
+                failures = 0
+                for event in self._stream:
+                    if self._stop.is_set():
+                        return
+                    log.debug("container_event", action=event.action, container=event.name)
+                    self._on_event(event)
+                if self._stop.is_set():
+                    return
+                log.warning("event_stream_ended", hint="engine restarted?; reconnecting")
+            except AgentError as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("event_stream_failed", error=str(exc),
+                            retry_in=self._delays.delay(failures + 1))
+            failures += 1
+            self._stop.wait(self._delays.delay(failures))

@@ -1,0 +1,80 @@
+"""The heartbeat: the worker's report every interval (Part 1 fields, Part 2 container states and
+the assignment generation it runs). An outage only produces log lines: the desired state is kept,
+so running containers are never touched because the coordinator is away. A 404 means the
+coordinator forgot this worker: the main thread registers again at once. A newer generation in
+the answer (Part 2) fetches the assignment now.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from controller.core.errors import AgentError, WorkerForgotten
+from controller.core.observe import Observer
+from controller.membership.api import CoordinatorAPI
+from controller.membership.standing import Shared
+
+log = structlog.get_logger(__name__)
+
+
+def mark_forgotten(shared: Shared, stop: threading.Event, exc: WorkerForgotten) -> None:
+    """The coordinator forgot us: the main thread registers again at once."""
+    if stop.is_set():
+        return  # shutting down: our own unregister ends the open long poll with a 404
+    if not shared.forgotten.is_set():
+        identity = shared.standing.identity
+        log.warning("worker_forgotten", worker_id=identity.worker_id if identity else None,
+                    error=str(exc), action="registering again")
+    shared.forgotten.set()
+    shared.wake.set()
+
+
+class Heartbeater:
+    def __init__(self, client: CoordinatorAPI, shared: Shared, *,
+                 report: Callable[[], dict[str, Any]], observer: Observer,
+                 stop: threading.Event, fetch_now: Callable[[], None]) -> None:
+        self._client = client
+        self._shared = shared
+        self._report = report
+        self._observer = observer
+        self._stop = stop
+        self._fetch_now = fetch_now
+        self._outage = False
+        self.last_heartbeat_at: float | None = None  # wall clock of the last answered heartbeat
+        self.last_error: str | None = None
+
+    def beat(self) -> None:
+        standing = self._shared.standing
+        identity = standing.identity
+        if identity is None:
+            return
+        body = {"worker_id": identity.worker_id, **self._report()}
+        generation = self._shared.source.generation
+        if generation is not None:
+            body["assignment_generation"] = generation
+        try:
+            resp = self._client.heartbeat(standing.heartbeat_path, body, token=identity.token)
+        except WorkerForgotten as exc:
+            self._observer.heartbeat(False)
+            mark_forgotten(self._shared, self._stop, exc)
+            return
+        except AgentError as exc:
+            self._observer.heartbeat(False)
+            self.last_error = str(exc)
+            if not self._outage:
+                log.warning("heartbeat_failed", error=str(exc), containers="untouched")
+            self._outage = True
+            return
+        self._observer.heartbeat(True)
+        self.last_heartbeat_at, self.last_error = time.time(), None
+        if self._outage:
+            log.info("coordinator_reachable_again", worker_id=identity.worker_id)
+        self._outage = False
+        hinted = resp.assignment_generation
+        if hinted is not None and hinted != generation and identity.assignment_url:
+            self._fetch_now()

@@ -1,0 +1,121 @@
+"""The worker's life with its coordinator, on two threads beside the reconcile loop, each with its
+own client (HTTP session):
+
+- `lifecycle`: connect (resume or register, registration.py), then a heartbeat every interval
+  (heartbeat.py); when the coordinator forgot the worker, register again at once.
+- `long-poll`: Part 2's assignment resource (longpoll.py), when the coordinator advertises one.
+
+They share only `Shared` (standing.py): an immutable standing swapped atomically, and events.
+This class wires them and is what the rest of the agent sees: start, close, unregister, and the
+read-only facts `status` shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from controller.clients.state import Identity, StateStore
+from controller.core.backoff import Delays
+from controller.core.observe import NullObserver, Observer
+from controller.membership.api import CoordinatorAPI
+from controller.membership.heartbeat import Heartbeater
+from controller.membership.longpoll import AssignmentPoller
+from controller.membership.registration import Registrar
+from controller.membership.source import AssignmentSource
+from controller.membership.standing import Shared
+
+log = structlog.get_logger(__name__)
+# Registration and long-poll retries: 1 s doubling to 1 min, each drawn in [d/2, d].
+RETRY = Delays(base=1.0, cap=60.0, jitter="half")
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        client: CoordinatorAPI,
+        store: StateStore,
+        source: AssignmentSource,
+        *,
+        capabilities: Callable[[], dict[str, Any]],
+        report: Callable[[], dict[str, Any]],
+        stop: threading.Event,
+        poll_client: CoordinatorAPI | None = None,
+        on_change: Callable[[], None] = lambda: None,
+        heartbeat_override: float | None = None,
+        long_poll_wait: float = 55.0,
+        retry: Delays = RETRY,
+        observer: Observer | None = None,
+    ) -> None:
+        self._stop = stop
+        self._shared = Shared(store, source, on_change=on_change,
+                              heartbeat_override=heartbeat_override)
+        self._registrar = Registrar(client, self._shared, capabilities=capabilities, stop=stop,
+                                    delays=retry)
+        self._poller = AssignmentPoller(poll_client or client, self._shared, stop=stop,
+                                        wait=long_poll_wait, delays=retry)
+        self._heartbeater = Heartbeater(client, self._shared, report=report,
+                                        observer=observer or NullObserver(), stop=stop,
+                                        fetch_now=self._poller.fetch_now)
+        self._threads = [threading.Thread(target=self._main, name="lifecycle", daemon=True),
+                         threading.Thread(target=self._poller.run, name="long-poll",
+                                          daemon=True)]
+
+    # -- what status shows --------------------------------------------------------------------
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._shared.standing.identity
+
+    @property
+    def tier(self) -> int | None:
+        return self._shared.standing.tier
+
+    @property
+    def last_heartbeat_at(self) -> float | None:
+        return self._heartbeater.last_heartbeat_at
+
+    @property
+    def last_error(self) -> str | None:
+        return self._heartbeater.last_error
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop taking assignment changes (the caller has set `stop`)."""
+        self._shared.wake.set()
+        if self._threads[0].is_alive():
+            self._threads[0].join(timeout)
+
+    def heartbeat(self) -> None:
+        self._heartbeater.beat()
+
+    def unregister(self, timeout: float = 5.0) -> bool:
+        return self._registrar.unregister(timeout)
+
+    def _main(self) -> None:
+        self._guarded(lambda: self._registrar.connect(self._heartbeater.beat), "connect")
+        wake = self._shared.wake
+        while not self._stop.is_set():
+            wake.wait(self._shared.standing.interval)
+            wake.clear()
+            if self._stop.is_set():
+                return
+            if self._shared.forgotten.is_set():
+                self._guarded(self._registrar.register_until_done, "register")
+            else:
+                self._guarded(self._heartbeater.beat, "heartbeat")
+
+    @staticmethod
+    def _guarded(step: Callable[[], None], name: str) -> None:
+        try:
+            step()
+        except Exception as exc:  # a bug costs one heartbeat, never the worker's membership
+            log.exception("lifecycle_step_crashed", step=name, error=str(exc))

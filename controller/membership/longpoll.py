@@ -1,0 +1,76 @@
+"""Part 2's assignment resource: when the coordinator advertises one, a thread long-polls it with
+the last ETag so that changes arrive within a request's round trip; a heartbeat's generation hint
+fetches it at once. With `long_poll_wait` 0 only the hint is used.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import structlog
+
+from controller.clients.state import StoredAssignment
+from controller.contract.api import AssignmentResponse
+from controller.core.backoff import Delays
+from controller.core.errors import AgentError, WorkerForgotten
+from controller.membership.api import CoordinatorAPI
+from controller.membership.heartbeat import mark_forgotten
+from controller.membership.standing import Shared
+
+log = structlog.get_logger(__name__)
+
+
+class AssignmentPoller:
+    def __init__(self, client: CoordinatorAPI, shared: Shared, *, stop: threading.Event,
+                 wait: float, delays: Delays) -> None:
+        self._client = client
+        self._shared = shared
+        self._stop = stop
+        self._wait = wait
+        self._delays = delays
+
+    def fetch_now(self) -> None:
+        """Fetch without waiting; failures are logged and left to the poller/heartbeat."""
+        try:
+            self._fetch(wait=0)
+        except WorkerForgotten as exc:
+            mark_forgotten(self._shared, self._stop, exc)
+        except AgentError as exc:
+            log.warning("assignment_fetch_failed", error=str(exc))
+
+    def _fetch(self, wait: float) -> None:
+        standing = self._shared.standing
+        identity = standing.identity
+        if identity is None or not identity.assignment_url:
+            return
+        got = self._client.fetch_assignment(identity.assignment_url, token=identity.token,
+                                            etag=standing.etag, wait=wait)
+        if got is not None:
+            self._on_assignment(got)
+
+    def _on_assignment(self, got: AssignmentResponse) -> None:
+        log.info("assignment_changed", generation=got.generation, tier=got.tier,
+                 containers=len(got.containers))
+        self._shared.apply(StoredAssignment(got.tier, got.containers, got.generation, got.etag))
+
+    def run(self) -> None:
+        if self._wait <= 0:
+            return  # no long poll: the heartbeat's generation hint triggers a fetch
+        failures = 0
+        while not self._stop.is_set():
+            self._shared.ready.wait(1.0)
+            identity = self._shared.standing.identity
+            if identity is None or not identity.assignment_url or self._shared.forgotten.is_set():
+                self._stop.wait(0.5)
+                continue
+            try:
+                self._fetch(wait=self._wait)
+                failures = 0
+            except WorkerForgotten as exc:
+                mark_forgotten(self._shared, self._stop, exc)
+            except AgentError as exc:
+                failures += 1
+                delay = self._delays.delay(failures, random.random())
+                log.debug("long_poll_failed", error=str(exc), retry_in=round(delay, 2))
+                self._stop.wait(delay)

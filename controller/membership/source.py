@@ -1,0 +1,57 @@
+"""The coordinator's assignment as a desired-state source for the reconcile loop.
+
+The membership threads set it (registration, long poll, fetch after a heartbeat hint); the loop
+reads it. The conversion itself is the contract's (contract/assignment.py): a refused entry is
+logged and reported here, the rest of the assignment runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+
+from controller.contract.assignment import assignment_to_desired
+from controller.core.errors import TransientError
+from controller.core.models import DesiredState
+from controller.core.policy import ImagePolicy
+
+log = structlog.get_logger(__name__)
+
+
+class AssignmentSource:
+    def __init__(self, publish_address: str = "", policy: ImagePolicy | None = None) -> None:
+        self._publish_address = publish_address
+        self._policy = policy or ImagePolicy()
+        self._lock = threading.Lock()
+        self._desired: DesiredState | None = None
+        self._version = 0
+        self._seen = -1
+        self.tier: int | None = None
+        self.generation: int | None = None
+
+    def describe(self) -> str:
+        return "coordinator assignment"
+
+    def set(self, tier: int, entries: Any, generation: int | None) -> DesiredState:
+        desired = assignment_to_desired(tier, entries, self._publish_address, self._policy)
+        with self._lock:
+            self._desired = desired
+            self._version += 1
+            self.tier, self.generation = tier, generation
+        for refusal in desired.refused:
+            log.error("spec_refused", container=refusal.name, error=refusal.message,
+                      effect="not run; the rest of the assignment runs")
+        return desired
+
+    def changed(self) -> bool:
+        with self._lock:
+            return self._version != self._seen
+
+    def load(self) -> DesiredState:
+        with self._lock:
+            if self._desired is None:
+                raise TransientError("waiting for the first assignment from the coordinator")
+            self._seen = self._version
+            return self._desired

@@ -1,0 +1,71 @@
+"""What the membership threads share, and nothing else: the worker's standing with its
+coordinator (identity, heartbeat interval and path, the assignment's ETag and tier) as one
+immutable record, swapped whole under a lock, so a thread reads a consistent record with one
+reference read and never sees a token from one registration with the id of another. Events
+carry the rest: `forgotten` (register again), `wake` (heartbeat now), `ready` (registered).
+
+`apply` is the one way an assignment enters: persisted, handed to the desired-state source,
+and the loop woken.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from controller.clients.state import Identity, StateStore, StoredAssignment
+from controller.contract.api import HEARTBEAT_PATH
+from controller.membership.source import AssignmentSource
+
+DEFAULT_INTERVAL = 30.0
+
+
+@dataclass(frozen=True)
+class Standing:
+    identity: Identity | None = None
+    interval: float = DEFAULT_INTERVAL
+    heartbeat_path: str = HEARTBEAT_PATH
+    etag: str | None = None
+    tier: int | None = None
+
+    @property
+    def token(self) -> str | None:
+        return self.identity.token if self.identity else None
+
+
+class Shared:
+    def __init__(self, store: StateStore, source: AssignmentSource, *,
+                 on_change: Callable[[], None], heartbeat_override: float | None) -> None:
+        self.store = store
+        self.source = source
+        self._on_change = on_change
+        self._override = heartbeat_override
+        self._lock = threading.Lock()
+        self._standing = Standing(interval=heartbeat_override or DEFAULT_INTERVAL)
+        self.forgotten = threading.Event()
+        self.wake = threading.Event()
+        self.ready = threading.Event()
+
+    @property
+    def standing(self) -> Standing:
+        return self._standing  # one reference read: always a whole record
+
+    def adopt(self, identity: Identity, *, fresh: bool = False) -> None:
+        """Take `identity` as ours (`fresh`: a new registration, so no ETag carries over)."""
+        with self._lock:
+            self._standing = replace(
+                self._standing, identity=identity,
+                interval=self._override or identity.heartbeat_interval or DEFAULT_INTERVAL,
+                heartbeat_path=identity.heartbeat_url or HEARTBEAT_PATH,
+                etag=None if fresh else self._standing.etag)
+        self.ready.set()
+
+    def apply(self, assignment: StoredAssignment, *, persist: bool = True) -> None:
+        with self._lock:
+            if persist:
+                self.store.save_assignment(assignment)
+            self.source.set(assignment.tier, assignment.containers, assignment.generation)
+            self._standing = replace(self._standing, tier=assignment.tier,
+                                     etag=assignment.etag or self._standing.etag)
+        self._on_change()

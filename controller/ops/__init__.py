@@ -1,0 +1,3 @@
+"""Running it in production: logs, metrics, the health endpoint and its probes, signals, the
+instance lock.
+"""

@@ -1,0 +1,68 @@
+"""Answers for the health endpoint, built from the snapshots the loop, lifecycle and puller
+publish: liveness, readiness, and the JSON that `rma-worker status` renders.
+
+Alive: the last successful pass is recent (3 resync intervals, at least 90 s; before the first
+pass, counted from start). Ready: the worker is registered (or its manifest loaded) and the last
+pass found nothing to do.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from controller import __version__
+from controller.engine.images import ImagePuller
+from controller.engine.loop import Agent
+from controller.membership.lifecycle import Lifecycle
+
+
+class Snapshot:
+    def __init__(self, agent: Agent, lifecycle: Lifecycle | None, puller: ImagePuller, *,
+                 instance: str, coordinator: str, manifest: str | None,
+                 resync_interval: float) -> None:
+        self._instance = instance
+        self._coordinator = coordinator
+        self._manifest = manifest
+        self._agent = agent
+        self._lifecycle = lifecycle
+        self._puller = puller
+        self._started = time.monotonic()
+        self._stale_after = max(3 * resync_interval, 90.0)
+
+    def alive(self) -> tuple[bool, dict[str, Any]]:
+        last = self._agent.last_success_at or self._started
+        age = time.monotonic() - last
+        return age < self._stale_after, {"last_success_age": round(age, 1),
+                                         "stale_after": self._stale_after}
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        registered = self._lifecycle is None or self._lifecycle.identity is not None
+        converged = self._agent.status().converged
+        return registered and converged, {"registered": registered, "converged": converged}
+
+    def status(self) -> dict[str, Any]:
+        agent_status = self._agent.status()
+        life = self._lifecycle
+        identity = life.identity if life else None
+        return {
+            "version": __version__,
+            "instance": self._instance,
+            "mode": "coordinator" if life else "manifest",
+            "coordinator": self._coordinator if life else None,
+            "manifest": self._manifest,
+            "worker_id": identity.worker_id if identity else None,
+            "tier": life.tier if life else None,
+            "last_heartbeat": _iso(life.last_heartbeat_at) if life else None,
+            "heartbeat_error": life.last_error if life else None,
+            "converged": agent_status.converged,
+            "healthy": agent_status.healthy,
+            "containers": [c.as_json() for c in agent_status.containers],
+            "pulls": [{"image": p.image, "downloaded": p.downloaded, "total": p.total,
+                       "percent": p.percent, "rate": p.rate} for p in self._puller.progress()],
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
