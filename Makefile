@@ -8,15 +8,16 @@ SERVICES := bash manifests/services.sh
 DEMO_MANIFEST ?= manifests/demo/manifest.yaml
 
 .PHONY: install services engine registry demo-images image install-service run run-manifest \
-        run-once test unit integration lint bench \
+        run-once test unit integration lint settings-table bench \
         check clean help
 
 help:
 	@echo "make run        install, start Docker, run a local coordinator and an agent (Ctrl-C stops)"
 	@echo "make run-manifest  the agent on the demo manifest, no coordinator"
 	@echo "make test       install, start Docker + local registry, run the whole test suite"
-	@echo "make unit       unit tests only (no Docker, no network)"
-	@echo "make lint       ruff + mypy --strict"
+	@echo "make unit       unit and contract tests (no Docker, no network beyond loopback)"
+	@echo "make lint       ruff check + format, mypy --strict, import contracts"
+	@echo "make settings-table  regenerate the README's settings table from Settings"
 	@echo "make bench      run the benchmarks (~10 min): bench/results/ and the README's table"
 	@echo "make services   install (if missing) and start the Docker engine and local registry"
 	@echo "make image      build the agent's container image rma-worker:local"
@@ -79,18 +80,29 @@ run-manifest: install demo-images
 run-once: install demo-images
 	$(DEMO_ENV) $(BIN)/rma-worker --manifest $(DEMO_MANIFEST) --once
 
+# Unit, contract and integration tests; integration needs the engine, so a missing one fails
+# them here (RMA_REQUIRE_DOCKER=1). RMA_DESTRUCTIVE=1 adds the tests that stop the host's
+# engine or wait minutes (CI sets it).
 test: install services
-	$(BIN)/pytest -q tests
+	RMA_REQUIRE_DOCKER=1 $(BIN)/pytest -q tests
 
 unit: install
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/unit tests/contract
 
 integration: install services
-	$(BIN)/pytest -q tests/integration
+	RMA_REQUIRE_DOCKER=1 $(BIN)/pytest -q tests/integration
 
+# Style, types and the architecture's import contracts (pyproject.toml [tool.importlinter]).
+LINTED := controller rma_coordinator rma_testkit bench tests worker_agent.py
 lint: install
-	$(BIN)/ruff check controller rma_coordinator bench tests worker_agent.py
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The README's settings table, generated from controller/settings.py.
+settings-table: install
+	$(BIN)/python -m controller.cli.settings_table --readme README.md
 
 # One run of every benchmark on this machine (about 10 minutes); writes bench/results/bench.json,
 # bench.md and bench.png and puts the table into the README. BENCH_ARGS=--quick: a smoke run.
@@ -101,6 +113,6 @@ bench: install services
 check: lint test
 
 clean:
-	rm -rf $(VENV) .state build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache \
-	  .hypothesis
+	rm -rf $(VENV) .state .build build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache \
+	  .hypothesis .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rma_coordinator.db import Registry
-from tests.integration.coordinator import Coordinator, write_catalog
+from rma_testkit.coordinator import Coordinator, write_catalog
 
 LUA = r"""
 local workers = {}

@@ -19,7 +19,8 @@ from typing import Any
 import docker
 
 from controller.core.models import LABEL_INSTANCE
-from tests.integration.conftest import AgentProcess, running, wait_until
+from rma_testkit.agent import AgentProcess
+from rma_testkit.engine import running, wait_until
 
 IMAGE = "rma-demo/busybox:1"
 # PID 1 traps SIGTERM so a stop is immediate (a shell ignores it otherwise).

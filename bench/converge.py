@@ -26,7 +26,7 @@ from bench.common import (
     remove_labelled,
     summary,
 )
-from tests.integration.conftest import write_manifest
+from rma_testkit.agent import write_manifest
 
 # The agent's default concurrency; on 2 cores 2..32 threads all land within noise of it.
 LIMIT_CONCURRENCY = 8

@@ -22,7 +22,7 @@ from bench.common import (
     summary,
     wait_running,
 )
-from tests.integration.conftest import write_manifest
+from rma_testkit.agent import write_manifest
 
 INSTANCE = "bench-heal"
 MIN_CONTAINERS = 5

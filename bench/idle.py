@@ -14,7 +14,7 @@ import psutil
 
 from bench.common import Agent, instance_label, manifest_specs, remove_labelled, wait_running
 from bench.proxy import CountingProxy
-from tests.integration.coordinator import Coordinator, write_catalog
+from rma_testkit.coordinator import Coordinator, write_catalog
 
 INSTANCE = "bench-idle"
 DOCKER_SOCKET = Path("/var/run/docker.sock")

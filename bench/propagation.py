@@ -22,7 +22,7 @@ from bench.common import (
     remove_labelled,
     summary,
 )
-from tests.integration.coordinator import Coordinator, write_catalog
+from rma_testkit.coordinator import Coordinator, write_catalog
 
 NAME = "bench-prop-000"
 

@@ -21,7 +21,7 @@ from bench.common import (
     remove_labelled,
     summary,
 )
-from tests.integration.conftest import write_manifest
+from rma_testkit.agent import write_manifest
 
 INSTANCE = "bench-scale"
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from rma_coordinator.app import Config, create_app
 from rma_coordinator.tiers import Catalog
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "manifests" / "catalog.yaml"
-
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"RMA_COORDINATOR_{name}", default)
@@ -25,8 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080))
     p.add_argument("--db", type=Path, default=Path(_env("DB", "rma-coordinator.db") or ""),
                    help="SQLite file that keeps the worker pool across restarts")
-    p.add_argument("--catalog", type=Path, default=Path(_env("CATALOG") or DEFAULT_CATALOG),
-                   help="tier catalog YAML (default: manifests/catalog.yaml)")
+    catalog = _env("CATALOG")
+    p.add_argument("--catalog", type=Path, default=Path(catalog) if catalog else None,
+                   help="tier catalog YAML (default: the RMA catalog shipped with the package)")
     p.add_argument("--public-url", default=_env("PUBLIC_URL"),
                    help="URL workers' containers use to reach this coordinator")
     p.add_argument("--admin-token", default=_env("ADMIN_TOKEN"),

@@ -8,6 +8,7 @@ writes them ("64.0GB", "24564MB"); unreadable values count as zero.
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,23 @@ def tier_for(capabilities: dict[str, Any]) -> int:
 
 
 class Catalog:
-    """Which containers each tier runs, from a YAML file like manifests/catalog.yaml."""
+    """Which containers each tier runs, from a YAML file like rma_coordinator/catalog.yaml (the
+    default, shipped as package data; manifests/catalog.yaml links to it)."""
 
     def __init__(self, tiers: dict[int, list[dict[str, Any]]]) -> None:
         self.tiers = tiers
 
     @classmethod
-    def load(cls, path: Path) -> Catalog:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    def load(cls, path: Path | None = None) -> Catalog:
+        """The catalog in `path`, or the RMA catalog shipped with the package."""
+        if path is None:
+            return cls.parse(resources.files("rma_coordinator").joinpath("catalog.yaml")
+                             .read_text(encoding="utf-8"))
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def parse(cls, text: str) -> Catalog:
+        data = yaml.safe_load(text) or {}
         tiers = {int(k): list((v or {}).get("containers") or [])
                  for k, v in (data.get("tiers") or {}).items()}
         return cls(tiers)

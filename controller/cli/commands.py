@@ -31,8 +31,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     # On subcommands an absent flag must not overwrite one given before the subcommand.
     default = argparse.SUPPRESS if sub else None
     for name, info in Settings.model_fields.items():
-        kwargs: dict[str, Any] = {"dest": name, "default": default,
-                                  "help": f"{info.description} [env {env_for(name)}]".replace("%", "%%")}
+        help_text = f"{info.description} [env {env_for(name)}]".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": name, "default": default, "help": help_text}
         if info.annotation is bool:
             kwargs["action"] = "store_true"
         else:

@@ -14,16 +14,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import (
-    StartAgent,
+from rma_testkit.agent import StartAgent, run_once, write_manifest
+from rma_testkit.engine import (
     container_spec,
     drop_image,
     managed,
-    run_once,
     running,
     wait_running,
     wait_until,
-    write_manifest,
 )
 
 pytestmark = pytest.mark.integration

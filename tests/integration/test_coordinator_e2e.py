@@ -13,15 +13,9 @@ from typing import Any
 import docker
 import pytest
 
-from tests.integration.conftest import (
-    AgentProcess,
-    StartAgent,
-    container_spec,
-    managed,
-    running,
-    wait_until,
-)
-from tests.integration.coordinator import Coordinator
+from rma_testkit.agent import AgentProcess, StartAgent
+from rma_testkit.coordinator import Coordinator
+from rma_testkit.engine import container_spec, managed, running, wait_until
 
 pytestmark = pytest.mark.integration
 

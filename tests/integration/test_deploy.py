@@ -14,8 +14,8 @@ import docker
 import pytest
 
 from controller.core.models import LABEL_INSTANCE
-from tests.integration.conftest import managed, running, wait_until
-from tests.integration.coordinator import Coordinator
+from rma_testkit.coordinator import Coordinator
+from rma_testkit.engine import managed, running, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from controller.clients.docker_runtime import DockerRuntime
 from controller.core.errors import NameConflictError, PermanentError, TransientError
 from controller.core.models import LABEL_SPEC_HASH, ContainerSpec
 from controller.core.runtime import ContainerEvent
-from tests.integration.conftest import LOCAL_IMAGE, LOOP, wait_until
+from rma_testkit.engine import LOCAL_IMAGE, LOOP, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from controller.core.models import DesiredState
 from controller.engine.executor import Executor
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent, Doorbell
-from tests.fakes import FakeRuntime, FakeSource, spec
+from rma_testkit.fakes import FakeRuntime, FakeSource, spec
 
 
 class Rig:

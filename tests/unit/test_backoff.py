@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from controller.core.backoff import KUBELET, Delays, KeyedBackoff
 from controller.core.planner import Create, Start
 from controller.engine.crashloop import CrashLoop
-from tests.fakes import spec
+from rma_testkit.fakes import spec
 
 
 def test_delays_double_to_the_cap() -> None:

@@ -9,7 +9,7 @@ from controller.core.models import DesiredState
 from controller.core.planner import plan
 from controller.engine.executor import Executor
 from controller.engine.images import ImagePuller
-from tests.fakes import FakeRuntime, spec
+from rma_testkit.fakes import FakeRuntime, spec
 
 
 def make(rt: FakeRuntime, **kw: object) -> Executor:

@@ -8,7 +8,7 @@ from pathlib import Path
 from controller.clients.state import StateStore
 from controller.engine.imagegc import GIB, PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
-from tests.fakes import FakeRuntime
+from rma_testkit.fakes import FakeRuntime
 
 
 class Disk:

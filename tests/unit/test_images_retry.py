@@ -11,7 +11,7 @@ from controller.core.backoff import Delays
 from controller.core.errors import PermanentError, TransientError
 from controller.core.runtime import ProgressCallback
 from controller.engine.images import ImagePuller, is_mutable
-from tests.fakes import FakeRuntime
+from rma_testkit.fakes import FakeRuntime
 
 
 class GatedRuntime(FakeRuntime):

@@ -14,7 +14,7 @@ from controller.contract.capabilities import capabilities
 from controller.core.limits import Limits, memory_bytes
 from controller.core.machine import GIB, GpuInfo, HardwareInfo
 from controller.core.models import GPU_ALL, DesiredState
-from tests.fakes import spec
+from rma_testkit.fakes import spec
 
 HW = HardwareInfo(16, 64 * GIB, 500 * GIB, (
     GpuInfo(0, "A", 24 * GIB, "nvidia", "GPU-aaa"), GpuInfo(1, "B", 48 * GIB, "nvidia", "GPU-bbb")))

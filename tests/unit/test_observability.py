@@ -20,7 +20,7 @@ from controller.engine.images import ImagePuller
 from controller.ops.health import HealthServer
 from controller.ops.metrics import Metrics
 from controller.settings import Settings
-from tests.fakes import FakeRuntime
+from rma_testkit.fakes import FakeRuntime
 
 
 def get(url: str) -> tuple[int, bytes]:

@@ -20,7 +20,7 @@ from controller.core.planner import (
     Start,
     plan,
 )
-from tests.fakes import spec
+from rma_testkit.fakes import spec
 
 WEB = spec("web", "img:1")
 DB = spec("db", "pg:16")

@@ -1,0 +1,94 @@
+"""What the routers depend on, through FastAPI's `Depends`: the coordinator's state (config,
+registry, notifier), the worker token check and the admin token check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from rma_coordinator.db import Registry
+from rma_coordinator.tiers import Catalog
+
+
+@dataclass
+class Config:
+    db_path: Path
+    catalog: Catalog
+    public_url: str = "http://127.0.0.1:8080"
+    admin_token: str | None = None
+    heartbeat_interval: float = 30.0
+    offline_after: float = 300.0
+    forget_after: float = 1800.0
+    part2: bool = True
+    clock: Callable[[], float] = time.time
+
+
+class Notifier:
+    """Wakes long polls waiting on a worker's assignment. Used on the event loop only."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, worker_id: str) -> asyncio.Event:
+        return self._events.setdefault(worker_id, asyncio.Event())
+
+    def waiting(self, worker_id: str) -> bool:
+        """Whether a long poll of this worker is waiting now."""
+        return worker_id in self._events
+
+    def notify(self, worker_id: str) -> None:
+        event = self._events.pop(worker_id, None)
+        if event is not None:
+            event.set()
+
+
+@dataclass
+class Coordinator:
+    config: Config
+    registry: Registry
+    notifier: Notifier
+
+
+def coordinator(request: Request) -> Coordinator:
+    state: Coordinator = request.app.state.coordinator
+    return state
+
+
+State = Annotated[Coordinator, Depends(coordinator)]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_token(registry: Registry, worker_id: str, authorization: str | None) -> None:
+    """404 for an unknown worker; 401 when its token is required and wrong."""
+    known, expected = registry.token_hash(worker_id)
+    if not known:
+        raise HTTPException(404, "Worker not found")
+    if expected is None:
+        return
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(token_hash(given), expected):
+        raise HTTPException(401, "invalid or missing worker token")
+
+
+def require_admin(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
+    admin = state.config.admin_token
+    if not admin:
+        raise HTTPException(403, "admin API disabled: start with --admin-token")
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), admin.encode()):
+        raise HTTPException(401, "admin token required")
+
+
+Admin = Depends(require_admin)

@@ -1,0 +1,81 @@
+"""Part 1 of the worker API, exactly as the deployed coordinator speaks it, plus Part 2's token
+and generation when enabled: health, register, heartbeat, unregister.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from rma_coordinator import __version__
+from rma_coordinator.api.deps import State, check_token, token_hash
+from rma_coordinator.api.models import HeartbeatBody, RegisterBody
+from rma_coordinator.db import Registry
+from rma_coordinator.tiers import tier_for
+
+WORKER_ID_RE = re.compile(r"^worker-[0-9a-f]{8}$")
+router = APIRouter()
+
+
+def _new_worker_id(registry: Registry, previous: str | None) -> str:
+    if previous and WORKER_ID_RE.match(previous) and not registry.exists(previous):
+        return previous  # the same machine coming back: keep its id (and its containers' env)
+    return f"worker-{secrets.token_hex(4)}"
+
+
+@router.get("/health")
+def health(state: State) -> dict[str, Any]:
+    counts = state.registry.counts()
+    return {"status": "healthy", "version": __version__,
+            "workers": {"total": sum(counts.values()), **counts}}
+
+
+@router.post("/api/worker/register")
+def register(body: RegisterBody, state: State) -> dict[str, Any]:
+    config, registry = state.config, state.registry
+    caps = body.capabilities.model_dump()
+    # The id hint is an extension: a Part 1 coordinator ignores it, like the deployed one.
+    worker_id = _new_worker_id(registry, body.previous_worker_id if config.part2 else None)
+    tier = tier_for(caps)
+    containers = config.catalog.containers_for(tier, worker_id, config.public_url)
+    token = secrets.token_urlsafe(32) if config.part2 else None
+    registry.add(worker_id, token_hash=token_hash(token) if token else None, tier=tier,
+                 capabilities=caps, containers=containers, now=config.clock())
+    answer: dict[str, Any] = {
+        "worker_id": worker_id, "tier": tier, "assigned_containers": containers,
+        "heartbeat_url": "/api/worker/heartbeat",
+        "heartbeat_interval": config.heartbeat_interval,
+        "coordinator_url": config.public_url}
+    if token:
+        answer |= {"token": token, "assignment_url": f"/api/worker/{worker_id}/assignment"}
+    return answer
+
+
+@router.post("/api/worker/heartbeat")
+def heartbeat(body: HeartbeatBody, state: State,
+              authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    check_token(state.registry, body.worker_id, authorization)
+    generation = state.registry.heartbeat(
+        body.worker_id, now=state.config.clock(), health=body.status, load=body.current_load,
+        memory=body.available_memory, reported=body.containers,
+        converged=body.assignment_generation)
+    if generation is None:
+        raise HTTPException(404, "Worker not found")
+    answer: dict[str, Any] = {"status": "ok"}
+    if state.config.part2:
+        answer["assignment_generation"] = generation
+    return answer
+
+
+@router.delete("/api/worker/unregister/{worker_id}")
+async def unregister(worker_id: str, state: State,
+                     authorization: Annotated[str | None, Header()] = None) -> dict[str, str]:
+    """Async only to wake the worker's long poll on the event loop; SQLite runs in a thread."""
+    await run_in_threadpool(check_token, state.registry, worker_id, authorization)
+    await run_in_threadpool(state.registry.remove, worker_id)
+    state.notifier.notify(worker_id)
+    return {"status": "unregistered", "worker_id": worker_id}

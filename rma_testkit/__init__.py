@@ -1,0 +1,1 @@
+"""Test kit (not shipped): fakes, the agent and coordinator as processes, manifests."""

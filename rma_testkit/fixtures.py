@@ -1,0 +1,89 @@
+"""Fixtures for tests against the real Docker engine and the local registry (`make services`),
+loaded by tests/conftest.py as a pytest plugin so that integration and destructive tests share
+them. Each test gets its own agent instance name, so its agent owns only that test's containers;
+every container and volume a test creates is removed afterwards, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from controller.core.models import LABEL_INSTANCE
+from rma_testkit.agent import AgentProcess, agent_argv
+from rma_testkit.coordinator import Coordinator, write_catalog
+from rma_testkit.engine import LOCAL_IMAGE, REGISTRY_IMAGE, services, wait_until
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    try:
+        c = docker.from_env(version="auto", timeout=60)
+        c.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Docker engine ({exc}): run `make services` first")
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def registry_image(client: docker.DockerClient) -> str:
+    """The test image, pushed to the local registry (the agent must pull it from there)."""
+    try:
+        image = client.images.get(LOCAL_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{LOCAL_IMAGE} missing: run `make services`")
+    image.tag(REGISTRY_IMAGE)
+    for line in client.api.push(REGISTRY_IMAGE, stream=True, decode=True):
+        if "error" in line:
+            pytest.fail(f"push to the local registry failed: {line['error']}")
+    return REGISTRY_IMAGE
+
+
+@pytest.fixture
+def instance(client: docker.DockerClient) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:8]}"
+    yield name
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={name}"}):
+        c.remove(force=True, v=True)
+    for c in client.containers.list(all=True, filters={"name": name}):
+        c.remove(force=True, v=True)
+    for v in client.volumes.list(filters={"name": name}):
+        v.remove(force=True)
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path, registry_image: str, instance: str,
+                request: pytest.FixtureRequest) -> Iterator[Coordinator]:
+    """The reference coordinator on a loopback port; other flags through indirect params."""
+    args = getattr(request, "param", ("--heartbeat-interval", "0.5"))
+    catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
+    coord = Coordinator(tmp_path, catalog, *args)
+    yield coord
+    coord.stop()
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    agents: list[AgentProcess] = []
+
+    def start(source: Path | str, instance: str, *extra: str) -> AgentProcess:
+        argv = agent_argv(source, instance, tmp_path / "state", *extra)
+        agent = AgentProcess(argv, tmp_path / f"agent{len(agents)}.log")
+        agents.append(agent)
+        # Signals sent before the agent installs its handlers would just kill it.
+        wait_until(lambda: any(e.get("event") == "agent_started" for e in agent.events())
+                   or agent.proc.poll() is not None, what="the agent to start")
+        return agent
+
+    yield start
+    for agent in agents:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait(10)
+
+
