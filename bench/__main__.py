@@ -43,30 +43,52 @@ QUICK: dict[str, Any] = {
 
 
 def machine(cli: docker.DockerClient) -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    os_name = next((line.split("=", 1)[1].strip('"') for line in
-                    Path("/etc/os-release").read_text().splitlines()
-                    if line.startswith("PRETTY_NAME=")), platform.system())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip('"')
+            for line in Path("/etc/os-release").read_text().splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
     info = cli.info()
-    compose = subprocess.run(["docker-compose", "version", "--short"], capture_output=True,
-                             text=True, check=False).stdout.strip()
-    data = {"os": os_name, "kernel": platform.release(), "cpu": cpu,
-            "cores": psutil.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "docker": info.get("ServerVersion"), "storage_driver": info.get("Driver"),
-            "docker_compose": compose, "python": platform.python_version()}
-    data["summary"] = (f"{os_name}, {data['cores']} x {cpu}, {data['ram_gib']} GiB RAM, Docker "
-                       f"{data['docker']} ({data['storage_driver']}), docker-compose {compose}, "
-                       f"Python {data['python']}")
+    compose = subprocess.run(
+        ["docker-compose", "version", "--short"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    data = {
+        "os": os_name,
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cores": psutil.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "docker": info.get("ServerVersion"),
+        "storage_driver": info.get("Driver"),
+        "docker_compose": compose,
+        "python": platform.python_version(),
+    }
+    data["summary"] = (
+        f"{os_name}, {data['cores']} x {cpu}, {data['ram_gib']} GiB RAM, Docker "
+        f"{data['docker']} ({data['storage_driver']}), docker-compose {compose}, "
+        f"Python {data['python']}"
+    )
     return data
 
 
-def _steps(cli: docker.DockerClient, work: Path, p: dict[str, Any]
-           ) -> dict[str, Callable[[], dict[str, Any]]]:
+def _steps(
+    cli: docker.DockerClient, work: Path, p: dict[str, Any]
+) -> dict[str, Callable[[], dict[str, Any]]]:
     return {
-        "converge": lambda: converge.run(cli, work, p["converge"]["sizes"],
-                                         p["converge"]["repeats"]),
+        "converge": lambda: converge.run(
+            cli, work, p["converge"]["sizes"], p["converge"]["repeats"]
+        ),
         "heal": lambda: heal.run(cli, work, p["heal"]["repeats"]),
         "propagation": lambda: propagation.run(cli, work, **p["propagation"]),
         "idle": lambda: idle.run(cli, work, **p["idle"]),
@@ -76,16 +98,28 @@ def _steps(cli: docker.DockerClient, work: Path, p: dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the benchmarks it names."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--out", type=Path, help="output folder (default bench/results; with "
-                        "--quick, rma-bench-quick in the temp folder)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default bench/results; with "
+        "--quick, rma-bench-quick in the temp folder)",
+    )
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(FULL))
     parser.add_argument("--readme", type=Path, help="splice the Markdown into this README")
-    args = parser.parse_args(argv)
+    return _run(parser.parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
     cli = client()
-    results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "quick": args.quick,
-                               "machine": machine(cli), "profile": QUICK if args.quick else FULL}
+    results: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "quick": args.quick,
+        "machine": machine(cli),
+        "profile": QUICK if args.quick else FULL,
+    }
     wanted = [s for s in args.only.split(",") if s] or list(FULL)
     with tempfile.TemporaryDirectory(prefix="rma-bench-") as tmp:
         for name, step in _steps(cli, Path(tmp), results["profile"]).items():
@@ -93,11 +127,21 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 print(f"bench: {name} ...", file=sys.stderr, flush=True)
                 results[name] = step()
-                print(f"bench: {name} done in {time.monotonic() - started:.0f} s: "
-                      f"{json.dumps(results[name])}", file=sys.stderr, flush=True)
+                print(
+                    f"bench: {name} done in {time.monotonic() - started:.0f} s: "
+                    f"{json.dumps(results[name])}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    _write(args, results)
+    return 0
+
+
+def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:
     results["targets"] = report.targets(results)
-    args.out = args.out or (Path(tempfile.gettempdir()) / "rma-bench-quick" if args.quick
-                            else Path("bench/results"))
+    args.out = args.out or (
+        Path(tempfile.gettempdir()) / "rma-bench-quick" if args.quick else Path("bench/results")
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     report.plot(results, args.out / "bench.png")
@@ -106,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         args.readme.write_text(report.splice(args.readme.read_text(), md))
     print(md)
-    return 0
 
 
 if __name__ == "__main__":

@@ -50,14 +50,22 @@ def seed(db: Path, workers: int) -> list[tuple[str, str]]:
     """Register `workers` simulated workers directly in the coordinator's database."""
     registry = Registry(db)
     caps = {"cpu_cores": 8, "ram": "32.0GB", "storage": "500.0GB"}
-    containers = [{"name": n, "image": f"rma/{n}:1", "port": 8000 + i}
-                  for i, n in enumerate(("rag", "ner", "ocr"))]
+    containers = [
+        {"name": n, "image": f"rma/{n}:1", "port": 8000 + i}
+        for i, n in enumerate(("rag", "ner", "ocr"))
+    ]
     pairs = []
     now = time.time()
     for i in range(workers):
         worker_id, token = f"worker-{i:08x}", secrets.token_urlsafe(32)
-        registry.add(worker_id, token_hash=hashlib.sha256(token.encode()).hexdigest(), tier=2,
-                     capabilities=caps, containers=containers, now=now)
+        registry.add(
+            worker_id,
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            tier=2,
+            capabilities=caps,
+            containers=containers,
+            now=now,
+        )
         pairs.append((worker_id, token))
     registry.close()
     return pairs
@@ -75,22 +83,43 @@ def parse_wrk(output: str) -> dict[str, Any]:
     socket_errors = re.search(r"Socket errors:.*", output)
     if not rate:
         raise ValueError(f"no rate in wrk output:\n{output}")
-    return {"heartbeats_per_s": round(float(rate.group(1)), 1), "p50_ms": ms("50%"),
-            "p90_ms": ms("90%"), "p99_ms": ms("99%"),
-            "non_2xx": int(errors.group(1)) if errors else 0,
-            "socket_errors": socket_errors.group(0) if socket_errors else None}
+    return {
+        "heartbeats_per_s": round(float(rate.group(1)), 1),
+        "p50_ms": ms("50%"),
+        "p90_ms": ms("90%"),
+        "p99_ms": ms("99%"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(0) if socket_errors else None,
+    }
 
 
 def _wrk(work: Path, url: str, seconds: float, connections: int) -> dict[str, Any]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s",
-         "-s", str(work / "heartbeat.lua"), url, "--", str(work / "workers.txt")],
-        check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            str(work / "heartbeat.lua"),
+            url,
+            "--",
+            str(work / "workers.txt"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     return parse_wrk(out)
 
 
-def measure(work: Path, workers: int, seconds: float, connections: int, repeats: int
-            ) -> dict[str, Any]:
+def measure(
+    work: Path, workers: int, seconds: float, connections: int, repeats: int
+) -> dict[str, Any]:
     """`repeats` runs of `seconds` each against one coordinator; medians of rate and latency."""
     work.mkdir(parents=True, exist_ok=True)
     pairs = seed(work / "coordinator.db", workers)
@@ -102,15 +131,26 @@ def measure(work: Path, workers: int, seconds: float, connections: int, repeats:
         beats = sum(w["heartbeats"] for w in coordinator.workers())
     finally:
         coordinator.stop()
-    medians = {key: statistics.median(r[key] for r in runs)
-               for key in ("heartbeats_per_s", "p50_ms", "p90_ms", "p99_ms")}
-    return {"workers": workers, "connections": connections, "seconds": seconds,
-            "runs": len(runs), **medians, "non_2xx": sum(r["non_2xx"] for r in runs),
-            "socket_errors": [r["socket_errors"] for r in runs if r["socket_errors"]],
-            "heartbeats_recorded": beats, "each_run": runs}
+    medians = {
+        key: statistics.median(r[key] for r in runs)
+        for key in ("heartbeats_per_s", "p50_ms", "p90_ms", "p99_ms")
+    }
+    return {
+        "workers": workers,
+        "connections": connections,
+        "seconds": seconds,
+        "runs": len(runs),
+        **medians,
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "socket_errors": [r["socket_errors"] for r in runs if r["socket_errors"]],
+        "heartbeats_recorded": beats,
+        "each_run": runs,
+    }
 
 
-def run(work: Path, sizes: list[int], seconds: float, connections: int, repeats: int = 3
-        ) -> dict[str, Any]:
-    return {str(n): measure(work / f"capacity-{n}", n, seconds, connections, repeats)
-            for n in sizes}
+def run(
+    work: Path, sizes: list[int], seconds: float, connections: int, repeats: int = 3
+) -> dict[str, Any]:
+    return {
+        str(n): measure(work / f"capacity-{n}", n, seconds, connections, repeats) for n in sizes
+    }

@@ -32,14 +32,21 @@ def summary(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
     """Median, min, max and count of repeated measurements."""
     if not values:
         return {"n": 0, "median": None, "min": None, "max": None}
-    return {"n": len(values), "median": round(statistics.median(values), digits),
-            "min": round(min(values), digits), "max": round(max(values), digits)}
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
 
 
 def client() -> docker.DockerClient:
-    return docker.DockerClient(base_url=os.environ.get("DOCKER_HOST",
-                                                       "unix:///var/run/docker.sock"),
-                               version="auto", timeout=120, max_pool_size=32)
+    return docker.DockerClient(
+        base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        version="auto",
+        timeout=120,
+        max_pool_size=32,
+    )
 
 
 def remove_labelled(cli: docker.DockerClient, label: str) -> int:
@@ -55,8 +62,9 @@ def instance_label(instance: str) -> str:
 
 
 def manifest_specs(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
-    return [{"name": f"{prefix}-{i:03d}", "image": IMAGE, "command": COMMAND, **extra}
-            for i in range(n)]
+    return [
+        {"name": f"{prefix}-{i:03d}", "image": IMAGE, "command": COMMAND, **extra} for i in range(n)
+    ]
 
 
 class Agent:
@@ -66,10 +74,26 @@ class Agent:
     def __init__(self, workdir: Path, instance: str, *args: str) -> None:
         self.instance = instance
         self.log_path = workdir / f"{instance}.log"
-        self.argv = [sys.executable, "-m", "controller", "--instance", instance,
-                     "--state-dir", str(workdir / "state"), "--log-format", "json",
-                     "--health-addr", "off", "--image-refresh-interval", "0",
-                     "--min-free-disk", "0", "--image-gc-high", "100", *args]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "controller",
+            "--instance",
+            instance,
+            "--state-dir",
+            str(workdir / "state"),
+            "--log-format",
+            "json",
+            "--health-addr",
+            "off",
+            "--image-refresh-interval",
+            "0",
+            "--min-free-disk",
+            "0",
+            "--image-gc-high",
+            "100",
+            *args,
+        ]
         self.process: AgentProcess | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -99,11 +123,15 @@ class Agent:
             return self.process.proc.wait()
 
 
-def wait_running(cli: docker.DockerClient, agent: Agent, names: set[str],
-                 timeout: float = 300) -> None:
+def wait_running(
+    cli: docker.DockerClient, agent: Agent, names: set[str], timeout: float = 300
+) -> None:
     """Until every one of `names` runs; fails at once if the agent exits."""
-    wait_until(lambda: agent.exited() or set(running(cli, agent.instance)) >= names, timeout,
-               what=f"{agent.instance} to converge")
+    wait_until(
+        lambda: agent.exited() or set(running(cli, agent.instance)) >= names,
+        timeout,
+        what=f"{agent.instance} to converge",
+    )
     if agent.exited():
         raise RuntimeError(f"agent exited: {agent.log_path.read_text()[-2000:]}")
 
@@ -114,8 +142,9 @@ class StartWatcher:
 
     def __init__(self, cli: docker.DockerClient, label: str) -> None:
         self._since = int(time.time()) - 1
-        self._stream = cli.api.events(decode=True, since=self._since,
-                                      filters={"event": "start", "label": label})
+        self._stream = cli.api.events(
+            decode=True, since=self._since, filters={"event": "start", "label": label}
+        )
         self._starts: dict[str, list[int]] = {}
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, daemon=True)

@@ -49,14 +49,25 @@ def _agent(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) 
 
 def _compose(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
     names = [f"bench-compose-{i:03d}" for i in range(n)]
-    services = {name: {"image": IMAGE, "command": COMMAND, "container_name": name,
-                       "network_mode": "bridge", "labels": {BENCH_LABEL: "compose"}}
-                for name in names}
+    services = {
+        name: {
+            "image": IMAGE,
+            "command": COMMAND,
+            "container_name": name,
+            "network_mode": "bridge",
+            "labels": {BENCH_LABEL: "compose"},
+        }
+        for name in names
+    }
     path = work / "docker-compose.yml"
     path.write_text(yaml.safe_dump({"version": "2.4", "services": services}))
     t0 = time.time_ns()
-    subprocess.run(["docker-compose", "-p", "rmabench", "-f", str(path), "up", "-d"],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        ["docker-compose", "-p", "rmabench", "-f", str(path), "up", "-d"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     done = watcher.wait_all(names, t0)
     remove_labelled(cli, f"{BENCH_LABEL}=compose")
     return (done - t0) / 1e9
@@ -66,8 +77,7 @@ def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
     names = [f"bench-limit-{i:03d}" for i in range(n)]
 
     def create_and_start(name: str) -> None:
-        created = cli.api.create_container(IMAGE, COMMAND, name=name,
-                                           labels={BENCH_LABEL: "limit"})
+        created = cli.api.create_container(IMAGE, COMMAND, name=name, labels={BENCH_LABEL: "limit"})
         cli.api.start(created["Id"])
 
     t0 = time.time_ns()
@@ -78,8 +88,9 @@ def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
     return (done - t0) / 1e9
 
 
-def run(cli: docker.DockerClient, work: Path, sizes: list[int], repeats: dict[int, int]
-        ) -> dict[str, Any]:
+def run(
+    cli: docker.DockerClient, work: Path, sizes: list[int], repeats: dict[int, int]
+) -> dict[str, Any]:
     """Contenders alternate within each repetition, so drift affects all three alike."""
     results: dict[str, Any] = {"sizes": {}, "limit_concurrency": LIMIT_CONCURRENCY}
     watcher = StartWatcher(cli, BENCH_LABEL)

@@ -31,8 +31,9 @@ def _spec(revision: int) -> dict[str, Any]:
     return {"name": NAME, "image": IMAGE, "command": COMMAND, "env": {"REV": str(revision)}}
 
 
-def _measure(cli: docker.DockerClient, coordinator: Coordinator, agent: Agent, repeats: int,
-             jitter: float) -> list[float]:
+def _measure(
+    cli: docker.DockerClient, coordinator: Coordinator, agent: Agent, repeats: int, jitter: float
+) -> list[float]:
     label = instance_label(agent.instance)
     watcher = StartWatcher(cli, label)
     try:
@@ -53,18 +54,31 @@ def _measure(cli: docker.DockerClient, coordinator: Coordinator, agent: Agent, r
         remove_labelled(cli, label)
 
 
-def run(cli: docker.DockerClient, work: Path, repeats: int, repeats_no_poll: int,
-        heartbeat_interval: float = 30.0) -> dict[str, Any]:
+def run(
+    cli: docker.DockerClient,
+    work: Path,
+    repeats: int,
+    repeats_no_poll: int,
+    heartbeat_interval: float = 30.0,
+) -> dict[str, Any]:
     catalog = write_catalog(work / "prop-catalog.yaml", [_spec(0)])
     coordinator = Coordinator(work, catalog, "--heartbeat-interval", str(heartbeat_interval))
     common = ("--coordinator", coordinator.url, "--publish-address", "127.0.0.1")
     try:
-        long_poll = _measure(cli, coordinator, Agent(work, "bench-prop-lp", *common),
-                             repeats, jitter=0.5)
-        no_poll = _measure(cli, coordinator,
-                           Agent(work, "bench-prop-hb", *common, "--long-poll-wait", "0"),
-                           repeats_no_poll, jitter=heartbeat_interval)
+        long_poll = _measure(
+            cli, coordinator, Agent(work, "bench-prop-lp", *common), repeats, jitter=0.5
+        )
+        no_poll = _measure(
+            cli,
+            coordinator,
+            Agent(work, "bench-prop-hb", *common, "--long-poll-wait", "0"),
+            repeats_no_poll,
+            jitter=heartbeat_interval,
+        )
     finally:
         coordinator.stop()
-    return {"heartbeat_interval": heartbeat_interval, "long_poll": summary(long_poll),
-            "without_long_poll": summary(no_poll)}
+    return {
+        "heartbeat_interval": heartbeat_interval,
+        "long_poll": summary(long_poll),
+        "without_long_poll": summary(no_poll),
+    }

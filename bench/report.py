@@ -22,18 +22,32 @@ def _get(results: dict[str, Any], *path: str) -> Any:
 
 # (label, path into the results, comparison, target, unit)
 TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
-    ("cold converge N=50: agent / engine limit", ("converge", "sizes", "50", "agent_over_limit"),
-     "<=", 1.25, "x"),
-    ("cold converge N=50: agent / docker-compose",
-     ("converge", "sizes", "50", "agent_over_compose"), "<", 1.0, "x"),
+    (
+        "cold converge N=50: agent / engine limit",
+        ("converge", "sizes", "50", "agent_over_limit"),
+        "<=",
+        1.25,
+        "x",
+    ),
+    (
+        "cold converge N=50: agent / docker-compose",
+        ("converge", "sizes", "50", "agent_over_compose"),
+        "<",
+        1.0,
+        "x",
+    ),
     ("self-heal after `docker rm -f` (median)", ("heal", "remove", "median"), "<", 1.0, "s"),
     ("self-heal after `docker kill` (median)", ("heal", "kill", "median"), "<", 1.0, "s"),
-    ("propagation with long poll (median)", ("propagation", "long_poll", "median"), "<", 1.0,
-     "s"),
+    ("propagation with long poll (median)", ("propagation", "long_poll", "median"), "<", 1.0, "s"),
     ("idle CPU, 20 containers", ("idle", "cpu_percent_of_one_core"), "<", 1.0, "% of a core"),
     ("idle RSS, 20 containers", ("idle", "rss_mb_max"), "<", 80.0, "MB"),
-    ("coordinator, 10 000 workers: heartbeats/s", ("capacity", "10000", "heartbeats_per_s"),
-     ">=", 2000.0, "/s"),
+    (
+        "coordinator, 10 000 workers: heartbeats/s",
+        ("capacity", "10000", "heartbeats_per_s"),
+        ">=",
+        2000.0,
+        "/s",
+    ),
     ("coordinator, 10 000 workers: p99", ("capacity", "10000", "p99_ms"), "<=", 50.0, "ms"),
 ]
 
@@ -42,10 +56,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for label, path, op, target, unit in TARGETS:
         value = _get(results, *path)
-        met = None if value is None else {
-            "<=": value <= target, "<": value < target, ">=": value >= target}[op]
-        rows.append({"target": label, "goal": f"{op} {target:g} {unit}", "measured": value,
-                     "met": met})
+        met = (
+            None
+            if value is None
+            else {"<=": value <= target, "<": value < target, ">=": value >= target}[op]
+        )
+        rows.append(
+            {"target": label, "goal": f"{op} {target:g} {unit}", "measured": value, "met": met}
+        )
     return rows
 
 
@@ -57,63 +75,83 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 def _converge(results: dict[str, Any]) -> list[str]:
     sizes = _get(results, "converge", "sizes") or {}
-    lines = ["| N containers | agent | docker-compose | engine limit | agent / compose "
-             "| agent / limit |", "|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| N containers | agent | docker-compose | engine limit | agent / compose "
+        "| agent / limit |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for n, row in sizes.items():
-        lines.append(f"| {n} | {_fmt(row['agent']['median'], ' s')} "
-                     f"| {_fmt(row['compose']['median'], ' s')} "
-                     f"| {_fmt(row['limit']['median'], ' s')} "
-                     f"| {_fmt(row['agent_over_compose'])} | {_fmt(row['agent_over_limit'])} |")
+        lines.append(
+            f"| {n} | {_fmt(row['agent']['median'], ' s')} "
+            f"| {_fmt(row['compose']['median'], ' s')} "
+            f"| {_fmt(row['limit']['median'], ' s')} "
+            f"| {_fmt(row['agent_over_compose'])} | {_fmt(row['agent_over_limit'])} |"
+        )
     return lines
 
 
 def _latencies(results: dict[str, Any]) -> list[str]:
-    rows = [("self-heal: `docker rm -f` → running", ("heal", "remove")),
-            ("self-heal: `docker kill` → running", ("heal", "kill")),
-            ("assignment change → running, long poll", ("propagation", "long_poll")),
-            (f"assignment change → running, no long poll (heartbeat "
-             f"{_fmt(_get(results, 'propagation', 'heartbeat_interval'))} s)",
-             ("propagation", "without_long_poll")),
-            ("200 containers: converged resync pass", ("scale", "converged_pass_s")),
-            ("200 containers: pass changing one container", ("scale", "one_change_pass_s")),
-            ("200 containers: one change, manifest written → running",
-             ("scale", "one_change_end_to_end_s"))]
+    rows = [
+        ("self-heal: `docker rm -f` → running", ("heal", "remove")),
+        ("self-heal: `docker kill` → running", ("heal", "kill")),
+        ("assignment change → running, long poll", ("propagation", "long_poll")),
+        (
+            f"assignment change → running, no long poll (heartbeat "
+            f"{_fmt(_get(results, 'propagation', 'heartbeat_interval'))} s)",
+            ("propagation", "without_long_poll"),
+        ),
+        ("200 containers: converged resync pass", ("scale", "converged_pass_s")),
+        ("200 containers: pass changing one container", ("scale", "one_change_pass_s")),
+        (
+            "200 containers: one change, manifest written → running",
+            ("scale", "one_change_end_to_end_s"),
+        ),
+    ]
     lines = ["| latency | median | min | max | runs |", "|---|---:|---:|---:|---:|"]
     for label, path in rows:
         s = _get(results, *path) or {}
-        lines.append(f"| {label} | {_fmt(s.get('median'), ' s')} | {_fmt(s.get('min'), ' s')} "
-                     f"| {_fmt(s.get('max'), ' s')} | {_fmt(s.get('n'))} |")
+        lines.append(
+            f"| {label} | {_fmt(s.get('median'), ' s')} | {_fmt(s.get('min'), ' s')} "
+            f"| {_fmt(s.get('max'), ' s')} | {_fmt(s.get('n'))} |"
+        )
     return lines
 
 
 def _idle_and_capacity(results: dict[str, Any]) -> list[str]:
     idle = results.get("idle") or {}
-    lines = [f"Idle, {_fmt(idle.get('containers'))} containers over "
-             f"{_fmt(idle.get('window_s'))} s: **{_fmt(idle.get('cpu_percent_of_one_core'))} %** "
-             f"of one core, **{_fmt(idle.get('rss_mb_max'))} MB** RSS, "
-             f"{_fmt(idle.get('docker_calls_per_minute'))} Docker API calls/min, "
-             f"{_fmt(idle.get('coordinator_requests_per_minute'))} coordinator requests/min.", "",
-             "| registered workers | heartbeats/s | p50 | p99 | errors |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Idle, {_fmt(idle.get('containers'))} containers over "
+        f"{_fmt(idle.get('window_s'))} s: **{_fmt(idle.get('cpu_percent_of_one_core'))} %** "
+        f"of one core, **{_fmt(idle.get('rss_mb_max'))} MB** RSS, "
+        f"{_fmt(idle.get('docker_calls_per_minute'))} Docker API calls/min, "
+        f"{_fmt(idle.get('coordinator_requests_per_minute'))} coordinator requests/min.",
+        "",
+        "| registered workers | heartbeats/s | p50 | p99 | errors |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for n, row in (results.get("capacity") or {}).items():
-        lines.append(f"| {n} | {_fmt(row['heartbeats_per_s'])} | {_fmt(row['p50_ms'], ' ms')} "
-                     f"| {_fmt(row['p99_ms'], ' ms')} | {row['non_2xx']} |")
+        lines.append(
+            f"| {n} | {_fmt(row['heartbeats_per_s'])} | {_fmt(row['p50_ms'], ' ms')} "
+            f"| {_fmt(row['p99_ms'], ' ms')} | {row['non_2xx']} |"
+        )
     return lines
 
 
 def markdown(results: dict[str, Any], plot_path: str | None = None) -> str:
     machine = results.get("machine") or {}
-    lines = [f"Run {results.get('date', '?')} on {machine.get('summary', 'this machine')}"
-             f"{' (quick mode: sizes reduced, not representative)' if results.get('quick') else ''}"
-             ". Medians of repeated runs; JSON in `bench/results/bench.json`.", ""]
+    lines = [
+        f"Run {results.get('date', '?')} on {machine.get('summary', 'this machine')}"
+        f"{' (quick mode: sizes reduced, not representative)' if results.get('quick') else ''}"
+        ". Medians of repeated runs; JSON in `bench/results/bench.json`.",
+        "",
+    ]
     if plot_path:
         lines += [f"![benchmark plot]({plot_path})", ""]
     lines += ["| target | goal | measured | met |", "|---|---|---:|:-:|"]
     for t in targets(results):
         met = "-" if t["met"] is None else "yes" if t["met"] else "**no**"
         lines.append(f"| {t['target']} | {t['goal']} | {_fmt(t['measured'])} | {met} |")
-    lines += ["", *_converge(results), "", *_latencies(results), "",
-              *_idle_and_capacity(results)]
+    lines += ["", *_converge(results), "", *_latencies(results), "", *_idle_and_capacity(results)]
     return "\n".join(lines) + "\n"
 
 
@@ -130,20 +168,40 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _converge_bars(left, results)
+    _latency_bars(right, results)
+    fig.suptitle(
+        f"RMA worker agent — {(results.get('machine') or {}).get('summary', '')}", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _converge_bars(left: Any, results: dict[str, Any]) -> None:
     sizes = _get(results, "converge", "sizes") or {}
     names = list(sizes)
     for i, who in enumerate(("agent", "compose", "limit")):
         values = [sizes[n][who]["median"] for n in names]
-        left.bar([j + (i - 1) * 0.27 for j in range(len(names))], values, width=0.27,
-                 label={"compose": "docker-compose", "limit": "engine limit"}.get(who, who))
+        left.bar(
+            [j + (i - 1) * 0.27 for j in range(len(names))],
+            values,
+            width=0.27,
+            label={"compose": "docker-compose", "limit": "engine limit"}.get(who, who),
+        )
     left.set_xticks(range(len(names)), [f"N={n}" for n in names])
     left.set_ylabel("seconds to all running (median)")
     left.set_title("Cold converge")
     left.legend()
+
+
+def _latency_bars(right: Any, results: dict[str, Any]) -> None:
     labels, values = [], []
-    for label, where in (("rm -f → running", ("heal", "remove")),
-                        ("kill → running", ("heal", "kill")),
-                        ("change → running\n(long poll)", ("propagation", "long_poll"))):
+    for label, where in (
+        ("rm -f → running", ("heal", "remove")),
+        ("kill → running", ("heal", "kill")),
+        ("change → running\n(long poll)", ("propagation", "long_poll")),
+    ):
         labels.append(label)
         values.append(_get(results, *where, "median") or 0.0)
     right.bar(labels, values, color="tab:purple")
@@ -151,8 +209,3 @@ def plot(results: dict[str, Any], path: Path) -> None:
     right.set_ylabel("seconds (median)")
     right.set_title("Reaction latency")
     right.legend()
-    fig.suptitle(f"RMA worker agent — {(results.get('machine') or {}).get('summary', '')}",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -25,7 +25,7 @@ from controller.core.limits import Limits
 from controller.core.observe import PullProgress
 from controller.core.policy import ImagePolicy
 from controller.engine.executor import Executor
-from controller.engine.imagegc import PulledImages, collect, floor_error
+from controller.engine.imagegc import Disk, PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent, DesiredSource, Doorbell
 from controller.membership.lifecycle import Lifecycle
@@ -56,25 +56,58 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
         runtime.close()
 
 
-def _lifecycle(settings: Settings, *, runtime: DockerRuntime, source: AssignmentSource,
-               agent: Agent, stop: threading.Event, doorbell: Doorbell,
-               observer: Metrics) -> Lifecycle:
+def _image_gc(
+    settings: Settings, runtime: DockerRuntime, disk: Disk, pulled: PulledImages
+) -> Callable[[set[str]], list[str]]:
+    def image_gc(in_use: set[str]) -> list[str]:
+        high, low = settings.image_gc_high, settings.image_gc_low
+        return collect(pulled, runtime.remove_image, disk, in_use, high=high, low=low)
+
+    return image_gc
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every part is connected through: the stop event, the loop's doorbell, metrics."""
+
+    stop: threading.Event
+    doorbell: Doorbell
+    metrics: Metrics
+    progress_sink: Callable[[PullProgress], None] | None
+
+
+def _lifecycle(
+    settings: Settings,
+    *,
+    runtime: DockerRuntime,
+    source: AssignmentSource,
+    agent: Agent,
+    wiring: Wiring,
+) -> Lifecycle:
     def client() -> CoordinatorClient:  # one per thread: no session is shared
-        return CoordinatorClient(settings.effective_coordinator, sleep=stop.wait,
-                                 ca_bundle=str(settings.ca_bundle) if settings.ca_bundle
-                                 else None)
+        return CoordinatorClient(
+            settings.effective_coordinator,
+            sleep=wiring.stop.wait,
+            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        )
 
     def report() -> dict[str, Any]:
         return heartbeat_fields(agent.status(), *load_snapshot())
 
     limits = limits_from(settings)
-    return Lifecycle(client(), StateStore(settings.state_dir, settings.instance), source,
-                     poll_client=client(),
-                     capabilities=lambda: offered_capabilities(limits, runtime.data_root,
-                                                               __version__),
-                     report=report, stop=stop, on_change=doorbell.ring,
-                     heartbeat_override=settings.heartbeat_interval, observer=observer,
-                     long_poll_wait=settings.long_poll_wait)
+    return Lifecycle(
+        client(),
+        StateStore(settings.state_dir, settings.instance),
+        source,
+        poll_client=client(),
+        capabilities=lambda: offered_capabilities(limits, runtime.data_root, __version__),
+        report=report,
+        stop=wiring.stop,
+        on_change=wiring.doorbell.ring,
+        heartbeat_override=settings.heartbeat_interval,
+        observer=wiring.metrics,
+        long_poll_wait=settings.long_poll_wait,
+    )
 
 
 def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> HealthServer | None:
@@ -85,11 +118,16 @@ def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> Health
         url_file.unlink(missing_ok=True)
         return None
     try:
-        server = HealthServer(addr, alive=snap.alive, ready=snap.ready, status=snap.status,
-                              metrics=metrics.render)
+        server = HealthServer(
+            addr, alive=snap.alive, ready=snap.ready, status=snap.status, metrics=metrics.render
+        )
     except OSError as exc:
-        log.error("health_endpoint_failed", address=settings.health_addr, error=exc.strerror,
-                  effect="running without /healthz, /metrics and `rma-worker status`")
+        log.error(
+            "health_endpoint_failed",
+            address=settings.health_addr,
+            error=exc.strerror,
+            effect="running without /healthz, /metrics and `rma-worker status`",
+        )
         return None
     server.start()
     url_file.write_text(server.url + "\n")
@@ -122,39 +160,79 @@ class Parts:
 def _source(settings: Settings) -> DesiredSource:
     if settings.manifest is not None:
         return ManifestSource(settings.manifest, publish_address=settings.publish_address)
-    return AssignmentSource(settings.publish_address, ImagePolicy.from_setting(
-        settings.allowed_registries, settings.require_digest))
+    return AssignmentSource(
+        settings.publish_address,
+        ImagePolicy.from_setting(settings.allowed_registries, settings.require_digest),
+    )
 
 
-def build(settings: Settings, stop: threading.Event, doorbell: Doorbell,
-          progress_sink: Callable[[PullProgress], None] | None) -> Parts:
-    """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
-    metrics = Metrics()
-    runtime = DockerRuntime(settings.instance, base_url=settings.docker_host,
-                            pool_size=settings.concurrency + 4, sleep=stop.wait)
+def _loop(
+    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring
+) -> tuple[ImagePuller, Agent]:
+    """The puller, executor and reconcile loop."""
+    stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.metrics
     disk = _disk(runtime)
     pulled = PulledImages(StateStore(settings.state_dir, settings.instance))
-    puller = ImagePuller(runtime, on_done=doorbell.ring,
-                         refresh_interval=settings.image_refresh_interval, observer=metrics,
-                         progress_sink=progress_sink, on_pulled=pulled.add,
-                         floor=lambda: floor_error(disk, settings.min_free_disk))
-    executor = Executor(runtime, puller, concurrency=settings.concurrency,
-                        stop_grace=settings.stop_grace, should_stop=stop.is_set)
+    puller = ImagePuller(
+        runtime,
+        on_done=doorbell.ring,
+        refresh_interval=settings.image_refresh_interval,
+        observer=metrics,
+        progress_sink=wiring.progress_sink,
+        on_pulled=pulled.add,
+        floor=lambda: floor_error(disk, settings.min_free_disk),
+    )
+    executor = Executor(
+        runtime,
+        puller,
+        concurrency=settings.concurrency,
+        stop_grace=settings.stop_grace,
+        should_stop=stop.is_set,
+    )
+    agent = Agent(
+        source,
+        runtime,
+        executor,
+        stop=stop,
+        doorbell=doorbell,
+        resync_interval=settings.resync_interval,
+        observer=metrics,
+        image_gc=_image_gc(settings, runtime, disk, pulled),
+        limit=limits_from(settings).apply_all,
+        backoffs=(puller.next_due,),
+    )
+    return puller, agent
+
+
+def build(
+    settings: Settings,
+    stop: threading.Event,
+    doorbell: Doorbell,
+    progress_sink: Callable[[PullProgress], None] | None,
+) -> Parts:
+    """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
+    wiring = Wiring(stop, doorbell, Metrics(), progress_sink)
+    runtime = DockerRuntime(
+        settings.instance,
+        base_url=settings.docker_host,
+        pool_size=settings.concurrency + 4,
+        sleep=stop.wait,
+    )
     source = _source(settings)
-    agent = Agent(source, runtime, executor, stop=stop, doorbell=doorbell,
-                  resync_interval=settings.resync_interval, observer=metrics,
-                  image_gc=lambda in_use: collect(pulled, runtime.remove_image, disk, in_use,
-                                                  high=settings.image_gc_high,
-                                                  low=settings.image_gc_low),
-                  limit=limits_from(settings).apply_all, backoffs=(puller.next_due,))
-    lifecycle = (_lifecycle(settings, runtime=runtime, source=source, agent=agent, stop=stop,
-                            doorbell=doorbell, observer=metrics)
-                 if isinstance(source, AssignmentSource) else None)
-    snap = Snapshot(agent, lifecycle, puller, instance=settings.instance,
-                    coordinator=settings.effective_coordinator,
-                    manifest=str(settings.manifest) if settings.manifest else None,
-                    resync_interval=settings.resync_interval)
-    health = start_health(settings, snap, metrics)
+    puller, agent = _loop(settings, runtime, source, wiring)
+    lifecycle = None
+    if isinstance(source, AssignmentSource):
+        lifecycle = _lifecycle(settings, runtime=runtime, source=source, agent=agent, wiring=wiring)
+    snap = Snapshot(
+        agent,
+        lifecycle,
+        puller,
+        instance=settings.instance,
+        coordinator=settings.effective_coordinator,
+        manifest=str(settings.manifest) if settings.manifest else None,
+        resync_interval=settings.resync_interval,
+    )
+    health = start_health(settings, snap, wiring.metrics)
     return Parts(runtime, agent, lifecycle, health)
 
 
@@ -164,9 +242,14 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
     stop, doorbell = threading.Event(), Doorbell()
     signals = Signals(stop, doorbell.ring)
     parts = build(settings, stop, doorbell, progress_sink)
-    log.info("agent_config", version=__version__, instance=settings.instance,
-             once=settings.once, coordinator=settings.effective_coordinator
-             if parts.lifecycle else None, manifest=str(settings.manifest or "") or None)
+    log.info(
+        "agent_config",
+        version=__version__,
+        instance=settings.instance,
+        once=settings.once,
+        coordinator=settings.effective_coordinator if parts.lifecycle else None,
+        manifest=str(settings.manifest or "") or None,
+    )
     try:
         if parts.lifecycle is not None:
             parts.lifecycle.start()

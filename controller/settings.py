@@ -49,65 +49,144 @@ class Settings(BaseSettings):
 
     # -- operator: how this agent runs ---------------------------------------------------------
     coordinator_url: str | None = _f(
-        None, "operator", f"coordinator base URL ({DEFAULT_COORDINATOR} when neither this nor "
-        "--manifest is given)", "(none)",
-        validation_alias=AliasChoices("coordinator_url", "COORDINATOR_URL", "RMA_COORDINATOR_URL"))
-    manifest: Path | None = _f(None, "operator", "run the containers listed in this YAML/JSON "
-                               "file instead of asking a coordinator", "(none)")
-    state_dir: Path = _f(default_state_dir, "operator", "where the agent keeps its identity, "
-                         "last assignment, pulled-images record, endpoint address and lock",
-                         "/var/lib/rma-worker (root), else ~/.local/state/rma-worker")
-    instance: str = _f("default", "operator", "name of this agent instance; it owns only "
-                       "containers labelled with it")
-    once: bool = _f(False, "operator", "converge once, leave the containers running, exit 0 "
-                    "when converged and 1 when not", "off")
-    once_timeout: float = _f(600.0, "operator", "with --once: give up after this many seconds",
-                             gt=0)
+        None,
+        "operator",
+        f"coordinator base URL ({DEFAULT_COORDINATOR} when neither this nor --manifest is given)",
+        "(none)",
+        validation_alias=AliasChoices("coordinator_url", "COORDINATOR_URL", "RMA_COORDINATOR_URL"),
+    )
+    manifest: Path | None = _f(
+        None,
+        "operator",
+        "run the containers listed in this YAML/JSON file instead of asking a coordinator",
+        "(none)",
+    )
+    state_dir: Path = _f(
+        default_state_dir,
+        "operator",
+        "where the agent keeps its identity, "
+        "last assignment, pulled-images record, endpoint address and lock",
+        "/var/lib/rma-worker (root), else ~/.local/state/rma-worker",
+    )
+    instance: str = _f(
+        "default",
+        "operator",
+        "name of this agent instance; it owns only containers labelled with it",
+    )
+    once: bool = _f(
+        False,
+        "operator",
+        "converge once, leave the containers running, exit 0 when converged and 1 when not",
+        "off",
+    )
+    once_timeout: float = _f(
+        600.0, "operator", "with --once: give up after this many seconds", gt=0
+    )
     log_format: Literal["json", "console", "auto"] = _f(
-        "auto", "operator", "json | console (auto: json unless stdout is a terminal)")
+        "auto", "operator", "json | console (auto: json unless stdout is a terminal)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = _f(
-        "info", "operator", "lowest level logged")
-    health_addr: str = _f("127.0.0.1:9321", "operator", "host:port of the /healthz, /readyz, "
-                          "/metrics and /status endpoint, or 'off'")
-    ca_bundle: Path | None = _f(None, "operator", "CA bundle that verifies the coordinator's "
-                                "TLS certificate", "system CAs")
-    docker_host: str | None = _f(None, "operator", "Docker engine URL",
-                                 "DOCKER_HOST or the local socket")
+        "info", "operator", "lowest level logged"
+    )
+    health_addr: str = _f(
+        "127.0.0.1:9321",
+        "operator",
+        "host:port of the /healthz, /readyz, /metrics and /status endpoint, or 'off'",
+    )
+    ca_bundle: Path | None = _f(
+        None, "operator", "CA bundle that verifies the coordinator's TLS certificate", "system CAs"
+    )
+    docker_host: str | None = _f(
+        None, "operator", "Docker engine URL", "DOCKER_HOST or the local socket"
+    )
 
     # -- contributor: what the volunteer lends -------------------------------------------------
-    max_cpus: float | None = _f(None, "contributor", "at most this many CPUs for each of the "
-                                "agent's containers (also what is offered)", "(no cap)", gt=0)
-    max_memory: str | None = _f(None, "contributor", "at most this much memory for each "
-                                "container, e.g. 8g (also what is offered)", "(no cap)",
-                                pattern=MEMORY_PATTERN)
-    gpus: str | None = _f(None, "contributor", "comma-separated GPU indices or UUIDs the "
-                          "containers may use (empty: none)", "(all)")
-    publish_address: str = _f("", "contributor", "host address that published ports bind to, "
-                              "e.g. 127.0.0.1", "(all interfaces)")
-    allowed_registries: str = _f("docker.io,ghcr.io", "contributor", "comma-separated "
-                                 "registries a coordinator's images may come from ('*': any)")
-    require_digest: bool = _f(False, "contributor", "refuse coordinator images that are not "
-                              "pinned by @sha256: digest", "off")
-    min_free_disk: float = _f(5.0, "contributor", "GiB that must stay free on Docker's disk: "
-                              "pulls are refused under it", ge=0)
-    image_gc_high: float = _f(85.0, "contributor", "disk use (%) above which images the agent "
-                              "pulled and no longer uses are removed", ge=0, le=100)
-    image_gc_low: float = _f(80.0, "contributor", "disk use (%) that image removal brings the "
-                             "disk back under (at most --image-gc-high)", ge=0, le=100)
+    max_cpus: float | None = _f(
+        None,
+        "contributor",
+        "at most this many CPUs for each of the agent's containers (also what is offered)",
+        "(no cap)",
+        gt=0,
+    )
+    max_memory: str | None = _f(
+        None,
+        "contributor",
+        "at most this much memory for each container, e.g. 8g (also what is offered)",
+        "(no cap)",
+        pattern=MEMORY_PATTERN,
+    )
+    gpus: str | None = _f(
+        None,
+        "contributor",
+        "comma-separated GPU indices or UUIDs the containers may use (empty: none)",
+        "(all)",
+    )
+    publish_address: str = _f(
+        "",
+        "contributor",
+        "host address that published ports bind to, e.g. 127.0.0.1",
+        "(all interfaces)",
+    )
+    allowed_registries: str = _f(
+        "docker.io,ghcr.io",
+        "contributor",
+        "comma-separated registries a coordinator's images may come from ('*': any)",
+    )
+    require_digest: bool = _f(
+        False,
+        "contributor",
+        "refuse coordinator images that are not pinned by @sha256: digest",
+        "off",
+    )
+    min_free_disk: float = _f(
+        5.0,
+        "contributor",
+        "GiB that must stay free on Docker's disk: pulls are refused under it",
+        ge=0,
+    )
+    image_gc_high: float = _f(
+        85.0,
+        "contributor",
+        "disk use (%) above which images the agent pulled and no longer uses are removed",
+        ge=0,
+        le=100,
+    )
+    image_gc_low: float = _f(
+        80.0,
+        "contributor",
+        "disk use (%) that image removal brings the disk back under (at most --image-gc-high)",
+        ge=0,
+        le=100,
+    )
 
     # -- tuning --------------------------------------------------------------------------------
-    heartbeat_interval: float | None = _f(None, "tuning", "seconds between heartbeats "
-                                          "(overrides the coordinator's)", "(the coordinator's)",
-                                          gt=0)
-    long_poll_wait: float = _f(55.0, "tuning", "seconds the coordinator may hold an assignment "
-                               "long poll open (0: no long poll; changes then arrive with the "
-                               "next heartbeat)", ge=0, le=60)
+    heartbeat_interval: float | None = _f(
+        None,
+        "tuning",
+        "seconds between heartbeats (overrides the coordinator's)",
+        "(the coordinator's)",
+        gt=0,
+    )
+    long_poll_wait: float = _f(
+        55.0,
+        "tuning",
+        "seconds the coordinator may hold an assignment "
+        "long poll open (0: no long poll; changes then arrive with the "
+        "next heartbeat)",
+        ge=0,
+        le=60,
+    )
     resync_interval: float = _f(30.0, "tuning", "seconds between full safety-net passes", gt=0)
-    stop_grace: float = _f(10.0, "tuning", "seconds a container gets to stop before it is "
-                           "killed", ge=0)
+    stop_grace: float = _f(
+        10.0, "tuning", "seconds a container gets to stop before it is killed", ge=0
+    )
     concurrency: int = _f(8, "tuning", "containers created/started/removed at once", ge=1, le=64)
-    image_refresh_interval: float = _f(6 * 3600.0, "tuning", "seconds between background "
-                                       "refreshes of a mutable image tag (0: never)", ge=0)
+    image_refresh_interval: float = _f(
+        6 * 3600.0,
+        "tuning",
+        "seconds between background refreshes of a mutable image tag (0: never)",
+        ge=0,
+    )
 
     @field_validator("instance")
     @classmethod
@@ -126,8 +205,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _image_gc_marks(self) -> Settings:
         if self.image_gc_low > self.image_gc_high:
-            raise ValueError(f"image_gc_low ({self.image_gc_low:g}) must not be above "
-                             f"image_gc_high ({self.image_gc_high:g})")
+            raise ValueError(
+                f"image_gc_low ({self.image_gc_low:g}) must not be above "
+                f"image_gc_high ({self.image_gc_high:g})"
+            )
         return self
 
     @property
@@ -137,8 +218,9 @@ class Settings(BaseSettings):
     @property
     def health_address(self) -> tuple[str, int] | None:
         """(host, port) of the endpoint, or None when it is off."""
-        return None if self.health_addr.strip().lower() in OFF else parse_host_port(
-            self.health_addr)
+        return (
+            None if self.health_addr.strip().lower() in OFF else parse_host_port(self.health_addr)
+        )
 
 
 def parse_host_port(addr: str) -> tuple[str, int]:

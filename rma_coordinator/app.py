@@ -47,5 +47,6 @@ async def _sweep(registry: Registry, config: Config) -> None:
     period = max(0.5, min(config.offline_after / 5, 10.0))
     while True:
         await asyncio.sleep(period)
-        await run_in_threadpool(registry.sweep, config.clock(), config.offline_after,
-                                config.forget_after)
+        await run_in_threadpool(
+            registry.sweep, config.clock(), config.offline_after, config.forget_after
+        )

@@ -78,36 +78,62 @@ class Registry:
         with self._lock:
             self._conn.close()
 
-    def add(self, worker_id: str, *, token_hash: str | None, tier: int,
-            capabilities: dict[str, Any], containers: list[dict[str, Any]], now: float) -> None:
+    def add(
+        self,
+        worker_id: str,
+        *,
+        token_hash: str | None,
+        tier: int,
+        capabilities: dict[str, Any],
+        containers: list[dict[str, Any]],
+        now: float,
+    ) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO workers (id, token_hash, tier, capabilities, containers,"
                 " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (worker_id, token_hash, tier, json.dumps(capabilities), json.dumps(containers),
-                 now, now))
+                (
+                    worker_id,
+                    token_hash,
+                    tier,
+                    json.dumps(capabilities),
+                    json.dumps(containers),
+                    now,
+                    now,
+                ),
+            )
 
     def get(self, worker_id: str) -> Worker | None:
         with self._lock:
-            row = self._conn.execute("SELECT * FROM workers WHERE id = ?",
-                                     (worker_id,)).fetchone()
+            row = self._conn.execute("SELECT * FROM workers WHERE id = ?", (worker_id,)).fetchone()
         return _worker(row) if row else None
 
     def token_hash(self, worker_id: str) -> tuple[bool, str | None]:
         """(known, token hash) without reading the rest of the row (every request asks)."""
         with self._lock:
-            row = self._conn.execute("SELECT token_hash FROM workers WHERE id = ?",
-                                     (worker_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT token_hash FROM workers WHERE id = ?", (worker_id,)
+            ).fetchone()
         return (False, None) if row is None else (True, row[0])
 
     def exists(self, worker_id: str) -> bool:
         with self._lock:
-            return self._conn.execute("SELECT 1 FROM workers WHERE id = ?",
-                                      (worker_id,)).fetchone() is not None
+            return (
+                self._conn.execute("SELECT 1 FROM workers WHERE id = ?", (worker_id,)).fetchone()
+                is not None
+            )
 
-    def heartbeat(self, worker_id: str, *, now: float, health: str | None, load: float | None,
-                  memory: str | None, reported: list[dict[str, Any]] | None,
-                  converged: int | None) -> int | None:
+    def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        now: float,
+        health: str | None,
+        load: float | None,
+        memory: str | None,
+        reported: list[dict[str, Any]] | None,
+        converged: int | None,
+    ) -> int | None:
         """Record a heartbeat; the worker's assignment generation, or None if unknown."""
         with self._lock:
             row = self._conn.execute(
@@ -115,22 +141,31 @@ class Registry:
                 " current_load = ?, available_memory = ?, reported = ?,"
                 " converged_generation = ?, heartbeats = heartbeats + 1 WHERE id = ?"
                 " RETURNING generation",
-                (now, health, load, memory, json.dumps(reported) if reported is not None
-                 else None, converged, worker_id)).fetchone()
+                (
+                    now,
+                    health,
+                    load,
+                    memory,
+                    json.dumps(reported) if reported is not None else None,
+                    converged,
+                    worker_id,
+                ),
+            ).fetchone()
         return int(row[0]) if row else None
 
     def remove(self, worker_id: str) -> bool:
         with self._lock:
-            return self._conn.execute("DELETE FROM workers WHERE id = ?",
-                                      (worker_id,)).rowcount > 0
+            return self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount > 0
 
-    def set_assignment(self, worker_id: str, containers: list[dict[str, Any]],
-                       tier: int | None = None) -> int | None:
+    def set_assignment(
+        self, worker_id: str, containers: list[dict[str, Any]], tier: int | None = None
+    ) -> int | None:
         with self._lock:
             row = self._conn.execute(
                 "UPDATE workers SET containers = ?, tier = COALESCE(?, tier),"
                 " generation = generation + 1 WHERE id = ? RETURNING generation",
-                (json.dumps(containers), tier, worker_id)).fetchone()
+                (json.dumps(containers), tier, worker_id),
+            ).fetchone()
         return int(row[0]) if row else None
 
     def all(self) -> list[Worker]:
@@ -141,7 +176,8 @@ class Registry:
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT status, COUNT(*) FROM workers GROUP BY status").fetchall()
+                "SELECT status, COUNT(*) FROM workers GROUP BY status"
+            ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
     def sweep(self, now: float, offline_after: float, forget_after: float) -> tuple[int, int]:
@@ -149,7 +185,10 @@ class Registry:
         with self._lock:
             marked = self._conn.execute(
                 "UPDATE workers SET status = 'offline' WHERE status = 'online'"
-                " AND last_heartbeat < ?", (now - offline_after,)).rowcount
+                " AND last_heartbeat < ?",
+                (now - offline_after,),
+            ).rowcount
             forgotten = self._conn.execute(
-                "DELETE FROM workers WHERE last_heartbeat < ?", (now - forget_after,)).rowcount
+                "DELETE FROM workers WHERE last_heartbeat < ?", (now - forget_after,)
+            ).rowcount
         return marked, forgotten

@@ -28,11 +28,12 @@ def number(value: Any) -> float:
 
 
 def tier_for(capabilities: dict[str, Any]) -> int:
-    if capabilities.get("gpu_type") and number(capabilities.get("gpu_memory")) >= \
-            TIER1_MIN_VRAM_MB:
+    if capabilities.get("gpu_type") and number(capabilities.get("gpu_memory")) >= TIER1_MIN_VRAM_MB:
         return 1
-    if number(capabilities.get("ram")) >= TIER2_MIN_RAM_GB and \
-            number(capabilities.get("cpu_cores")) >= TIER2_MIN_CORES:
+    if (
+        number(capabilities.get("ram")) >= TIER2_MIN_RAM_GB
+        and number(capabilities.get("cpu_cores")) >= TIER2_MIN_CORES
+    ):
         return 2
     return 3
 
@@ -48,22 +49,30 @@ class Catalog:
     def load(cls, path: Path | None = None) -> Catalog:
         """The catalog in `path`, or the RMA catalog shipped with the package."""
         if path is None:
-            return cls.parse(resources.files("rma_coordinator").joinpath("catalog.yaml")
-                             .read_text(encoding="utf-8"))
+            return cls.parse(
+                resources.files("rma_coordinator")
+                .joinpath("catalog.yaml")
+                .read_text(encoding="utf-8")
+            )
         return cls.parse(path.read_text(encoding="utf-8"))
 
     @classmethod
     def parse(cls, text: str) -> Catalog:
         data = yaml.safe_load(text) or {}
-        tiers = {int(k): list((v or {}).get("containers") or [])
-                 for k, v in (data.get("tiers") or {}).items()}
+        tiers = {
+            int(k): list((v or {}).get("containers") or [])
+            for k, v in (data.get("tiers") or {}).items()
+        }
         return cls(tiers)
 
     def containers_for(self, tier: int, worker_id: str, public_url: str) -> list[dict[str, Any]]:
         """The tier's specs, each told who it runs for and where the coordinator is."""
         out = []
         for entry in self.tiers.get(tier, []):
-            env = {**(entry.get("env") or {}), "WORKER_ID": worker_id,
-                   "COORDINATOR_URL": public_url}
+            env = {
+                **(entry.get("env") or {}),
+                "WORKER_ID": worker_id,
+                "COORDINATOR_URL": public_url,
+            }
             out.append({**entry, "env": env})
         return out

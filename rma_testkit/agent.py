@@ -25,15 +25,35 @@ def write_manifest(path: Path, containers: list[dict[str, Any]]) -> Path:
 
 def agent_argv(source: Path | str, instance: str, state: Path, *extra: str) -> list[str]:
     """A manifest path, or a coordinator URL."""
-    where = ["--manifest", str(source)] if isinstance(source, Path) else [
-        "--coordinator", source]
-    return [sys.executable, "-m", "controller", *where, "--instance",
-            instance, "--state-dir", str(state), "--publish-address", "127.0.0.1",
-            "--log-format", "json", "--stop-grace", "2", "--image-refresh-interval", "0",
-            "--health-addr", "127.0.0.1:0", "--allowed-registries", f"{REGISTRY},docker.io",
-            # Independent of how full this machine's disk is; the disk tests set their own.
-            "--min-free-disk", "0.2", "--image-gc-high", "100",
-            *extra]
+    where = ["--manifest", str(source)] if isinstance(source, Path) else ["--coordinator", source]
+    return [
+        sys.executable,
+        "-m",
+        "controller",
+        *where,
+        "--instance",
+        instance,
+        "--state-dir",
+        str(state),
+        "--publish-address",
+        "127.0.0.1",
+        "--log-format",
+        "json",
+        "--stop-grace",
+        "2",
+        "--image-refresh-interval",
+        "0",
+        "--health-addr",
+        "127.0.0.1:0",
+        "--allowed-registries",
+        f"{REGISTRY},docker.io",
+        # Independent of how full this machine's disk is; the disk tests set their own.
+        "--min-free-disk",
+        "0.2",
+        "--image-gc-high",
+        "100",
+        *extra,
+    ]
 
 
 class AgentProcess:

@@ -43,8 +43,14 @@ class BadCoordinator:
         if self.mode == "invalid_json":
             return self._send(h, 200, b"{not json")
         if self.mode == "wrong_types":
-            body = {"status": 5, "assignment_generation": "seven", "generation": "x",
-                    "tier": "gpu", "containers": "all", "worker_id": ["a"]}
+            body = {
+                "status": 5,
+                "assignment_generation": "seven",
+                "generation": "x",
+                "tier": "gpu",
+                "containers": "all",
+                "worker_id": ["a"],
+            }
             return self._send(h, 200, json.dumps(body).encode())
         h.send_response(200)  # huge: 10 MB of JSON array
         h.send_header("Content-Type", "application/json")

@@ -34,9 +34,20 @@ class Coordinator:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = workdir / "coordinator.db"
         self.log_path = workdir / "coordinator.log"
-        self._argv = [sys.executable, "-m", "rma_coordinator", "--port", str(self.port),
-                      "--db", str(self.db), "--catalog", str(catalog), "--admin-token", "adm",
-                      *args]
+        self._argv = [
+            sys.executable,
+            "-m",
+            "rma_coordinator",
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+            "--catalog",
+            str(catalog),
+            "--admin-token",
+            "adm",
+            *args,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -77,7 +88,11 @@ class Coordinator:
         return next((w for w in self.workers() if w["id"] == worker_id), None)
 
     def set_assignment(self, worker_id: str, containers: list[dict[str, Any]]) -> int:
-        resp = requests.put(f"{self.url}/api/admin/workers/{worker_id}/assignment",
-                            headers=ADMIN, json={"containers": containers}, timeout=5)
+        resp = requests.put(
+            f"{self.url}/api/admin/workers/{worker_id}/assignment",
+            headers=ADMIN,
+            json={"containers": containers},
+            timeout=5,
+        )
         resp.raise_for_status()
         return int(resp.json()["generation"])

@@ -47,9 +47,11 @@ def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "cond
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def wait_running(client: docker.DockerClient, instance: str, names: set[str],
-                 what: str = "convergence") -> dict[str, str]:
+def wait_running(
+    client: docker.DockerClient, instance: str, names: set[str], what: str = "convergence"
+) -> dict[str, str]:
     """Until exactly `names` run for the instance; then name -> container id."""
+
     def check() -> dict[str, str] | None:
         now = running(client, instance)
         return now if set(now) == names else None

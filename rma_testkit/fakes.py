@@ -29,11 +29,22 @@ class FakeRuntime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # helpers for tests
-    def add(self, name: str, *, spec: ContainerSpec | None = None, state: str = "running",
-            managed: bool = True) -> ActualContainer:
-        c = ActualContainer(id=f"c{next(self._ids)}", name=name, state=state,
-                            spec_hash=spec.spec_hash() if spec else None, managed=managed,
-                            image=spec.image if spec else "x")
+    def add(
+        self,
+        name: str,
+        *,
+        spec: ContainerSpec | None = None,
+        state: str = "running",
+        managed: bool = True,
+    ) -> ActualContainer:
+        c = ActualContainer(
+            id=f"c{next(self._ids)}",
+            name=name,
+            state=state,
+            spec_hash=spec.spec_hash() if spec else None,
+            managed=managed,
+            image=spec.image if spec else "x",
+        )
         self.containers[c.id] = c
         return c
 
@@ -69,10 +80,16 @@ class FakeRuntime:
             if spec.image not in self.images:
                 raise NotFoundError(f"No such image: {spec.image}")
             if self.by_name(spec.name) is not None:
-                raise NameConflictError(f"Conflict. The container name /{spec.name} is already "
-                                        "in use")
-            c = ActualContainer(id=f"c{next(self._ids)}", name=spec.name, state="created",
-                                spec_hash=spec.spec_hash(), image=spec.image)
+                raise NameConflictError(
+                    f"Conflict. The container name /{spec.name} is already in use"
+                )
+            c = ActualContainer(
+                id=f"c{next(self._ids)}",
+                name=spec.name,
+                state="created",
+                spec_hash=spec.spec_hash(),
+                image=spec.image,
+            )
             self.containers[c.id] = c
             return c.id
 

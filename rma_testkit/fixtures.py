@@ -57,8 +57,9 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
 
 
 @pytest.fixture
-def coordinator(tmp_path: Path, registry_image: str, instance: str,
-                request: pytest.FixtureRequest) -> Iterator[Coordinator]:
+def coordinator(
+    tmp_path: Path, registry_image: str, instance: str, request: pytest.FixtureRequest
+) -> Iterator[Coordinator]:
     """The reference coordinator on a loopback port; other flags through indirect params."""
     args = getattr(request, "param", ("--heartbeat-interval", "0.5"))
     catalog = write_catalog(tmp_path / "catalog.yaml", services(instance, registry_image))
@@ -76,8 +77,13 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         agent = AgentProcess(argv, tmp_path / f"agent{len(agents)}.log")
         agents.append(agent)
         # Signals sent before the agent installs its handlers would just kill it.
-        wait_until(lambda: any(e.get("event") == "agent_started" for e in agent.events())
-                   or agent.proc.poll() is not None, what="the agent to start")
+        wait_until(
+            lambda: (
+                any(e.get("event") == "agent_started" for e in agent.events())
+                or agent.proc.poll() is not None
+            ),
+            what="the agent to start",
+        )
         return agent
 
     yield start
@@ -85,5 +91,3 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
         if agent.proc.poll() is None:
             agent.proc.kill()
             agent.proc.wait(10)
-
-

@@ -43,6 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if layer == "destructive" and not destructive:
             item.add_marker(pytest.mark.skip(reason="destructive: set RMA_DESTRUCTIVE=1"))
         elif not require and _engine_problem() is not None:
-            item.add_marker(pytest.mark.skip(
-                reason=f"no Docker engine ({_engine_problem()}): `make services`, or "
-                "RMA_REQUIRE_DOCKER=1 to fail instead"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"no Docker engine ({_engine_problem()}): `make services`, or "
+                    "RMA_REQUIRE_DOCKER=1 to fail instead"
+                )
+            )

@@ -49,19 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
         "containers converged to what it is assigned.",
     )
     parser.add_argument("--version", action="version", version=f"rma-worker {__version__}")
-    parser.add_argument("--test-capabilities", action="store_true",
-                        help="print the hardware capabilities that would be registered, as "
-                        "JSON, and exit")
+    parser.add_argument(
+        "--test-capabilities",
+        action="store_true",
+        help="print the hardware capabilities that would be registered, as JSON, and exit",
+    )
     _add_setting_flags(parser, sub=False)
     commands = parser.add_subparsers(dest="command", metavar="{status,cleanup}")
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(status, sub=True)
-    cleanup = commands.add_parser("cleanup", help="remove every container carrying the "
-                                  "agent's labels (any instance)")
+    cleanup = commands.add_parser(
+        "cleanup", help="remove every container carrying the agent's labels (any instance)"
+    )
     cleanup.add_argument("--dry-run", action="store_true", help="only list what would go")
-    cleanup.add_argument("--instance-only", action="store_true",
-                         help="only the containers of --instance")
+    cleanup.add_argument(
+        "--instance-only", action="store_true", help="only the containers of --instance"
+    )
     _add_setting_flags(cleanup, sub=True)
     return parser
 
@@ -79,8 +83,11 @@ def _arg_type(annotation: Any) -> tuple[Any, list[str] | None]:
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in Settings.model_fields and v is not None and v is not False}
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k in Settings.model_fields and v is not None and v is not False
+    }
     return Settings(**overrides)
 
 
@@ -116,8 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rma-worker: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         return 0
-    fancy = sys.stderr.isatty() and settings.log_format != "json" and (
-        settings.log_format == "console" or sys.stdout.isatty())
+    fancy = (
+        sys.stderr.isatty()
+        and settings.log_format != "json"
+        and (settings.log_format == "console" or sys.stdout.isatty())
+    )
     try:
         return app.run(settings, progress_sink=console.ProgressBar() if fancy else None)
     except ConfigError as exc:

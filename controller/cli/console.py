@@ -37,9 +37,11 @@ def status_command(settings: Settings, as_json: bool, out: TextIO = sys.stdout) 
     try:
         data = fetch_status(settings)
     except (OSError, ValueError, urllib.error.URLError) as exc:
-        print(f"rma-worker: no running agent answered at {agent_url(settings)} ({exc}).\n"
-              "Is it running, with the same --state-dir/--instance/--health-addr?",
-              file=sys.stderr)
+        print(
+            f"rma-worker: no running agent answered at {agent_url(settings)} ({exc}).\n"
+            "Is it running, with the same --state-dir/--instance/--health-addr?",
+            file=sys.stderr,
+        )
         return 1
     if as_json:
         json.dump(data, out, indent=2)
@@ -57,33 +59,42 @@ def _ago(iso: str | None) -> str:
 
 
 def render_status(data: dict[str, Any]) -> str:
-    lines = [f"RMA worker agent {data['version']} (instance {data['instance']}, "
-             f"{data['mode']} mode)"]
+    lines = [
+        f"RMA worker agent {data['version']} (instance {data['instance']}, {data['mode']} mode)"
+    ]
     if data["mode"] == "coordinator":
-        lines += [f"Coordinator:    {data['coordinator']}",
-                  f"Worker:         {data['worker_id'] or '(not registered yet)'}   "
-                  f"Tier: {data['tier'] or '-'}",
-                  f"Last heartbeat: {_ago(data['last_heartbeat'])}"
-                  + (f"   error: {data['heartbeat_error']}" if data["heartbeat_error"] else "")]
+        lines += [
+            f"Coordinator:    {data['coordinator']}",
+            f"Worker:         {data['worker_id'] or '(not registered yet)'}   "
+            f"Tier: {data['tier'] or '-'}",
+            f"Last heartbeat: {_ago(data['last_heartbeat'])}"
+            + (f"   error: {data['heartbeat_error']}" if data["heartbeat_error"] else ""),
+        ]
     else:
         lines.append(f"Manifest:       {data['manifest']}")
-    state = ("converged" if data["converged"] else "converging") + \
-        (", healthy" if data["healthy"] else ", degraded")
+    state = ("converged" if data["converged"] else "converging") + (
+        ", healthy" if data["healthy"] else ", degraded"
+    )
     lines += [f"State:          {state}", ""]
     rows = [("NAME", "STATE", "RESTARTS", "IMAGE", "LAST ERROR")]
-    rows += [(c["name"], c["state"], str(c["restarts"]), c["image"], c["error"] or "")
-             for c in data["containers"]]
+    rows += [
+        (c["name"], c["state"], str(c["restarts"]), c["image"], c["error"] or "")
+        for c in data["containers"]
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     for p in data["pulls"]:
         pct = f"{p['percent']:.1f}%" if p["percent"] is not None else "?"
-        lines.append(f"pulling {p['image']}: {pct} {p['downloaded'] / 1e6:.1f}/"
-                     f"{p['total'] / 1e6:.1f} MB at {p['rate'] / 1e6:.1f} MB/s")
+        lines.append(
+            f"pulling {p['image']}: {pct} {p['downloaded'] / 1e6:.1f}/"
+            f"{p['total'] / 1e6:.1f} MB at {p['rate'] / 1e6:.1f} MB/s"
+        )
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def cleanup_command(settings: Settings, dry_run: bool, *, instance_only: bool = False,
-                    out: TextIO = sys.stdout) -> int:
+def cleanup_command(
+    settings: Settings, dry_run: bool, *, instance_only: bool = False, out: TextIO = sys.stdout
+) -> int:
     """Remove every container carrying the agent's labels (of any instance, or only of
     --instance)."""
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host)
@@ -126,9 +137,11 @@ class ProgressBar:
         self._last = now
         frac = p.downloaded / p.total if p.total else 0.0
         bar = "#" * int(self._width * frac)
-        self._stream.write(f"\r{p.image[-40:]:>40} [{bar:<{self._width}}] {frac * 100:5.1f}% "
-                           f"{p.downloaded / 1e6:8.1f}/{p.total / 1e6:.1f} MB "
-                           f"{p.rate / 1e6:6.1f} MB/s")
+        self._stream.write(
+            f"\r{p.image[-40:]:>40} [{bar:<{self._width}}] {frac * 100:5.1f}% "
+            f"{p.downloaded / 1e6:8.1f}/{p.total / 1e6:.1f} MB "
+            f"{p.rate / 1e6:6.1f} MB/s"
+        )
         if done:
             self._stream.write("\n")
         self._stream.flush()

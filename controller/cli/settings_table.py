@@ -42,12 +42,18 @@ def render() -> str:
     lines = [BEGIN]
     for group in GROUPS:
         names = [n for n in Settings.model_fields if group_of(n) == group]
-        lines += ["", f"**{TITLES[group]}**", "", "| env var | flag | default | meaning |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            f"**{TITLES[group]}**",
+            "",
+            "| env var | flag | default | meaning |",
+            "|---|---|---|---|",
+        ]
         for name in names:
             meaning = str(Settings.model_fields[name].description).replace("|", "\\|")
-            lines.append(f"| `{env_for(name)}` | `{flag_for(name)}` | {_default(name)} | "
-                         f"{meaning} |")
+            lines.append(
+                f"| `{env_for(name)}` | `{flag_for(name)}` | {_default(name)} | {meaning} |"
+            )
     lines += ["", END]
     return "\n".join(lines)
 
@@ -59,7 +65,7 @@ def splice(text: str, table: str) -> str:
 
 
 def current(text: str) -> str:
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+    return text[text.index(BEGIN) : text.index(END) + len(END)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

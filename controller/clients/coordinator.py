@@ -94,18 +94,23 @@ class CoordinatorClient:
         resp = self._request("POST", REGISTER_PATH, json=body)
         return self._model(RegisterResponse, self._json(resp), "register")
 
-    def heartbeat(self, path: str, body: dict[str, Any], *,
-                  token: str | None = None) -> HeartbeatResponse:
+    def heartbeat(
+        self, path: str, body: dict[str, Any], *, token: str | None = None
+    ) -> HeartbeatResponse:
         resp = self._request("POST", path, json=body, worker_scoped=True, token=token)
         return self._model(HeartbeatResponse, self._json(resp), "heartbeat")
 
-    def unregister(self, worker_id: str, *, token: str | None = None,
-                   timeout: float = 5.0) -> None:
+    def unregister(self, worker_id: str, *, token: str | None = None, timeout: float = 5.0) -> None:
         """One bounded attempt; 404 means already unregistered, which is success."""
         try:
-            self._request("DELETE", unregister_path(worker_id), attempts=1,
-                          timeout=(min(timeout, self._timeouts[0]), timeout),
-                          worker_scoped=True, token=token)
+            self._request(
+                "DELETE",
+                unregister_path(worker_id),
+                attempts=1,
+                timeout=(min(timeout, self._timeouts[0]), timeout),
+                worker_scoped=True,
+                token=token,
+            )
         except WorkerForgotten:
             return
 
@@ -116,8 +121,15 @@ class CoordinatorClient:
         headers = {"If-None-Match": etag} if etag else {}
         params = {"wait": int(wait)} if wait > 0 else None
         timeout = (self._timeouts[0], self._timeouts[1] + wait)
-        resp = self._request("GET", path, headers=headers, params=params, timeout=timeout,
-                             worker_scoped=True, token=token)
+        resp = self._request(
+            "GET",
+            path,
+            headers=headers,
+            params=params,
+            timeout=timeout,
+            worker_scoped=True,
+            token=token,
+        )
         if resp.status_code == 304:
             return None
         model = self._model(AssignmentResponse, self._json(resp), "assignment")
@@ -125,9 +137,16 @@ class CoordinatorClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, attempts: int | None = None,
-                 worker_scoped: bool = False, token: str | None = None,
-                 **kwargs: Any) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        attempts: int | None = None,
+        worker_scoped: bool = False,
+        token: str | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         url = self.url(path)
         headers = dict(kwargs.pop("headers", None) or {})
         if token:
@@ -137,8 +156,13 @@ class CoordinatorClient:
         def once() -> requests.Response:
             return self._send(method, url, headers=headers, **kwargs)
 
-        resp = call_with_retry(once, attempts=attempts or self._attempts, delays=self._delays,
-                               sleep=self._sleep, hint=_retry_after)
+        resp = call_with_retry(
+            once,
+            attempts=attempts or self._attempts,
+            delays=self._delays,
+            sleep=self._sleep,
+            hint=_retry_after,
+        )
         self._raise_for_status(method, url, resp, worker_scoped)
         return resp
 
@@ -148,28 +172,36 @@ class CoordinatorClient:
             resp = self._session.request(method, url, stream=True, **kwargs)
             _read_capped(resp, deadline=time.monotonic() + connect + read)
         except requests.exceptions.SSLError as exc:
-            raise CoordinatorRejected(f"TLS verification of {url} failed: {exc} (set "
-                                      "RMA_CA_BUNDLE for a private CA)", 0) from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+            raise CoordinatorRejected(
+                f"TLS verification of {url} failed: {exc} (set RMA_CA_BUNDLE for a private CA)", 0
+            ) from exc
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             raise CoordinatorUnreachable(f"{method} {url} failed: {_short(exc)}") from exc
         if resp.status_code >= 500 or resp.status_code == 429:
             raise CoordinatorUnreachable(
                 f"{method} {url} answered HTTP {resp.status_code}",
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
         return resp
 
     @staticmethod
-    def _raise_for_status(method: str, url: str, resp: requests.Response,
-                          worker_scoped: bool) -> None:
+    def _raise_for_status(
+        method: str, url: str, resp: requests.Response, worker_scoped: bool
+    ) -> None:
         if resp.status_code < 400:
             return
         detail = _detail(resp)
         if resp.status_code == 404 and worker_scoped:
-            raise WorkerForgotten(f"coordinator does not know this worker ({method} {url}: "
-                                  f"{detail})")
-        raise CoordinatorRejected(f"{method} {url} refused with HTTP {resp.status_code}: "
-                                  f"{detail}", resp.status_code)
+            raise WorkerForgotten(
+                f"coordinator does not know this worker ({method} {url}: {detail})"
+            )
+        raise CoordinatorRejected(
+            f"{method} {url} refused with HTTP {resp.status_code}: {detail}", resp.status_code
+        )
 
     @staticmethod
     def _json(resp: requests.Response) -> Any:
@@ -178,15 +210,17 @@ class CoordinatorClient:
         except ValueError as exc:
             raise CoordinatorProtocolError(
                 f"{resp.request.method} {resp.url} returned invalid JSON "
-                f"(HTTP {resp.status_code}, {len(resp.content)} bytes)") from exc
+                f"(HTTP {resp.status_code}, {len(resp.content)} bytes)"
+            ) from exc
 
     @staticmethod
     def _model(model: type[M], data: Any, what: str) -> M:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                               for e in exc.errors()[:5])
+            fields = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+            )
             raise CoordinatorProtocolError(f"malformed {what} response: {fields}") from exc
 
 
@@ -200,10 +234,12 @@ def _read_capped(resp: requests.Response, *, deadline: float) -> None:
             size += len(chunk)
             if size > MAX_BODY:
                 raise CoordinatorProtocolError(
-                    f"{resp.request.method} {resp.url} answered more than {MAX_BODY} bytes")
+                    f"{resp.request.method} {resp.url} answered more than {MAX_BODY} bytes"
+                )
             if time.monotonic() > deadline:
-                raise CoordinatorUnreachable(f"{resp.request.method} {resp.url} answered too "
-                                             "slowly")
+                raise CoordinatorUnreachable(
+                    f"{resp.request.method} {resp.url} answered too slowly"
+                )
             chunks.append(chunk)
     finally:
         resp.close()
@@ -231,8 +267,13 @@ def _detail(resp: requests.Response) -> str:
 
 def _short(exc: Exception) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "timed out", "Name or service not known",
-                   "Read timed out", "Max retries exceeded"):
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "Read timed out",
+        "Max retries exceeded",
+    ):
         if marker in text:
             return marker.lower()
     return text[:200]

@@ -1,31 +1,29 @@
 """The Docker engine client: the only module that imports `docker`.
 
 It sees only containers carrying this agent instance's ownership labels (one label-filtered list
-call per pass), writes the spec hash into a label at creation, and translates every docker-py and
-requests error into the project's TransientError / PermanentError family at this boundary.
+call per pass), writes the spec hash into a label at creation, and lets no docker-py or requests
+error out: every call runs inside the error boundary of docker_errors.py.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import docker
-import requests
 import structlog
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError
 from docker.utils import parse_repository_tag
 
+from controller.clients.docker_errors import boundary as _boundary
+from controller.clients.docker_errors import translate
 from controller.clients.docker_specs import create_kwargs
 from controller.clients.retry import Sleep, call_with_retry
 from controller.core.errors import (
-    AgentError,
     NameConflictError,
     NotFoundError,
     PermanentError,
-    TransientError,
 )
 from controller.core.models import (
     LABEL_MANAGED,
@@ -39,56 +37,7 @@ from controller.core.runtime import ContainerEvent, ProgressCallback
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-# 5xx answers that retrying cannot fix.
-_PERMANENT_MARKERS = (
-    "port is already allocated",
-    "address already in use",
-    "could not select device driver",
-    "no such image",
-    "invalid reference format",
-    "manifest unknown",
-    "pull access denied",
-    "repository does not exist",
-    "unauthorized",
-)
 _WATCHED_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause"})
-
-
-def translate(exc: Exception) -> AgentError:
-    """Map a docker-py / requests exception onto the project's own exceptions."""
-    if isinstance(exc, AgentError):
-        return exc
-    if isinstance(exc, NotFound):
-        return NotFoundError(_explain(exc))
-    if isinstance(exc, APIError):
-        return _translate_api(exc)
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-        return TransientError(f"Docker engine unreachable: {exc}")
-    if isinstance(exc, DockerException):
-        return TransientError(f"Docker engine unavailable: {exc}")
-    return PermanentError(f"{type(exc).__name__}: {exc}")
-
-
-def _translate_api(exc: APIError) -> AgentError:
-    """5xx and 429 are transient unless the message says retrying cannot help; 4xx are not."""
-    message = _explain(exc)
-    status = exc.status_code or 0
-    retryable = status >= 500 or status == 429
-    if retryable and not any(m in message.lower() for m in _PERMANENT_MARKERS):
-        return TransientError(message)
-    return PermanentError(message)
-
-
-def _explain(exc: APIError) -> str:
-    return str(exc.explanation or exc)
-
-
-@contextmanager
-def _boundary() -> Iterator[None]:
-    try:
-        yield
-    except (DockerException, requests.exceptions.RequestException) as exc:
-        raise translate(exc) from exc
 
 
 class DockerRuntime:
@@ -121,18 +70,24 @@ class DockerRuntime:
                 with _boundary():
                     if self._base_url:
                         self._client = docker.DockerClient(
-                            base_url=self._base_url, version="auto", timeout=int(self._timeout),
-                            max_pool_size=self._pool_size)
+                            base_url=self._base_url,
+                            version="auto",
+                            timeout=int(self._timeout),
+                            max_pool_size=self._pool_size,
+                        )
                     else:
                         self._client = docker.from_env(
-                            version="auto", timeout=int(self._timeout),
-                            max_pool_size=self._pool_size)
+                            version="auto",
+                            timeout=int(self._timeout),
+                            max_pool_size=self._pool_size,
+                        )
             return self._client
 
     def _call(self, fn: Callable[[], T]) -> T:
         def once() -> T:
             with _boundary():
                 return fn()
+
         return call_with_retry(once, **self._retry_kwargs)
 
     def close(self) -> None:
@@ -148,8 +103,9 @@ class DockerRuntime:
 
     def list_all_instances(self) -> list[ActualContainer]:
         """Every container any rma-worker instance manages (for `rma-worker cleanup`)."""
-        rows = self._call(lambda: self.client.api.containers(
-            all=True, filters={"label": f"{LABEL_MANAGED}=true"}))
+        rows = self._call(
+            lambda: self.client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
+        )
         return [_actual(row, managed=True) for row in rows]
 
     def list_managed(self) -> list[ActualContainer]:
@@ -182,6 +138,7 @@ class DockerRuntime:
                     raise translate(APIError(str(detail), explanation=str(detail)))
                 if layers.feed(line) and progress is not None:
                     progress(layers.downloaded, layers.total)
+
         self._call(run)
 
     def create(self, spec: ContainerSpec) -> str:

@@ -25,11 +25,17 @@ def _gpu_request(spec: ContainerSpec) -> DeviceRequest:
 
 def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
     """The docker-py `create_container` arguments for `spec` (pure; unit-tested)."""
-    labels = {**spec.labels_dict, **owner_labels(instance),
-              LABEL_NAME: spec.name, LABEL_SPEC_HASH: spec.spec_hash()}
+    labels = {
+        **spec.labels_dict,
+        **owner_labels(instance),
+        LABEL_NAME: spec.name,
+        LABEL_SPEC_HASH: spec.spec_hash(),
+    }
     ports = [(p.container, p.protocol) for p in spec.ports]
-    bindings = {f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
-                for p in spec.ports}
+    bindings = {
+        f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
+        for p in spec.ports
+    }
     restart: dict[str, Any] = {"Name": spec.restart if spec.restart != "no" else ""}
     host_config = HostConfig(
         version=MIN_API_VERSION,

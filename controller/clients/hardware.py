@@ -25,8 +25,14 @@ from controller.core.machine import GpuInfo, HardwareInfo
 log = structlog.get_logger(__name__)
 
 RocmRunner = Callable[[list[str]], str | None]
-ROCM_ARGS = ["--showproductname", "--showmeminfo", "vram", "--showuniqueid",
-             "--showdriverversion", "--json"]
+ROCM_ARGS = [
+    "--showproductname",
+    "--showmeminfo",
+    "vram",
+    "--showuniqueid",
+    "--showdriverversion",
+    "--json",
+]
 
 
 def detect(
@@ -74,14 +80,16 @@ def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
         gpus = []
         for i in range(lib.nvmlDeviceGetCount()):
             handle = lib.nvmlDeviceGetHandleByIndex(i)
-            gpus.append(GpuInfo(
-                index=i,
-                name=_text(lib.nvmlDeviceGetName(handle)),
-                memory_bytes=int(lib.nvmlDeviceGetMemoryInfo(handle).total),
-                driver="nvidia",
-                uuid=_text(lib.nvmlDeviceGetUUID(handle)),
-                driver_version=driver,
-            ))
+            gpus.append(
+                GpuInfo(
+                    index=i,
+                    name=_text(lib.nvmlDeviceGetName(handle)),
+                    memory_bytes=int(lib.nvmlDeviceGetMemoryInfo(handle).total),
+                    driver="nvidia",
+                    uuid=_text(lib.nvmlDeviceGetUUID(handle)),
+                    driver_version=driver,
+                )
+            )
         return gpus
     except Exception as exc:
         log.warning("nvml_query_failed", error=str(exc) or type(exc).__name__)
@@ -99,8 +107,7 @@ def run_rocm_smi(args: list[str]) -> str | None:
     if exe is None:
         return None
     try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=15,
-                              check=False)
+        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=15, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         log.debug("rocm_smi_failed", error=str(exc))
         return None
@@ -136,10 +143,22 @@ def _rocm_card(key: str, card: Any, driver: str) -> GpuInfo | None:
         memory = int(str(card.get("VRAM Total Memory (B)", "0")))
     except ValueError:
         memory = 0
-    name = next((str(card[k]) for k in ("Card Series", "Card series", "Device Name",
-                                         "Card model", "Card Model") if card.get(k)), "AMD GPU")
-    return GpuInfo(index=_card_index(key), name=name, memory_bytes=memory, driver="rocm",
-                   uuid=str(card.get("Unique ID", "")), driver_version=driver)
+    name = next(
+        (
+            str(card[k])
+            for k in ("Card Series", "Card series", "Device Name", "Card model", "Card Model")
+            if card.get(k)
+        ),
+        "AMD GPU",
+    )
+    return GpuInfo(
+        index=_card_index(key),
+        name=name,
+        memory_bytes=memory,
+        driver="rocm",
+        uuid=str(card.get("Unique ID", "")),
+        driver_version=driver,
+    )
 
 
 def load_snapshot() -> tuple[float, int]:
@@ -153,8 +172,9 @@ def disk_usage(path: str) -> tuple[int, int]:
     return int(usage.free), int(usage.total)
 
 
-def offered_capabilities(limits: Limits, data_root: Callable[[], str | None],
-                         version: str) -> dict[str, Any]:
+def offered_capabilities(
+    limits: Limits, data_root: Callable[[], str | None], version: str
+) -> dict[str, Any]:
     """The registration capabilities, as offered under the contributor's limits; storage is
     read where Docker keeps its data (`data_root()`, when the engine answers)."""
     try:

@@ -61,12 +61,20 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        log.error("state_file_unreadable", path=str(path), error=str(exc),
-                  action="ignored; the agent starts as if it were absent")
+        log.error(
+            "state_file_unreadable",
+            path=str(path),
+            error=str(exc),
+            action="ignored; the agent starts as if it were absent",
+        )
         return None
     if not isinstance(data, dict):
-        log.error("state_file_unreadable", path=str(path), error="not a JSON object",
-                  action="ignored; the agent starts as if it were absent")
+        log.error(
+            "state_file_unreadable",
+            path=str(path),
+            error="not a JSON object",
+            action="ignored; the agent starts as if it were absent",
+        )
         return None
     return data
 
@@ -93,14 +101,21 @@ class StateStore:
             return None
         try:
             interval = data.get("heartbeat_interval")
-            return Identity(worker_id=str(data["worker_id"]),
-                            coordinator_url=str(data["coordinator_url"]),
-                            token=data.get("token"), assignment_url=data.get("assignment_url"),
-                            heartbeat_url=data.get("heartbeat_url"),
-                            heartbeat_interval=float(interval) if interval else None)
+            return Identity(
+                worker_id=str(data["worker_id"]),
+                coordinator_url=str(data["coordinator_url"]),
+                token=data.get("token"),
+                assignment_url=data.get("assignment_url"),
+                heartbeat_url=data.get("heartbeat_url"),
+                heartbeat_interval=float(interval) if interval else None,
+            )
         except KeyError as exc:
-            log.error("state_file_unreadable", path=str(self.identity_path),
-                      error=f"missing {exc}", action="ignored; the agent registers anew")
+            log.error(
+                "state_file_unreadable",
+                path=str(self.identity_path),
+                error=f"missing {exc}",
+                action="ignored; the agent registers anew",
+            )
             return None
 
     def save_identity(self, identity: Identity) -> None:
@@ -116,11 +131,19 @@ class StateStore:
         containers = data.get("containers")
         tier = data.get("tier")
         if not isinstance(containers, list) or not isinstance(tier, int):
-            log.error("state_file_unreadable", path=str(self.assignment_path),
-                      error="bad shape", action="ignored; waiting for the coordinator")
+            log.error(
+                "state_file_unreadable",
+                path=str(self.assignment_path),
+                error="bad shape",
+                action="ignored; waiting for the coordinator",
+            )
             return None
-        return StoredAssignment(tier=tier, containers=containers,
-                                generation=data.get("generation"), etag=data.get("etag"))
+        return StoredAssignment(
+            tier=tier,
+            containers=containers,
+            generation=data.get("generation"),
+            etag=data.get("etag"),
+        )
 
     def save_assignment(self, assignment: StoredAssignment) -> None:
         atomic_write_json(self.assignment_path, asdict(assignment))

@@ -16,11 +16,13 @@ from controller.core.policy import ImagePolicy
 GPU_TIER = 1
 
 
-def assignment_to_desired(tier: int, entries: Any, publish_address: str = "",
-                          policy: ImagePolicy | None = None) -> DesiredState:
+def assignment_to_desired(
+    tier: int, entries: Any, publish_address: str = "", policy: ImagePolicy | None = None
+) -> DesiredState:
     if tier == GPU_TIER and isinstance(entries, list):
-        entries = [{**e, "gpu": True} if isinstance(e, dict) and "gpu" not in e else e
-                   for e in entries]
+        entries = [
+            {**e, "gpu": True} if isinstance(e, dict) and "gpu" not in e else e for e in entries
+        ]
     specs, refused = parse_specs(entries, publish_address)
     policy = policy or ImagePolicy()
     allowed = []

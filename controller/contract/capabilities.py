@@ -40,8 +40,14 @@ def capabilities(hw: HardwareInfo, *, version: str = "") -> dict[str, Any]:
         data["gpu_type"] = gpu.name
         data["gpu_driver"] = gpu.driver
         data["gpus"] = [
-            {"index": g.index, "name": g.name, "memory_mb": g.memory_mb, "uuid": g.uuid,
-             "driver": g.driver, "driver_version": g.driver_version}
+            {
+                "index": g.index,
+                "name": g.name,
+                "memory_mb": g.memory_mb,
+                "uuid": g.uuid,
+                "driver": g.driver,
+                "driver_version": g.driver_version,
+            }
             for g in hw.gpus
         ]
     data["tier"] = qualifying_tier(hw)

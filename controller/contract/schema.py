@@ -83,8 +83,9 @@ class ContainerSpecModel(BaseModel):
         if isinstance(raw, dict):
             found = dangerous_fields(raw)
             if found:
-                raise ValueError("refused, the agent never runs containers with: "
-                                 + ", ".join(found))
+                raise ValueError(
+                    "refused, the agent never runs containers with: " + ", ".join(found)
+                )
         return raw
 
     @field_validator("name")
@@ -125,8 +126,9 @@ class ContainerSpecModel(BaseModel):
         )
 
     def _ports(self, host_ip: str) -> tuple[PortMapping, ...]:
-        found = [PortMapping(p.container, p.host or p.container, p.protocol, host_ip)
-                 for p in self.ports]
+        found = [
+            PortMapping(p.container, p.host or p.container, p.protocol, host_ip) for p in self.ports
+        ]
         if self.port is not None and not any(p.container == self.port for p in found):
             found.insert(0, PortMapping(self.port, self.port, "tcp", host_ip))
         return tuple(sorted(set(found), key=lambda p: (p.container, p.protocol, p.host)))

@@ -58,8 +58,11 @@ class Limits:
     def apply_all(self, desired: DesiredState) -> DesiredState:
         """Every spec under the caps; GPU specs are refused when no GPU is lent."""
         if self.gpus == ():
-            refused = tuple(Refusal(s.name, "needs a GPU and this machine lends none (RMA_GPUS)")
-                            for s in desired.specs if s.gpu)
+            refused = tuple(
+                Refusal(s.name, "needs a GPU and this machine lends none (RMA_GPUS)")
+                for s in desired.specs
+                if s.gpu
+            )
             specs = tuple(self.apply(s) for s in desired.specs if not s.gpu)
             return DesiredState(specs, desired.refused + refused)
         return replace(desired, specs=tuple(self.apply(s) for s in desired.specs))
@@ -68,8 +71,11 @@ class Limits:
         """The hardware as offered to the coordinator under these caps."""
         cores = hw.cpu_cores if self.cpus is None else max(1, min(hw.cpu_cores, int(self.cpus)))
         ram = hw.ram_bytes if self.memory is None else min(hw.ram_bytes, self.memory)
-        gpus = hw.gpus if self.gpus is None else tuple(
-            g for g in hw.gpus if str(g.index) in self.gpus or g.uuid in self.gpus)
+        gpus = (
+            hw.gpus
+            if self.gpus is None
+            else tuple(g for g in hw.gpus if str(g.index) in self.gpus or g.uuid in self.gpus)
+        )
         return replace(hw, cpu_cores=cores, ram_bytes=ram, gpus=gpus)
 
 

@@ -71,8 +71,18 @@ class ContainerSpec:
         """The spec as plain data, default-valued fields omitted, in a stable order."""
         data: dict[str, Any] = {"name": self.name, "image": self.image}
         defaults = _DEFAULTS
-        for key in ("ports", "env", "command", "gpu", "volumes", "memory_limit", "cpus",
-                    "restart", "labels", "gpu_ids"):
+        for key in (
+            "ports",
+            "env",
+            "command",
+            "gpu",
+            "volumes",
+            "memory_limit",
+            "cpus",
+            "restart",
+            "labels",
+            "gpu_ids",
+        ):
             value = getattr(self, key)
             if value != getattr(defaults, key):
                 data[key] = _plain(value)

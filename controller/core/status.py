@@ -24,8 +24,13 @@ class ContainerStatus:
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "state": self.state, "image": self.image,
-                "restarts": self.restarts, "error": self.error}
+        return {
+            "name": self.name,
+            "state": self.state,
+            "image": self.image,
+            "restarts": self.restarts,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class AgentStatus:
     @property
     def healthy(self) -> bool:
         return self.converged and all(
-            c.state == "running" and c.error is None for c in self.containers)
+            c.state == "running" and c.error is None for c in self.containers
+        )
 
 
 def build_status(
@@ -62,7 +68,8 @@ def build_status(
         elif outcome is not None:
             state = outcome.action if outcome.action in ("conflict", "backoff") else "failed"
             error = outcome.error
-        rows.append(ContainerStatus(spec.name, state, spec.image, restarts.get(spec.name, 0),
-                                    error))
+        rows.append(
+            ContainerStatus(spec.name, state, spec.image, restarts.get(spec.name, 0), error)
+        )
     rows += [ContainerStatus(r.name, "refused", "", 0, r.message) for r in desired.refused]
     return AgentStatus(tuple(rows), converged=converged)

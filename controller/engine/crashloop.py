@@ -17,8 +17,13 @@ from controller.core.results import ActionOutcome
 
 
 class CrashLoop:
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 delays: Delays = KUBELET, reset_after: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        delays: Delays = KUBELET,
+        reset_after: float = 600.0,
+    ) -> None:
         self._backoff = KeyedBackoff(delays, reset_after=reset_after)
         self._clock = clock
 
@@ -32,9 +37,17 @@ class CrashLoop:
                 name = action.target
                 wait = self._backoff.remaining(name, now)
                 if wait > 0:
-                    held.append(ActionOutcome(name, "backoff", ok=False, error=(
-                        f"back-off {wait:.0f} s restarting a container that keeps stopping "
-                        f"({self._backoff.failures(name)} restarts)")))
+                    held.append(
+                        ActionOutcome(
+                            name,
+                            "backoff",
+                            ok=False,
+                            error=(
+                                f"back-off {wait:.0f} s restarting a container that keeps stopping "
+                                f"({self._backoff.failures(name)} restarts)"
+                            ),
+                        )
+                    )
                     continue
                 self._backoff.failure(name, now)
             kept.append(action)

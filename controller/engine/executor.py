@@ -65,8 +65,9 @@ class Executor:
             try:
                 images[pull.image] = self._puller.ensure(pull.image)
             except AgentError as exc:
-                images[pull.image] = ImageState(ready=False, error=str(exc),
-                                                transient=isinstance(exc, TransientError))
+                images[pull.image] = ImageState(
+                    ready=False, error=str(exc), transient=isinstance(exc, TransientError)
+                )
         return images
 
     def _run_all(
@@ -87,17 +88,28 @@ class Executor:
         except NameConflictError as exc:
             outcome = ActionOutcome(action.target, "conflict", ok=False, error=str(exc))
         except AgentError as exc:
-            outcome = ActionOutcome(action.target, kind, ok=False, error=str(exc),
-                              transient=isinstance(exc, TransientError))
+            outcome = ActionOutcome(
+                action.target,
+                kind,
+                ok=False,
+                error=str(exc),
+                transient=isinstance(exc, TransientError),
+            )
         self._log(outcome)
         return outcome
 
     def _dispatch(self, action: Action, kind: str, images: dict[str, ImageState]) -> ActionOutcome:
         name = action.target
         if isinstance(action, ReportConflict):
-            return ActionOutcome(name, "conflict", ok=False, error=(
-                f"a container named {name!r} ({action.container_id[:12]}) exists and is not "
-                "managed by this agent; it is left untouched"))
+            return ActionOutcome(
+                name,
+                "conflict",
+                ok=False,
+                error=(
+                    f"a container named {name!r} ({action.container_id[:12]}) exists and is not "
+                    "managed by this agent; it is left untouched"
+                ),
+            )
         if isinstance(action, Remove):
             self._stop_and_remove(action.container_id)
         elif isinstance(action, Start):
@@ -105,8 +117,14 @@ class Executor:
         elif isinstance(action, Create | Recreate):
             image = images.get(action.spec.image) or self._puller.ensure(action.spec.image)
             if not image.ready:
-                return ActionOutcome(name, kind, ok=False, error=image.error, pending=image.pulling,
-                               transient=image.transient)
+                return ActionOutcome(
+                    name,
+                    kind,
+                    ok=False,
+                    error=image.error,
+                    pending=image.pulling,
+                    transient=image.transient,
+                )
             if isinstance(action, Recreate):
                 self._stop_and_remove(action.container_id)
             container_id = self._runtime.create(action.spec)
@@ -124,5 +142,10 @@ class Executor:
         elif o.pending:
             log.info("action_waiting", container=o.name, action=o.action, reason="image pull")
         else:
-            log.error("action_failed", container=o.name, action=o.action, error=o.error,
-                      transient=o.transient)
+            log.error(
+                "action_failed",
+                container=o.name,
+                action=o.action,
+                error=o.error,
+                transient=o.transient,
+            )

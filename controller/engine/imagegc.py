@@ -42,8 +42,10 @@ def floor_error(disk: Disk, floor_gib: float) -> str | None:
     """Why a pull must not start now, or None."""
     free, _total = disk()
     if free < floor_gib * GIB:
-        return (f"only {free / GIB:.1f} GiB free on Docker's disk, under the "
-                f"{floor_gib:g} GiB floor (RMA_MIN_FREE_DISK): pull refused")
+        return (
+            f"only {free / GIB:.1f} GiB free on Docker's disk, under the "
+            f"{floor_gib:g} GiB floor (RMA_MIN_FREE_DISK): pull refused"
+        )
     return None
 
 
@@ -52,8 +54,15 @@ def used_percent(disk: Disk) -> float:
     return 100.0 * (total - free) / total if total else 0.0
 
 
-def collect(pulled: PulledImages, remove: Callable[[str], bool], disk: Disk,
-            in_use: set[str], *, high: float = 85.0, low: float = 80.0) -> list[str]:
+def collect(
+    pulled: PulledImages,
+    remove: Callable[[str], bool],
+    disk: Disk,
+    in_use: set[str],
+    *,
+    high: float = 85.0,
+    low: float = 80.0,
+) -> list[str]:
     """Remove unused images the agent pulled, oldest first, while disk use is above `low`,
     but only once it has passed `high`. Returns what was removed."""
     if used_percent(disk) <= high:
@@ -65,8 +74,12 @@ def collect(pulled: PulledImages, remove: Callable[[str], bool], disk: Disk,
         if remove(image):
             pulled.remove(image)
             removed.append(image)
-            log.info("image_removed", image=image, reason="disk above high-water mark",
-                     used_percent=round(used_percent(disk), 1))
+            log.info(
+                "image_removed",
+                image=image,
+                reason="disk above high-water mark",
+                used_percent=round(used_percent(disk), 1),
+            )
         if used_percent(disk) < low:
             break
     return removed

@@ -84,8 +84,11 @@ class ImagePuller:
             error = self._failed.get(image)
             wait = self._backoff.remaining(image, self._clock())
         if error is not None and wait > 0:
-            return ImageState(ready=False, error=f"{error} (next pull in {wait:.0f} s)",
-                              transient=isinstance(error, TransientError))
+            return ImageState(
+                ready=False,
+                error=f"{error} (next pull in {wait:.0f} s)",
+                transient=isinstance(error, TransientError),
+            )
         if self._runtime.image_present(image):
             self._maybe_refresh(image)
             return PRESENT
@@ -130,7 +133,8 @@ class ImagePuller:
                 return
             self._inflight.add(image)
         thread = threading.Thread(
-            target=self._run, args=(image, refresh), name=f"pull:{image}", daemon=True)
+            target=self._run, args=(image, refresh), name=f"pull:{image}", daemon=True
+        )
         thread.start()
 
     def _run(self, image: str, refresh: bool) -> None:
@@ -142,7 +146,29 @@ class ImagePuller:
                 self._runtime.pull(image, self._tracker(image, started))
             except AgentError as exc:
                 error = exc
-        delay = 0.0
+        delay = self._settle(image, refresh, error)
+        if error is None:
+            if not refresh:
+                self._on_pulled(image)
+            seconds = round(self._clock() - started, 3)
+            log.info("image_pulled", image=image, refresh=refresh, seconds=seconds)
+        elif refresh:
+            hint = "the local copy keeps being used"
+            log.warning("image_refresh_failed", image=image, error=str(error), hint=hint)
+        else:
+            transient = isinstance(error, TransientError)
+            log.error(
+                "image_pull_failed",
+                image=image,
+                error=str(error),
+                transient=transient,
+                retry_in=delay,
+            )
+        if not refresh:
+            self._on_done()
+
+    def _settle(self, image: str, refresh: bool, error: AgentError | None) -> float:
+        """Record how a pull ended; the back-off delay before the next try (0 on success)."""
         with self._lock:
             self._inflight.discard(image)
             self._progress.pop(image, None)
@@ -151,20 +177,8 @@ class ImagePuller:
                 self._backoff.reset(image)
             elif not refresh:
                 self._failed[image] = error
-                delay = self._backoff.failure(image, self._clock())
-        if error is None:
-            if not refresh:
-                self._on_pulled(image)
-            log.info("image_pulled", image=image, refresh=refresh,
-                     seconds=round(self._clock() - started, 3))
-        elif refresh:
-            log.warning("image_refresh_failed", image=image, error=str(error),
-                        hint="the local copy keeps being used")
-        else:
-            log.error("image_pull_failed", image=image, error=str(error),
-                      transient=isinstance(error, TransientError), retry_in=delay)
-        if not refresh:
-            self._on_done()
+                return self._backoff.failure(image, self._clock())
+        return 0.0
 
     def _tracker(self, image: str, started: float) -> Callable[[int, int], None]:
         """The progress callback of one pull: metrics, status, a log line every few seconds."""
@@ -181,9 +195,14 @@ class ImagePuller:
                 self._sink(progress)
             if now - seen["logged"] >= self._log_every:
                 seen["logged"] = now
-                log.info("image_pull_progress", image=image, mb=round(downloaded / 1e6, 1),
-                         total_mb=round(total / 1e6, 1), percent=_pct(progress.percent),
-                         mb_per_s=round(progress.rate / 1e6, 2))
+                log.info(
+                    "image_pull_progress",
+                    image=image,
+                    mb=round(downloaded / 1e6, 1),
+                    total_mb=round(total / 1e6, 1),
+                    percent=_pct(progress.percent),
+                    mb_per_s=round(progress.rate / 1e6, 2),
+                )
 
         return on_progress
 

@@ -128,26 +128,28 @@ class Agent:
             self.last_success_at = self._clock()
         self._observer.pass_done(result.error is None, seconds)
         for o in result.report.outcomes:
-            self._observer.action(o.action, "ok" if o.ok else "pending" if o.pending
-                                  else "failed")
+            self._observer.action(o.action, "ok" if o.ok else "pending" if o.pending else "failed")
         self._observer.containers(dict(Counter(c.state for c in self._status.containers)))
 
     def _reconcile(self, pass_id: int) -> PassResult:
         desired = self._refresh_desired()
         if desired is None:
             waiting = isinstance(self._load_error, TransientError)
-            return PassResult(pass_id, error=f"no valid desired state yet from "
-                                             f"{self._source.describe()}", retryable=waiting)
+            return PassResult(
+                pass_id,
+                error=f"no valid desired state yet from {self._source.describe()}",
+                retryable=waiting,
+            )
         actual = self._runtime.list_managed()
         actions = plan(desired, actual)
         self._crashloop.forget_except({s.name for s in desired.specs})
         allowed, held = self._crashloop.hold(actions)
         executed = self._executor.execute(allowed)
         report = ExecutionReport(executed.outcomes + tuple(held))
-        self._restarts.update(o.name for o in report.outcomes
-                              if o.ok and o.action in ("start", "recreate"))
-        self._status = build_status(desired, actual, report, self._restarts,
-                                    converged=not actions)
+        self._restarts.update(
+            o.name for o in report.outcomes if o.ok and o.action in ("start", "recreate")
+        )
+        self._status = build_status(desired, actual, report, self._restarts, converged=not actions)
         if self._image_gc is not None:
             self._image_gc({s.image for s in desired.specs} | {c.image for c in actual})
         return PassResult(pass_id, planned=len(actions), report=report)
@@ -161,16 +163,24 @@ class Agent:
             try:
                 self._desired = self._limit(self._source.load())
                 self._load_error = None
-                log.info("desired_state_loaded", source=self._source.describe(),
-                         containers=[s.name for s in self._desired.specs])
+                log.info(
+                    "desired_state_loaded",
+                    source=self._source.describe(),
+                    containers=[s.name for s in self._desired.specs],
+                )
             except TransientError as exc:
                 self._load_error = exc
                 log.info("desired_state_waiting", reason=str(exc))
             except AgentError as exc:
                 self._load_error = exc
-                log.error("desired_state_rejected", source=self._source.describe(),
-                          error=str(exc), keeping="last good state"
-                          if self._desired is not None else "nothing (no containers touched)")
+                log.error(
+                    "desired_state_rejected",
+                    source=self._source.describe(),
+                    error=str(exc),
+                    keeping="last good state"
+                    if self._desired is not None
+                    else "nothing (no containers touched)",
+                )
         return self._desired
 
     @staticmethod
@@ -179,8 +189,13 @@ class Agent:
             return  # already logged as pass_failed / pass_crashed / desired_state_rejected
         report = result.report
         event = log.debug if result.converged else log.info
-        event("pass_done", planned=result.planned, failed=len(report.failures),
-              pending=len(report.pending), seconds=round(seconds, 4))
+        event(
+            "pass_done",
+            planned=result.planned,
+            failed=len(report.failures),
+            pending=len(report.pending),
+            seconds=round(seconds, 4),
+        )
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -222,8 +237,12 @@ class Agent:
                 log.info("converged", pass_id=result.pass_id)
                 return 0
             if result.stuck and not result.report.pending:
-                log.error("not_converged", failures=[
-                    {"container": o.name, "error": o.error} for o in result.report.failures])
+                log.error(
+                    "not_converged",
+                    failures=[
+                        {"container": o.name, "error": o.error} for o in result.report.failures
+                    ],
+                )
                 return 1
             self._doorbell.wait(min(self._once_delay(result), deadline - self._clock()))
         log.error("not_converged", reason="timeout" if not self._stop.is_set() else "stopped")
@@ -271,6 +290,7 @@ class Agent:
             return False
         report = self._executor.execute(actions)
         ok = not report.failures
-        (log.info if ok else log.error)("teardown_done", removed=len(actions),
-                                        failed=len(report.failures))
+        (log.info if ok else log.error)(
+            "teardown_done", removed=len(actions), failed=len(report.failures)
+        )
         return ok

@@ -67,7 +67,8 @@ class EventWatcher:
             except AgentError as exc:
                 if self._stop.is_set():
                     return
-                log.warning("event_stream_failed", error=str(exc),
-                            retry_in=self._delays.delay(failures + 1))
+                log.warning(
+                    "event_stream_failed", error=str(exc), retry_in=self._delays.delay(failures + 1)
+                )
             failures += 1
             self._stop.wait(self._delays.delay(failures))

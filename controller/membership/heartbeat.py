@@ -28,16 +28,27 @@ def mark_forgotten(shared: Shared, stop: threading.Event, exc: WorkerForgotten) 
         return  # shutting down: our own unregister ends the open long poll with a 404
     if not shared.forgotten.is_set():
         identity = shared.standing.identity
-        log.warning("worker_forgotten", worker_id=identity.worker_id if identity else None,
-                    error=str(exc), action="registering again")
+        log.warning(
+            "worker_forgotten",
+            worker_id=identity.worker_id if identity else None,
+            error=str(exc),
+            action="registering again",
+        )
     shared.forgotten.set()
     shared.wake.set()
 
 
 class Heartbeater:
-    def __init__(self, client: CoordinatorAPI, shared: Shared, *,
-                 report: Callable[[], dict[str, Any]], observer: Observer,
-                 stop: threading.Event, fetch_now: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: CoordinatorAPI,
+        shared: Shared,
+        *,
+        report: Callable[[], dict[str, Any]],
+        observer: Observer,
+        stop: threading.Event,
+        fetch_now: Callable[[], None],
+    ) -> None:
         self._client = client
         self._shared = shared
         self._report = report

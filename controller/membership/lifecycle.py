@@ -51,18 +51,27 @@ class Lifecycle:
         observer: Observer | None = None,
     ) -> None:
         self._stop = stop
-        self._shared = Shared(store, source, on_change=on_change,
-                              heartbeat_override=heartbeat_override)
-        self._registrar = Registrar(client, self._shared, capabilities=capabilities, stop=stop,
-                                    delays=retry)
-        self._poller = AssignmentPoller(poll_client or client, self._shared, stop=stop,
-                                        wait=long_poll_wait, delays=retry)
-        self._heartbeater = Heartbeater(client, self._shared, report=report,
-                                        observer=observer or NullObserver(), stop=stop,
-                                        fetch_now=self._poller.fetch_now)
-        self._threads = [threading.Thread(target=self._main, name="lifecycle", daemon=True),
-                         threading.Thread(target=self._poller.run, name="long-poll",
-                                          daemon=True)]
+        self._shared = Shared(
+            store, source, on_change=on_change, heartbeat_override=heartbeat_override
+        )
+        self._registrar = Registrar(
+            client, self._shared, capabilities=capabilities, stop=stop, delays=retry
+        )
+        self._poller = AssignmentPoller(
+            poll_client or client, self._shared, stop=stop, wait=long_poll_wait, delays=retry
+        )
+        self._heartbeater = Heartbeater(
+            client,
+            self._shared,
+            report=report,
+            observer=observer or NullObserver(),
+            stop=stop,
+            fetch_now=self._poller.fetch_now,
+        )
+        self._threads = [
+            threading.Thread(target=self._main, name="lifecycle", daemon=True),
+            threading.Thread(target=self._poller.run, name="long-poll", daemon=True),
+        ]
 
     # -- what status shows --------------------------------------------------------------------
 

@@ -22,8 +22,15 @@ log = structlog.get_logger(__name__)
 
 
 class AssignmentPoller:
-    def __init__(self, client: CoordinatorAPI, shared: Shared, *, stop: threading.Event,
-                 wait: float, delays: Delays) -> None:
+    def __init__(
+        self,
+        client: CoordinatorAPI,
+        shared: Shared,
+        *,
+        stop: threading.Event,
+        wait: float,
+        delays: Delays,
+    ) -> None:
         self._client = client
         self._shared = shared
         self._stop = stop
@@ -44,14 +51,19 @@ class AssignmentPoller:
         identity = standing.identity
         if identity is None or not identity.assignment_url:
             return
-        got = self._client.fetch_assignment(identity.assignment_url, token=identity.token,
-                                            etag=standing.etag, wait=wait)
+        got = self._client.fetch_assignment(
+            identity.assignment_url, token=identity.token, etag=standing.etag, wait=wait
+        )
         if got is not None:
             self._on_assignment(got)
 
     def _on_assignment(self, got: AssignmentResponse) -> None:
-        log.info("assignment_changed", generation=got.generation, tier=got.tier,
-                 containers=len(got.containers))
+        log.info(
+            "assignment_changed",
+            generation=got.generation,
+            tier=got.tier,
+            containers=len(got.containers),
+        )
         self._shared.apply(StoredAssignment(got.tier, got.containers, got.generation, got.etag))
 
     def run(self) -> None:

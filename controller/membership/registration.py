@@ -23,9 +23,15 @@ log = structlog.get_logger(__name__)
 
 
 class Registrar:
-    def __init__(self, client: CoordinatorAPI, shared: Shared, *,
-                 capabilities: Callable[[], dict[str, Any]], stop: threading.Event,
-                 delays: Delays) -> None:
+    def __init__(
+        self,
+        client: CoordinatorAPI,
+        shared: Shared,
+        *,
+        capabilities: Callable[[], dict[str, Any]],
+        stop: threading.Event,
+        delays: Delays,
+    ) -> None:
         self._client = client
         self._shared = shared
         self._capabilities = capabilities
@@ -37,8 +43,12 @@ class Registrar:
         store = self._shared.store
         stored_id = store.load_identity()
         if stored_id is not None and stored_id.coordinator_url != self._client.base_url:
-            log.info("coordinator_changed", old=stored_id.coordinator_url,
-                     new=self._client.base_url, action="registering anew")
+            log.info(
+                "coordinator_changed",
+                old=stored_id.coordinator_url,
+                new=self._client.base_url,
+                action="registering anew",
+            )
             stored_id = None
         stored = store.load_assignment() if stored_id else None
         if stored_id is not None and stored is None and not stored_id.assignment_url:
@@ -52,8 +62,13 @@ class Registrar:
         self._shared.adopt(stored_id)
         if stored is not None:
             self._shared.apply(stored, persist=False)
-            log.info("resumed", worker_id=stored_id.worker_id, tier=stored.tier,
-                     containers=len(stored.containers), note="running the last assignment")
+            log.info(
+                "resumed",
+                worker_id=stored_id.worker_id,
+                tier=stored.tier,
+                containers=len(stored.containers),
+                note="running the last assignment",
+            )
         heartbeat()
         if self._shared.forgotten.is_set():
             self.register_until_done()
@@ -67,8 +82,12 @@ class Registrar:
                 self._on_registered(self._client.register(self._body()))
                 return
             except CoordinatorUnreachable as exc:
-                log.warning("coordinator_unreachable", error=str(exc), retry_in=round(delay, 1),
-                            containers="untouched")
+                log.warning(
+                    "coordinator_unreachable",
+                    error=str(exc),
+                    retry_in=round(delay, 1),
+                    containers="untouched",
+                )
             except AgentError as exc:
                 log.error("registration_failed", error=str(exc), retry_in=round(delay, 1))
             self._stop.wait(delay)
@@ -81,16 +100,26 @@ class Registrar:
         return body
 
     def _on_registered(self, resp: RegisterResponse) -> None:
-        identity = Identity(resp.worker_id, self._client.base_url, resp.token, resp.assignment_url,
-                            resp.heartbeat_url, resp.heartbeat_interval)
+        identity = Identity(
+            resp.worker_id,
+            self._client.base_url,
+            resp.token,
+            resp.assignment_url,
+            resp.heartbeat_url,
+            resp.heartbeat_interval,
+        )
         self._shared.store.save_identity(identity)
         self._shared.forgotten.clear()
         self._shared.adopt(identity, fresh=True)
         self._shared.apply(StoredAssignment(resp.tier, resp.assigned_containers))
-        log.info("registered", worker_id=resp.worker_id, tier=resp.tier,
-                 containers=len(resp.assigned_containers),
-                 heartbeat_interval=self._shared.standing.interval,
-                 part2=bool(resp.assignment_url))
+        log.info(
+            "registered",
+            worker_id=resp.worker_id,
+            tier=resp.tier,
+            containers=len(resp.assigned_containers),
+            heartbeat_interval=self._shared.standing.interval,
+            part2=bool(resp.assignment_url),
+        )
 
     def unregister(self, timeout: float = 5.0) -> bool:
         """Tell the coordinator this worker is gone; forget the identity when it heard us."""
@@ -101,8 +130,12 @@ class Registrar:
         try:
             self._client.unregister(identity.worker_id, token=identity.token, timeout=timeout)
         except AgentError as exc:
-            log.warning("unregister_failed", worker_id=identity.worker_id, error=str(exc),
-                        note="identity kept; the next start reuses it")
+            log.warning(
+                "unregister_failed",
+                worker_id=identity.worker_id,
+                error=str(exc),
+                note="identity kept; the next start reuses it",
+            )
             return False
         store.forget_identity()
         store.forget_assignment()

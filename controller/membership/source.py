@@ -41,8 +41,12 @@ class AssignmentSource:
             self._version += 1
             self.tier, self.generation = tier, generation
         for refusal in desired.refused:
-            log.error("spec_refused", container=refusal.name, error=refusal.message,
-                      effect="not run; the rest of the assignment runs")
+            log.error(
+                "spec_refused",
+                container=refusal.name,
+                error=refusal.message,
+                effect="not run; the rest of the assignment runs",
+            )
         return desired
 
     def changed(self) -> bool:

@@ -35,8 +35,14 @@ class Standing:
 
 
 class Shared:
-    def __init__(self, store: StateStore, source: AssignmentSource, *,
-                 on_change: Callable[[], None], heartbeat_override: float | None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        source: AssignmentSource,
+        *,
+        on_change: Callable[[], None],
+        heartbeat_override: float | None,
+    ) -> None:
         self.store = store
         self.source = source
         self._on_change = on_change
@@ -55,10 +61,12 @@ class Shared:
         """Take `identity` as ours (`fresh`: a new registration, so no ETag carries over)."""
         with self._lock:
             self._standing = replace(
-                self._standing, identity=identity,
+                self._standing,
+                identity=identity,
                 interval=self._override or identity.heartbeat_interval or DEFAULT_INTERVAL,
                 heartbeat_path=identity.heartbeat_url or HEARTBEAT_PATH,
-                etag=None if fresh else self._standing.etag)
+                etag=None if fresh else self._standing.etag,
+            )
         self.ready.set()
 
     def apply(self, assignment: StoredAssignment, *, persist: bool = True) -> None:
@@ -66,6 +74,7 @@ class Shared:
             if persist:
                 self.store.save_assignment(assignment)
             self.source.set(assignment.tier, assignment.containers, assignment.generation)
-            self._standing = replace(self._standing, tier=assignment.tier,
-                                     etag=assignment.etag or self._standing.etag)
+            self._standing = replace(
+                self._standing, tier=assignment.tier, etag=assignment.etag or self._standing.etag
+            )
         self._on_change()

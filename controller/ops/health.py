@@ -23,8 +23,15 @@ Check = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 class HealthServer:
-    def __init__(self, addr: tuple[str, int], *, alive: Check, ready: Check,
-                 status: Callable[[], dict[str, Any]], metrics: Callable[[], bytes]) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        *,
+        alive: Check,
+        ready: Check,
+        status: Callable[[], dict[str, Any]],
+        metrics: Callable[[], bytes],
+    ) -> None:
         routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
             "/healthz": lambda: _check(alive),
             "/readyz": lambda: _check(ready),
@@ -49,8 +56,9 @@ class HealthServer:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host if isinstance(host, str) else host.decode()}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

@@ -23,8 +23,10 @@ def lock_instance(state_dir: Path, instance: str) -> TextIO:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         handle.close()
-        raise ConfigError(f"another agent with instance {instance!r} is running "
-                          f"(lock {state_dir / (instance + '.lock')})") from exc
+        raise ConfigError(
+            f"another agent with instance {instance!r} is running "
+            f"(lock {state_dir / (instance + '.lock')})"
+        ) from exc
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-STATES = ("running", "exited", "created", "paused", "restarting", "missing", "pulling",
-          "failed", "conflict", "refused", "backoff")
+STATES = (
+    "running",
+    "exited",
+    "created",
+    "paused",
+    "restarting",
+    "missing",
+    "pulling",
+    "failed",
+    "conflict",
+    "refused",
+    "backoff",
+)
 
 
 class Metrics:
@@ -19,16 +30,21 @@ class Metrics:
         r = self.registry
         self._passes = Counter("rma_worker_passes", "Reconcile passes", ["result"], registry=r)
         self._pass_seconds = Histogram(
-            "rma_worker_pass_duration_seconds", "Duration of reconcile passes", registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self._actions = Counter("rma_worker_actions", "Actions executed", ["kind", "outcome"],
-                                registry=r)
-        self._containers = Gauge("rma_worker_containers", "Desired containers by state",
-                                 ["state"], registry=r)
-        self._heartbeats = Counter("rma_worker_heartbeats", "Heartbeats sent", ["result"],
-                                   registry=r)
-        self._pull_bytes = Counter("rma_worker_pull_bytes", "Image bytes downloaded",
-                                   registry=r)
+            "rma_worker_pass_duration_seconds",
+            "Duration of reconcile passes",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self._actions = Counter(
+            "rma_worker_actions", "Actions executed", ["kind", "outcome"], registry=r
+        )
+        self._containers = Gauge(
+            "rma_worker_containers", "Desired containers by state", ["state"], registry=r
+        )
+        self._heartbeats = Counter(
+            "rma_worker_heartbeats", "Heartbeats sent", ["result"], registry=r
+        )
+        self._pull_bytes = Counter("rma_worker_pull_bytes", "Image bytes downloaded", registry=r)
 
     def pass_done(self, ok: bool, seconds: float) -> None:
         self._passes.labels("ok" if ok else "error").inc()

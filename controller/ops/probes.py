@@ -19,9 +19,17 @@ from controller.membership.lifecycle import Lifecycle
 
 
 class Snapshot:
-    def __init__(self, agent: Agent, lifecycle: Lifecycle | None, puller: ImagePuller, *,
-                 instance: str, coordinator: str, manifest: str | None,
-                 resync_interval: float) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        lifecycle: Lifecycle | None,
+        puller: ImagePuller,
+        *,
+        instance: str,
+        coordinator: str,
+        manifest: str | None,
+        resync_interval: float,
+    ) -> None:
         self._instance = instance
         self._coordinator = coordinator
         self._manifest = manifest
@@ -34,8 +42,10 @@ class Snapshot:
     def alive(self) -> tuple[bool, dict[str, Any]]:
         last = self._agent.last_success_at or self._started
         age = time.monotonic() - last
-        return age < self._stale_after, {"last_success_age": round(age, 1),
-                                         "stale_after": self._stale_after}
+        return age < self._stale_after, {
+            "last_success_age": round(age, 1),
+            "stale_after": self._stale_after,
+        }
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         registered = self._lifecycle is None or self._lifecycle.identity is not None
@@ -59,8 +69,16 @@ class Snapshot:
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
             "containers": [c.as_json() for c in agent_status.containers],
-            "pulls": [{"image": p.image, "downloaded": p.downloaded, "total": p.total,
-                       "percent": p.percent, "rate": p.rate} for p in self._puller.progress()],
+            "pulls": [
+                {
+                    "image": p.image,
+                    "downloaded": p.downloaded,
+                    "total": p.total,
+                    "percent": p.percent,
+                    "rate": p.rate,
+                }
+                for p in self._puller.progress()
+            ],
         }
 
 

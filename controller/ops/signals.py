@@ -27,19 +27,28 @@ class Signals:
         self.stop = stop
         self.leave_running = threading.Event()
         self._wake = wake
-        self._previous = {sig: signal.signal(sig, self._handle)
-                          for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+        self._previous = {
+            sig: signal.signal(sig, self._handle)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+        }
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.stop.is_set():
-            log.warning("forced_exit", signal=name, containers="left running",
-                        cleanup=f"docker ps -a --filter label={LABEL_INSTANCE}")
+            log.warning(
+                "forced_exit",
+                signal=name,
+                containers="left running",
+                cleanup=f"docker ps -a --filter label={LABEL_INSTANCE}",
+            )
             os._exit(EXIT_FORCED)
         if signum == signal.SIGUSR1:
             self.leave_running.set()
-        log.info("shutdown_requested", signal=name,
-                 containers="left running" if self.leave_running.is_set() else "removed")
+        log.info(
+            "shutdown_requested",
+            signal=name,
+            containers="left running" if self.leave_running.is_set() else "removed",
+        )
         self.stop.set()
         self._wake()
 

@@ -23,8 +23,9 @@ def workers(state: State) -> list[dict[str, Any]]:
 @router.put("/workers/{worker_id}/assignment")
 async def set_assignment(worker_id: str, body: AssignmentBody, state: State) -> dict[str, Any]:
     """Async only to wake the worker's long poll on the event loop; SQLite runs in a thread."""
-    generation = await run_in_threadpool(state.registry.set_assignment, worker_id,
-                                         body.containers, body.tier)
+    generation = await run_in_threadpool(
+        state.registry.set_assignment, worker_id, body.containers, body.tier
+    )
     if generation is None:
         raise HTTPException(404, "Worker not found")
     state.notifier.notify(worker_id)

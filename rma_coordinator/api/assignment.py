@@ -20,10 +20,13 @@ router = APIRouter()
 
 
 @router.get("/api/worker/{worker_id}/assignment")
-async def assignment(worker_id: str, state: State,
-                     wait: Annotated[int, Query(ge=0)] = 0,
-                     if_none_match: Annotated[str | None, Header()] = None,
-                     authorization: Annotated[str | None, Header()] = None) -> Response:
+async def assignment(
+    worker_id: str,
+    state: State,
+    wait: Annotated[int, Query(ge=0)] = 0,
+    if_none_match: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
     registry = state.registry
     await run_in_threadpool(check_token, registry, worker_id, authorization)
     deadline = time.monotonic() + min(wait, MAX_WAIT)
@@ -34,8 +37,14 @@ async def assignment(worker_id: str, state: State,
             raise HTTPException(404, "Worker not found")
         etag = f'"{worker.generation}"'
         if if_none_match != etag:
-            return JSONResponse({"generation": worker.generation, "tier": worker.tier,
-                                 "containers": worker.containers}, headers={"ETag": etag})
+            return JSONResponse(
+                {
+                    "generation": worker.generation,
+                    "tier": worker.tier,
+                    "containers": worker.containers,
+                },
+                headers={"ETag": etag},
+            )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=304, headers={"ETag": etag})

@@ -30,8 +30,11 @@ def _new_worker_id(registry: Registry, previous: str | None) -> str:
 @router.get("/health")
 def health(state: State) -> dict[str, Any]:
     counts = state.registry.counts()
-    return {"status": "healthy", "version": __version__,
-            "workers": {"total": sum(counts.values()), **counts}}
+    return {
+        "status": "healthy",
+        "version": __version__,
+        "workers": {"total": sum(counts.values()), **counts},
+    }
 
 
 @router.post("/api/worker/register")
@@ -43,26 +46,41 @@ def register(body: RegisterBody, state: State) -> dict[str, Any]:
     tier = tier_for(caps)
     containers = config.catalog.containers_for(tier, worker_id, config.public_url)
     token = secrets.token_urlsafe(32) if config.part2 else None
-    registry.add(worker_id, token_hash=token_hash(token) if token else None, tier=tier,
-                 capabilities=caps, containers=containers, now=config.clock())
+    registry.add(
+        worker_id,
+        token_hash=token_hash(token) if token else None,
+        tier=tier,
+        capabilities=caps,
+        containers=containers,
+        now=config.clock(),
+    )
     answer: dict[str, Any] = {
-        "worker_id": worker_id, "tier": tier, "assigned_containers": containers,
+        "worker_id": worker_id,
+        "tier": tier,
+        "assigned_containers": containers,
         "heartbeat_url": "/api/worker/heartbeat",
         "heartbeat_interval": config.heartbeat_interval,
-        "coordinator_url": config.public_url}
+        "coordinator_url": config.public_url,
+    }
     if token:
         answer |= {"token": token, "assignment_url": f"/api/worker/{worker_id}/assignment"}
     return answer
 
 
 @router.post("/api/worker/heartbeat")
-def heartbeat(body: HeartbeatBody, state: State,
-              authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+def heartbeat(
+    body: HeartbeatBody, state: State, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
     check_token(state.registry, body.worker_id, authorization)
     generation = state.registry.heartbeat(
-        body.worker_id, now=state.config.clock(), health=body.status, load=body.current_load,
-        memory=body.available_memory, reported=body.containers,
-        converged=body.assignment_generation)
+        body.worker_id,
+        now=state.config.clock(),
+        health=body.status,
+        load=body.current_load,
+        memory=body.available_memory,
+        reported=body.containers,
+        converged=body.assignment_generation,
+    )
     if generation is None:
         raise HTTPException(404, "Worker not found")
     answer: dict[str, Any] = {"status": "ok"}
@@ -72,8 +90,9 @@ def heartbeat(body: HeartbeatBody, state: State,
 
 
 @router.delete("/api/worker/unregister/{worker_id}")
-async def unregister(worker_id: str, state: State,
-                     authorization: Annotated[str | None, Header()] = None) -> dict[str, str]:
+async def unregister(
+    worker_id: str, state: State, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, str]:
     """Async only to wake the worker's long poll on the event loop; SQLite runs in a thread."""
     await run_in_threadpool(check_token, state.registry, worker_id, authorization)
     await run_in_threadpool(state.registry.remove, worker_id)

@@ -17,11 +17,13 @@ from controller.clients.coordinator import CoordinatorClient
 from rma_coordinator.app import Config, create_app
 from rma_coordinator.tiers import Catalog
 
-CATALOG = Catalog({
-    1: [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.3", "port": 8000}],
-    2: [{"name": "rag", "image": "ghcr.io/rma/rag-service:latest", "port": 8102}],
-    3: [{"name": "redis", "image": "redis:7-alpine", "port": 6379}],
-})
+CATALOG = Catalog(
+    {
+        1: [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.3", "port": 8000}],
+        2: [{"name": "rag", "image": "ghcr.io/rma/rag-service:latest", "port": 8102}],
+        3: [{"name": "redis", "image": "redis:7-alpine", "port": 6379}],
+    }
+)
 ADMIN = "adm"
 
 
@@ -31,11 +33,17 @@ class Served:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        config = Config(db_path=tmp_path / f"c{port}.db", catalog=CATALOG, admin_token=ADMIN,
-                        public_url=self.url, **kw)
+        config = Config(
+            db_path=tmp_path / f"c{port}.db",
+            catalog=CATALOG,
+            admin_token=ADMIN,
+            public_url=self.url,
+            **kw,
+        )
         self.app = create_app(config)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
-                                                     log_level="warning"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10

@@ -75,9 +75,12 @@ def test_a_malformed_registration_is_rejected(serve: Serve) -> None:
 
 
 def _set_assignment(coord: Served, worker_id: str, containers: list[dict[str, Any]]) -> None:
-    resp = requests.put(f"{coord.url}/api/admin/workers/{worker_id}/assignment", timeout=5,
-                        json={"containers": containers},
-                        headers={"Authorization": f"Bearer {ADMIN}"})
+    resp = requests.put(
+        f"{coord.url}/api/admin/workers/{worker_id}/assignment",
+        timeout=5,
+        json={"containers": containers},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -90,8 +93,11 @@ def test_assignment_etag_and_long_poll_woken_by_a_change(serve: Serve) -> None:
     assert first is not None and first.generation == 1 and first.etag == '"1"'
     assert client.fetch_assignment(path, token=token, etag=first.etag) is None  # 304
     got: list[Any] = []
-    poll = threading.Thread(target=lambda: got.append(
-        coord.client().fetch_assignment(path, token=token, etag=first.etag, wait=30)))
+    poll = threading.Thread(
+        target=lambda: got.append(
+            coord.client().fetch_assignment(path, token=token, etag=first.etag, wait=30)
+        )
+    )
     poll.start()
     new = [{"name": "db", "image": "postgres:16", "port": 5432}]
     notifier = coord.app.state.coordinator.notifier
@@ -107,12 +113,12 @@ def test_assignment_etag_and_long_poll_woken_by_a_change(serve: Serve) -> None:
 
 def _gpu_hw(cores: int, ram_gib: float, vram_mib: int | None) -> HardwareInfo:
     gpus = () if vram_mib is None else (GpuInfo(0, "GPU", vram_mib * MIB, "nvidia"),)
-    return HardwareInfo(cpu_cores=cores, ram_bytes=int(ram_gib * GIB), storage_bytes=GIB,
-                        gpus=gpus)
+    return HardwareInfo(cpu_cores=cores, ram_bytes=int(ram_gib * GIB), storage_bytes=GIB, gpus=gpus)
 
 
 @given(st.integers(1, 64), st.floats(0.5, 512), st.one_of(st.none(), st.integers(256, 81920)))
-def test_agent_and_coordinator_agree_on_the_tier(cores: int, ram_gib: float,
-                                                 vram_mib: int | None) -> None:
+def test_agent_and_coordinator_agree_on_the_tier(
+    cores: int, ram_gib: float, vram_mib: int | None
+) -> None:
     hw = _gpu_hw(cores, ram_gib, vram_mib)
     assert tier_for(capabilities(hw)) == qualifying_tier(hw)

@@ -18,30 +18,45 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_engine_restarted_under_a_running_agent(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
-    specs = [container_spec(f"{instance}-a", registry_image),
-             container_spec(f"{instance}-b", registry_image, restart="no")]
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
+    specs = [
+        container_spec(f"{instance}-a", registry_image),
+        container_spec(f"{instance}-b", registry_image, restart="no"),
+    ]
     agent = start_agent(write_manifest(tmp_path / "m.json", specs), instance)
     names = {s["name"] for s in specs}
     wait_until(lambda: set(running(client, instance)) == names, what="containers up")
     engine = next(p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd")
     engine.terminate()
     engine.wait(60)
-    restart = subprocess.run(["bash", "manifests/services.sh", "engine"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, check=False)
+    restart = subprocess.run(
+        ["bash", "manifests/services.sh", "engine"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert restart.returncode == 0, restart.stderr
     # `a` comes back by its restart policy, `b` (restart: no) only because the agent starts it.
-    wait_until(lambda: set(running(client, instance)) == names, 120,
-               "convergence after restart")
+    wait_until(lambda: set(running(client, instance)) == names, 120, "convergence after restart")
     assert agent.proc.poll() is None
     assert "event_stream_ended" in agent.log() or "event_stream_failed" in agent.log()
     assert agent.stop() == 0 and managed(client, instance) == {}
 
 
 def test_coordinator_down_for_minutes_touches_nothing(
-        client: docker.DockerClient, instance: str, tmp_path: Path,
-        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    tmp_path: Path,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+) -> None:
     agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     before = wait_running(client, instance, names, what="containers up")
@@ -49,8 +64,7 @@ def test_coordinator_down_for_minutes_touches_nothing(
     coordinator.stop()
     time.sleep(130)  # over two minutes of heartbeats into the void
     assert running(client, instance) == before
-    assert {n: client.api.inspect_container(n)["State"]["StartedAt"]
-            for n in names} == started
+    assert {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names} == started
     coordinator.start()
     wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="recovery")
     failed = [e for e in agent.events() if e.get("event") == "heartbeat_failed"]

@@ -31,13 +31,15 @@ def three(instance: str, image: str) -> list[dict[str, object]]:
     return [
         container_spec(f"{instance}-web", image, env={"ROLE": "web"}),
         container_spec(f"{instance}-worker", image, env={"ROLE": "worker"}),
-        container_spec(f"{instance}-data", image,
-                       volumes=[{"name": f"{instance}-vol", "path": "/data"}]),
+        container_spec(
+            f"{instance}-data", image, volumes=[{"name": f"{instance}-vol", "path": "/data"}]
+        ),
     ]
 
 
 def test_converges_from_empty_pulling_from_the_local_registry(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
     drop_image(client, registry_image)  # the agent must pull it
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     done = run_once(manifest, instance, tmp_path / "state")
@@ -52,10 +54,14 @@ def test_converges_from_empty_pulling_from_the_local_registry(
 
 
 def test_published_port_serves_on_loopback(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
-    web = {"name": f"{instance}-http", "image": registry_image,
-           "command": ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"],
-           "ports": [{"container": 8080, "host": 18931}]}
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
+    web = {
+        "name": f"{instance}-http",
+        "image": registry_image,
+        "command": ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"],
+        "ports": [{"container": 8080, "host": 18931}],
+    }
     done = run_once(write_manifest(tmp_path / "m.json", [web]), instance, tmp_path / "state")
     assert done.returncode == 0, done.stderr
     ports = client.api.inspect_container(f"{instance}-http")["HostConfig"]["PortBindings"]
@@ -74,15 +80,23 @@ def _get(url: str) -> bytes | None:
 
 @pytest.mark.parametrize("how", ["kill", "stop", "remove"])
 def test_a_container_broken_by_hand_comes_back(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent, how: str) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+    how: str,
+) -> None:
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     agent = start_agent(manifest, instance)
     names = {f"{instance}-{n}" for n in ("web", "worker", "data")}
     before = wait_running(client, instance, names, what="convergence")
     victim = client.containers.get(f"{instance}-worker")
-    {"kill": victim.kill, "stop": lambda: victim.stop(timeout=5),
-     "remove": lambda: victim.remove(force=True)}[how]()
+    {
+        "kill": victim.kill,
+        "stop": lambda: victim.stop(timeout=5),
+        "remove": lambda: victim.remove(force=True),
+    }[how]()
     after = wait_running(client, instance, names, what=f"the {how} container to come back")
     # Only the victim was touched; the others kept their containers.
     assert after[f"{instance}-web"] == before[f"{instance}-web"]
@@ -92,39 +106,65 @@ def test_a_container_broken_by_hand_comes_back(
 
 
 def test_editing_the_manifest_recreates_only_the_changed_container(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
     specs = three(instance, registry_image)
     manifest = write_manifest(tmp_path / "m.json", specs)
     agent = start_agent(manifest, instance)
-    before = wait_until(lambda: running(client, instance) if len(running(client, instance)) == 3
-                        else None, what="convergence")
+    before = wait_until(
+        lambda: running(client, instance) if len(running(client, instance)) == 3 else None,
+        what="convergence",
+    )
     specs[1]["env"] = {"ROLE": "worker", "EDITED": "1"}
     write_manifest(manifest, specs)
-    after = wait_until(lambda: running(client, instance) if len(running(client, instance)) == 3
-                       and running(client, instance)[f"{instance}-worker"]
-                       != before[f"{instance}-worker"] else None, what="the recreate")
+    after = wait_until(
+        lambda: (
+            running(client, instance)
+            if len(running(client, instance)) == 3
+            and running(client, instance)[f"{instance}-worker"] != before[f"{instance}-worker"]
+            else None
+        ),
+        what="the recreate",
+    )
     assert after[f"{instance}-web"] == before[f"{instance}-web"]
     assert after[f"{instance}-data"] == before[f"{instance}-data"]
     env = client.api.inspect_container(f"{instance}-worker")["Config"]["Env"]
     assert "EDITED=1" in env
     # Removing an entry removes its container; adding one creates it; others stay.
-    write_manifest(manifest, [specs[0], specs[1], container_spec(f"{instance}-new",
-                                                                  registry_image)])
-    final = wait_until(lambda: running(client, instance) if set(running(client, instance)) == {
-        f"{instance}-web", f"{instance}-worker", f"{instance}-new"} and set(managed(
-            client, instance)) == set(running(client, instance)) else None, what="add/remove")
+    write_manifest(
+        manifest, [specs[0], specs[1], container_spec(f"{instance}-new", registry_image)]
+    )
+    final = wait_until(
+        lambda: (
+            running(client, instance)
+            if set(running(client, instance))
+            == {f"{instance}-web", f"{instance}-worker", f"{instance}-new"}
+            and set(managed(client, instance)) == set(running(client, instance))
+            else None
+        ),
+        what="add/remove",
+    )
     assert final[f"{instance}-web"] == before[f"{instance}-web"]
     assert agent.stop() == 0
 
 
 def test_an_invalid_edit_keeps_everything_running(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     agent = start_agent(manifest, instance)
-    before = wait_until(lambda: running(client, instance) if len(running(client, instance)) == 3
-                        else None, what="convergence")
+    before = wait_until(
+        lambda: running(client, instance) if len(running(client, instance)) == 3 else None,
+        what="convergence",
+    )
     manifest.write_text('{"containers": [{"name": "x"')
     wait_until(lambda: "desired_state_rejected" in agent.log(), what="the rejection log line")
     assert running(client, instance) == before
@@ -132,18 +172,25 @@ def test_an_invalid_edit_keeps_everything_running(
 
 
 def test_a_foreign_container_with_a_clashing_name_is_left_untouched(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
     client.images.pull(registry_image)
-    foreign = client.containers.run(registry_image, ["sh", "-c", "sleep 3600"],
-                                    name=f"{instance}-worker", detach=True)
+    foreign = client.containers.run(
+        registry_image, ["sh", "-c", "sleep 3600"], name=f"{instance}-worker", detach=True
+    )
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     done = run_once(manifest, instance, tmp_path / "state")
     assert done.returncode == 1
     assert "not managed by this agent" in done.stderr or "already in use" in done.stderr
     agent = start_agent(manifest, instance)
-    wait_until(lambda: set(running(client, instance)) == {f"{instance}-web", f"{instance}-data"},
-               what="the other containers")
+    wait_until(
+        lambda: set(running(client, instance)) == {f"{instance}-web", f"{instance}-data"},
+        what="the other containers",
+    )
     foreign.kill()  # a foreign container's events must not make the agent take it over
     foreign.start()
     assert agent.stop() == 0
@@ -154,8 +201,13 @@ def test_a_foreign_container_with_a_clashing_name_is_left_untouched(
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_leaves_no_managed_container_behind(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent, sig: int) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+    sig: int,
+) -> None:
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     agent = start_agent(manifest, instance)
     wait_until(lambda: len(running(client, instance)) == 3, what="convergence")
@@ -165,21 +217,31 @@ def test_a_signal_leaves_no_managed_container_behind(
 
 
 def test_a_second_start_adopts_without_restarting_and_removes_stale_ones(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
     specs = three(instance, registry_image)
     manifest = write_manifest(tmp_path / "m.json", specs)
     assert run_once(manifest, instance, tmp_path / "state").returncode == 0
-    started = {n: client.api.inspect_container(n)["State"]["StartedAt"]
-               for n in running(client, instance)}
+    started = {
+        n: client.api.inspect_container(n)["State"]["StartedAt"] for n in running(client, instance)
+    }
     ids = running(client, instance)
     # Next start: web unchanged, worker changed, data gone from the manifest.
     specs[1]["env"] = {"ROLE": "v2"}
     write_manifest(manifest, specs[:2])
     agent = start_agent(manifest, instance)
-    wait_until(lambda: set(managed(client, instance)) == {f"{instance}-web", f"{instance}-worker"}
-               and len(running(client, instance)) == 2 and running(client, instance)[
-                   f"{instance}-worker"] != ids[f"{instance}-worker"], what="adoption")
+    wait_until(
+        lambda: (
+            set(managed(client, instance)) == {f"{instance}-web", f"{instance}-worker"}
+            and len(running(client, instance)) == 2
+            and running(client, instance)[f"{instance}-worker"] != ids[f"{instance}-worker"]
+        ),
+        what="adoption",
+    )
     web = f"{instance}-web"
     assert running(client, instance)[web] == ids[web]
     assert client.api.inspect_container(web)["State"]["StartedAt"] == started[web]
@@ -187,62 +249,98 @@ def test_a_second_start_adopts_without_restarting_and_removes_stale_ones(
 
 
 def test_one_failing_container_does_not_stop_the_others(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
-    specs = [container_spec(f"{instance}-ok", registry_image),
-             container_spec(f"{instance}-gpu", registry_image, gpu=True),
-             container_spec(f"{instance}-missing", "127.0.0.1:5000/rma-test/nope:1")]
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
+    specs = [
+        container_spec(f"{instance}-ok", registry_image),
+        container_spec(f"{instance}-gpu", registry_image, gpu=True),
+        container_spec(f"{instance}-missing", "127.0.0.1:5000/rma-test/nope:1"),
+    ]
     done = run_once(write_manifest(tmp_path / "m.json", specs), instance, tmp_path / "state")
     assert done.returncode == 1
     assert set(running(client, instance)) == {f"{instance}-ok"}
-    failures = next(json.loads(line) for line in done.stderr.splitlines()
-                    if '"not_converged"' in line)["failures"]
+    failures = next(
+        json.loads(line) for line in done.stderr.splitlines() if '"not_converged"' in line
+    )["failures"]
     assert {f["container"] for f in failures} == {f"{instance}-gpu", f"{instance}-missing"}
 
 
 def test_status_and_cleanup_commands(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
     manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
     agent = start_agent(manifest, instance)
     wait_until(lambda: len(running(client, instance)) == 3, what="convergence")
-    cli = [sys.executable, "-m", "controller", "--state-dir", str(tmp_path / "state"),
-           "--instance", instance]
+    cli = [
+        sys.executable,
+        "-m",
+        "controller",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--instance",
+        instance,
+    ]
 
     def status() -> dict[str, object]:
-        done = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True,
-                              timeout=30, check=True)
+        done = subprocess.run(
+            [*cli, "status", "--json"], capture_output=True, text=True, timeout=30, check=True
+        )
         return dict(json.loads(done.stdout))
 
     data = wait_until(lambda: status() if status()["converged"] else None, what="converged")
     assert data["mode"] == "manifest" and data["healthy"] is True
     assert {c["name"] for c in data["containers"]} == set(running(client, instance))
-    table = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=30,
-                           check=True).stdout
+    table = subprocess.run(
+        [*cli, "status"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     assert f"{instance}-web" in table and "converged, healthy" in table
-    dry = subprocess.run([*cli, "cleanup", "--dry-run"], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
+    dry = subprocess.run(
+        [*cli, "cleanup", "--dry-run"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     assert f"would remove {instance}-worker" in dry and len(running(client, instance)) == 3
     assert agent.stop(signal.SIGUSR1) == 0  # leaves the containers, as after a crash
     assert len(running(client, instance)) == 3
-    gone = subprocess.run([*cli, "cleanup", "--instance-only"], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
+    gone = subprocess.run(
+        [*cli, "cleanup", "--instance-only"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert gone.count("removed ") == 3 and managed(client, instance) == {}
-    down = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=30,
-                          check=False)
+    down = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=30, check=False)
     assert down.returncode == 1 and "no running agent" in down.stderr
 
 
 def test_a_crashing_container_backs_off_without_delaying_the_others(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
-    crasher = {"name": f"{instance}-crash", "image": registry_image,
-               "command": ["sh", "-c", "exit 3"], "restart": "no"}
-    manifest = write_manifest(tmp_path / "m.json",
-                              [crasher, container_spec(f"{instance}-ok", registry_image)])
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
+    crasher = {
+        "name": f"{instance}-crash",
+        "image": registry_image,
+        "command": ["sh", "-c", "exit 3"],
+        "restart": "no",
+    }
+    manifest = write_manifest(
+        tmp_path / "m.json", [crasher, container_spec(f"{instance}-ok", registry_image)]
+    )
     agent = start_agent(manifest, instance)
     wait_until(lambda: f"{instance}-ok" in running(client, instance), what="the good one")
-    cli = [sys.executable, "-m", "controller", "--state-dir", str(tmp_path / "state"),
-           "--instance", instance, "status", "--json"]
+    cli = [
+        sys.executable,
+        "-m",
+        "controller",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--instance",
+        instance,
+        "status",
+        "--json",
+    ]
 
     def crash_state() -> dict[str, object] | None:
         done = subprocess.run(cli, capture_output=True, text=True, timeout=30, check=True)
@@ -260,11 +358,21 @@ def test_a_crashing_container_backs_off_without_delaying_the_others(
 
 
 def test_contributor_caps_bound_the_containers(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
-    specs = [container_spec(f"{instance}-free", registry_image),
-             container_spec(f"{instance}-big", registry_image, cpus=4, memory_limit="1g")]
-    done = run_once(write_manifest(tmp_path / "m.json", specs), instance, tmp_path / "state",
-                    "--max-cpus", "0.5", "--max-memory", "64m")
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
+    specs = [
+        container_spec(f"{instance}-free", registry_image),
+        container_spec(f"{instance}-big", registry_image, cpus=4, memory_limit="1g"),
+    ]
+    done = run_once(
+        write_manifest(tmp_path / "m.json", specs),
+        instance,
+        tmp_path / "state",
+        "--max-cpus",
+        "0.5",
+        "--max-memory",
+        "64m",
+    )
     assert done.returncode == 0, done.stderr
     for name in (f"{instance}-free", f"{instance}-big"):
         host = client.api.inspect_container(name)["HostConfig"]

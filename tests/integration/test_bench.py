@@ -33,11 +33,18 @@ def test_the_proxy_counts_docker_api_calls_by_kind(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(420)
-def test_a_quick_run_writes_every_section_and_cleans_up(tmp_path: Path,
-                                                        client: docker.DockerClient) -> None:
+def test_a_quick_run_writes_every_section_and_cleans_up(
+    tmp_path: Path, client: docker.DockerClient
+) -> None:
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-                         cwd=ROOT, check=False, capture_output=True, text=True, timeout=400)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((out / "bench.json").read_text())
     for section in ("converge", "heal", "propagation", "idle", "scale", "capacity"):
@@ -52,6 +59,9 @@ def test_a_quick_run_writes_every_section_and_cleans_up(tmp_path: Path,
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
     assert "quick mode" in (out / "bench.md").read_text()
     leftovers = client.api.containers(all=True, filters={"label": "org.rma.bench"})
-    leftovers += [c for c in client.api.containers(all=True)
-                  if c["Labels"].get("org.rma.worker.instance", "").startswith("bench-")]
+    leftovers += [
+        c
+        for c in client.api.containers(all=True)
+        if c["Labels"].get("org.rma.worker.instance", "").startswith("bench-")
+    ]
     assert leftovers == []

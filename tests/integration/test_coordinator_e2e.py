@@ -26,13 +26,17 @@ def converged(client: docker.DockerClient, instance: str, names: set[str]) -> di
     return now if set(now) == names and set(managed(client, instance)) == names else {}
 
 
-def join(client: docker.DockerClient, instance: str, coordinator: Coordinator,
-         start_agent: StartAgent) -> tuple[AgentProcess, set[str], dict[str, str]]:
+def join(
+    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
+) -> tuple[AgentProcess, set[str], dict[str, str]]:
     """Start an agent against the coordinator; wait until its two containers run."""
     agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
-    return agent, names, wait_until(lambda: converged(client, instance, names),
-                                    what="containers up")
+    return (
+        agent,
+        names,
+        wait_until(lambda: converged(client, instance, names), what="containers up"),
+    )
 
 
 def the_worker(coord: Coordinator) -> dict[str, Any]:
@@ -42,34 +46,61 @@ def the_worker(coord: Coordinator) -> dict[str, Any]:
 
 
 def test_registers_runs_its_containers_and_heartbeats(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent, tmp_path: Path) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+    tmp_path: Path,
+) -> None:
     agent, names, _ = join(client, instance, coordinator, start_agent)
-    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 2
-               and the_worker(coordinator)["health"] == "healthy", what="healthy heartbeats")
+    wait_until(
+        lambda: (
+            the_worker(coordinator)["heartbeats"] >= 2
+            and the_worker(coordinator)["health"] == "healthy"
+        ),
+        what="healthy heartbeats",
+    )
     worker = the_worker(coordinator)
     assert worker["tier"] in (2, 3)
-    assert worker["capabilities"]["cpu_cores"] >= 1 and worker["capabilities"]["ram"].endswith(
-        "GB")
-    assert {c["name"]: c["state"] for c in worker["reported"]} == dict.fromkeys(names,
-                                                                               "running")
+    assert worker["capabilities"]["cpu_cores"] >= 1 and worker["capabilities"]["ram"].endswith("GB")
+    assert {c["name"]: c["state"] for c in worker["reported"]} == dict.fromkeys(names, "running")
     env = client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
     assert f"WORKER_ID={worker['id']}" in env
     status = subprocess.run(
-        [sys.executable, "-m", "controller", "--state-dir", str(tmp_path / "state"),
-         "--instance", instance, "status", "--json"],
-        capture_output=True, text=True, timeout=30, check=True)
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--instance",
+            instance,
+            "status",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     shown = json.loads(status.stdout)
-    assert (shown["worker_id"], shown["tier"], shown["mode"]) == (worker["id"], worker["tier"],
-                                                                   "coordinator")
+    assert (shown["worker_id"], shown["tier"], shown["mode"]) == (
+        worker["id"],
+        worker["tier"],
+        "coordinator",
+    )
     assert shown["last_heartbeat"] is not None and shown["coordinator"] == coordinator.url
     assert agent.stop() == 0
 
 
 @pytest.mark.parametrize("coordinator", [("--heartbeat-interval", "300")], indirect=True)
 def test_an_admin_change_arrives_through_the_long_poll(
-        client: docker.DockerClient, registry_image: str, instance: str,
-        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+) -> None:
     agent, _, before = join(client, instance, coordinator, start_agent)
     worker = the_worker(coordinator)
     worker_id = worker["id"]
@@ -77,16 +108,18 @@ def test_an_admin_change_arrives_through_the_long_poll(
     svc1 = next(c for c in worker["containers"] if c["name"] == f"{instance}-svc1")
     new = [svc1, container_spec(f"{instance}-svc3", registry_image)]
     coordinator.set_assignment(worker_id, new)
-    after = wait_until(lambda: converged(client, instance, {f"{instance}-svc1",
-                                                             f"{instance}-svc3"}),
-                       timeout=20, what="the new assignment")
+    after = wait_until(
+        lambda: converged(client, instance, {f"{instance}-svc1", f"{instance}-svc3"}),
+        timeout=20,
+        what="the new assignment",
+    )
     assert after[f"{instance}-svc1"] == before[f"{instance}-svc1"]  # unchanged: kept
     assert agent.stop() == 0
 
 
 def test_coordinator_restarted_with_its_database_deleted(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
+) -> None:
     agent, names, before = join(client, instance, coordinator, start_agent)
     worker_id = the_worker(coordinator)["id"]
     coordinator.restart(wipe=True)
@@ -98,29 +131,36 @@ def test_coordinator_restarted_with_its_database_deleted(
     assert agent.stop() == 0
 
 
-@pytest.mark.parametrize("coordinator", [("--part1-only", "--heartbeat-interval", "0.5")],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "coordinator", [("--part1-only", "--heartbeat-interval", "0.5")], indirect=True
+)
 def test_against_a_part1_only_coordinator(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
+) -> None:
     agent, names, _ = join(client, instance, coordinator, start_agent)
     first = the_worker(coordinator)["id"]
     wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
     coordinator.restart(wipe=True)
     # The deployed coordinator hands out a new id; the containers follow the new assignment.
-    second = wait_until(lambda: coordinator.workers() and coordinator.workers()[0]["id"],
-                        what="re-registration")
-    wait_until(lambda: f"WORKER_ID={second}" in client.api.inspect_container(
-        f"{instance}-svc1")["Config"]["Env"] and converged(client, instance, names),
-        what="convergence to the new assignment")
+    second = wait_until(
+        lambda: coordinator.workers() and coordinator.workers()[0]["id"], what="re-registration"
+    )
+    wait_until(
+        lambda: (
+            f"WORKER_ID={second}"
+            in client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
+            and converged(client, instance, names)
+        ),
+        what="convergence to the new assignment",
+    )
     assert len(coordinator.workers()) == 1 and (first != second)
     assert agent.stop() == 0
     assert coordinator.workers() == [] and managed(client, instance) == {}
 
 
 def test_coordinator_away_containers_untouched_then_recovered(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
+) -> None:
     agent, names, before = join(client, instance, coordinator, start_agent)
     beats = the_worker(coordinator)["heartbeats"]
     coordinator.stop()
@@ -135,8 +175,8 @@ def test_coordinator_away_containers_untouched_then_recovered(
 
 
 def test_agent_restart_keeps_its_id_and_its_containers(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
+) -> None:
     agent, names, before = join(client, instance, coordinator, start_agent)
     started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
     worker_id = the_worker(coordinator)["id"]
@@ -154,8 +194,12 @@ def test_agent_restart_keeps_its_id_and_its_containers(
 
 
 def test_sigterm_removes_the_containers_and_unregisters(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent, tmp_path: Path) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+    tmp_path: Path,
+) -> None:
     agent, _, _ = join(client, instance, coordinator, start_agent)
     assert agent.stop(signal.SIGTERM) == 0
     assert managed(client, instance) == {}
@@ -166,8 +210,12 @@ def test_sigterm_removes_the_containers_and_unregisters(
 
 
 def test_sigterm_is_bounded_when_the_coordinator_is_unreachable(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent, tmp_path: Path) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+    tmp_path: Path,
+) -> None:
     agent = start_agent(coordinator.url, instance)
     wait_until(lambda: len(running(client, instance)) == 2, what="containers up")
     coordinator.stop()
@@ -179,12 +227,18 @@ def test_sigterm_is_bounded_when_the_coordinator_is_unreachable(
 
 
 def test_a_hostile_assignment_never_reaches_docker(
-        client: docker.DockerClient, registry_image: str, instance: str,
-        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+) -> None:
     agent, _, before = join(client, instance, coordinator, start_agent)
     worker = the_worker(coordinator)
-    hostile = [{**container_spec(f"{instance}-h{i}", registry_image), **extra}
-               for i, extra in enumerate(HOSTILE)]
+    hostile = [
+        {**container_spec(f"{instance}-h{i}", registry_image), **extra}
+        for i, extra in enumerate(HOSTILE)
+    ]
     good = next(c for c in worker["containers"] if c["name"] == f"{instance}-svc1")
     coordinator.set_assignment(worker["id"], [good, *hostile])
     wait_until(lambda: converged(client, instance, {f"{instance}-svc1"}), what="svc2 removed")
@@ -208,8 +262,14 @@ def test_a_hostile_assignment_never_reaches_docker(
 
 
 HOSTILE: list[dict[str, Any]] = [
-    {"privileged": True}, {"network_mode": "host"}, {"pid_mode": "host"}, {"ipc_mode": "host"},
-    {"cap_add": ["SYS_ADMIN"]}, {"devices": ["/dev/sda:/dev/sda"]},
-    {"binds": ["/:/host"]}, {"volumes": [{"name": "/etc", "path": "/host-etc"}]},
-    {"security_opt": ["seccomp=unconfined"]}, {"image": "evil.example.com/miner:1"},
+    {"privileged": True},
+    {"network_mode": "host"},
+    {"pid_mode": "host"},
+    {"ipc_mode": "host"},
+    {"cap_add": ["SYS_ADMIN"]},
+    {"devices": ["/dev/sda:/dev/sda"]},
+    {"binds": ["/:/host"]},
+    {"volumes": [{"name": "/etc", "path": "/host-etc"}]},
+    {"security_opt": ["seccomp=unconfined"]},
+    {"image": "evil.example.com/miner:1"},
 ]

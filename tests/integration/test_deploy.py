@@ -20,14 +20,25 @@ from rma_testkit.engine import managed, running, wait_until
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "rma-worker:local"
-HEALTHCHECK = ["python3", "-c", "import urllib.request; "
-               "urllib.request.urlopen('http://127.0.0.1:9321/healthz', timeout=4)"]
+HEALTHCHECK = [
+    "python3",
+    "-c",
+    "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9321/healthz', timeout=4)",
+]
 
 
-def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 600,
-        cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+def run(
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +57,15 @@ def test_systemd_unit_verifies_and_outlasts_the_agents_shutdown(tmp_path: Path) 
     assert done.returncode == 0 and "rma-worker.service" not in done.stderr, done.stderr
     ini = configparser.ConfigParser(strict=False, interpolation=None)
     ini.read_string(unit)
-    assert "docker.service" in ini["Unit"]["After"] and ini["Unit"]["Requires"] == \
-        "docker.service"
+    assert "docker.service" in ini["Unit"]["After"] and ini["Unit"]["Requires"] == "docker.service"
     service = ini["Service"]
     assert (service["Restart"], service["KillSignal"]) == ("always", "SIGTERM")
     assert service["StateDirectory"] == "rma-worker"
-    grace = next(int(line.split("=")[2]) for line in unit.splitlines()
-                 if line.startswith("Environment=RMA_STOP_GRACE="))
+    grace = next(
+        int(line.split("=")[2])
+        for line in unit.splitlines()
+        if line.startswith("Environment=RMA_STOP_GRACE=")
+    )
     assert int(service["TimeoutStopSec"]) > grace + 5 + 10  # grace + unregister + margin
 
 
@@ -62,14 +75,20 @@ def test_make_install_service_installs_and_enables(tmp_path: Path) -> None:
     wants = tmp_path / "etc/systemd/system/multi-user.target.wants/rma-worker.service"
     assert wants.is_symlink()
     assert (tmp_path / "etc/systemd/system/rma-worker.service").read_text() == (
-        ROOT / "manifests/rma-worker.service").read_text()
+        ROOT / "manifests/rma-worker.service"
+    ).read_text()
     version = run(str(tmp_path / "opt/rma-worker/bin/rma-worker"), "--version")
     assert version.stdout.startswith("rma-worker ")
 
 
 def test_compose_file_is_valid_and_has_the_seed_shape() -> None:
-    done = run("docker-compose", "-f", "manifests/docker-compose.yml", "config",
-               env={"COORDINATOR_URL": "http://127.0.0.1:1"})
+    done = run(
+        "docker-compose",
+        "-f",
+        "manifests/docker-compose.yml",
+        "config",
+        env={"COORDINATOR_URL": "http://127.0.0.1:1"},
+    )
     assert done.returncode == 0, done.stderr
     assert "/var/run/docker.sock:/var/run/docker.sock" in done.stdout
     assert "restart: unless-stopped" in done.stdout and "healthcheck" in done.stdout
@@ -77,21 +96,31 @@ def test_compose_file_is_valid_and_has_the_seed_shape() -> None:
 
 
 def test_the_image_runs_the_agent_with_the_socket_and_docker_stop_cleans_up(
-        client: docker.DockerClient, image: str, instance: str,
-        coordinator: Coordinator) -> None:
+    client: docker.DockerClient, image: str, instance: str, coordinator: Coordinator
+) -> None:
     config = client.images.get(image).attrs["Config"]
     assert config["Entrypoint"] == ["rma-worker"]  # exec form: SIGTERM reaches the agent
     assert "/var/lib/rma-worker" in config["Volumes"] and config["Healthcheck"]["Test"]
     agent = client.containers.run(
-        image, name=f"{instance}-agent", detach=True, network_mode="host",
+        image,
+        name=f"{instance}-agent",
+        detach=True,
+        network_mode="host",
         volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
-        environment={"COORDINATOR_URL": coordinator.url, "RMA_INSTANCE": instance,
-                     "RMA_PUBLISH_ADDRESS": "127.0.0.1",
-                     "RMA_ALLOWED_REGISTRIES": "127.0.0.1:5000"})
+        environment={
+            "COORDINATOR_URL": coordinator.url,
+            "RMA_INSTANCE": instance,
+            "RMA_PUBLISH_ADDRESS": "127.0.0.1",
+            "RMA_ALLOWED_REGISTRIES": "127.0.0.1:5000",
+        },
+    )
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     wait_until(lambda: set(running(client, instance)) == names, 60, "sibling containers")
-    wait_until(lambda: coordinator.workers() and coordinator.workers()[0]["heartbeats"] >= 1,
-               30, "heartbeats from the containerised agent")
+    wait_until(
+        lambda: coordinator.workers() and coordinator.workers()[0]["heartbeats"] >= 1,
+        30,
+        "heartbeats from the containerised agent",
+    )
     assert agent.exec_run(HEALTHCHECK).exit_code == 0
     agent.stop(timeout=60)
     agent.reload()
@@ -100,18 +129,23 @@ def test_the_image_runs_the_agent_with_the_socket_and_docker_stop_cleans_up(
 
 
 def test_compose_brings_the_agent_up_and_stop_cleans_up(
-        client: docker.DockerClient, image: str, instance: str,
-        coordinator: Coordinator) -> None:
-    env = {"COORDINATOR_URL": coordinator.url, "RMA_INSTANCE": instance,
-           "RMA_PUBLISH_ADDRESS": "127.0.0.1", "RMA_ALLOWED_REGISTRIES": "127.0.0.1:5000"}
+    client: docker.DockerClient, image: str, instance: str, coordinator: Coordinator
+) -> None:
+    env = {
+        "COORDINATOR_URL": coordinator.url,
+        "RMA_INSTANCE": instance,
+        "RMA_PUBLISH_ADDRESS": "127.0.0.1",
+        "RMA_ALLOWED_REGISTRIES": "127.0.0.1:5000",
+    }
     compose = ("docker-compose", "-p", instance, "-f", "manifests/docker-compose.yml")
     try:
         up = run(*compose, "up", "-d", env=env)
         assert up.returncode == 0, up.stderr
         names = {f"{instance}-svc1", f"{instance}-svc2"}
         wait_until(lambda: set(running(client, instance)) == names, 60, "sibling containers")
-        [agent] = client.containers.list(filters={"label": "com.docker.compose.project="
-                                                  + instance})
+        [agent] = client.containers.list(
+            filters={"label": "com.docker.compose.project=" + instance}
+        )
         assert agent.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         assert LABEL_INSTANCE not in agent.labels  # the agent does not manage itself
         stop = run(*compose, "stop", env=env)

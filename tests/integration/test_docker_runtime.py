@@ -21,8 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def spec(name: str, **kw: object) -> ContainerSpec:
-    return ContainerSpec(name=name, image=LOCAL_IMAGE, command=("sh", "-c", LOOP),
-                         **kw)  # type: ignore[arg-type]
+    return ContainerSpec(name=name, image=LOCAL_IMAGE, command=("sh", "-c", LOOP), **kw)  # type: ignore[arg-type]
 
 
 def test_lists_only_this_instances_containers(client: docker.DockerClient, instance: str) -> None:
@@ -76,14 +75,14 @@ def test_pulling_a_missing_image_is_permanent(registry_image: str, instance: str
 
 
 def test_an_unreachable_engine_is_transient(instance: str) -> None:
-    rt = DockerRuntime(instance, base_url="unix:///nonexistent/docker.sock",
-                       sleep=lambda s: None)
+    rt = DockerRuntime(instance, base_url="unix:///nonexistent/docker.sock", sleep=lambda s: None)
     with pytest.raises(TransientError):
         rt.list_managed()
 
 
-def test_events_report_deaths_and_close_unblocks(client: docker.DockerClient,
-                                                 instance: str) -> None:
+def test_events_report_deaths_and_close_unblocks(
+    client: docker.DockerClient, instance: str
+) -> None:
     rt = DockerRuntime(instance)
     cid = rt.create(spec(f"{instance}-e"))
     rt.start(cid)
@@ -104,8 +103,9 @@ def test_events_report_deaths_and_close_unblocks(client: docker.DockerClient,
     rt.close()
 
 
-def test_pull_reports_layer_progress(client: docker.DockerClient, registry_image: str,
-                                     instance: str) -> None:
+def test_pull_reports_layer_progress(
+    client: docker.DockerClient, registry_image: str, instance: str
+) -> None:
     # An image with a layer of its own (random bytes), so the pull really downloads it.
     image = f"127.0.0.1:5000/rma-test/progress-{instance}:1"
     blob = io.BytesIO()

@@ -32,16 +32,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_misbehaving_coordinator_touches_no_container(
-        client: docker.DockerClient, instance: str, coordinator: Coordinator,
-        start_agent: StartAgent, mode: str) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+    mode: str,
+) -> None:
     agent = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
     before = wait_running(client, instance, names, what="containers up")
     coordinator.stop()
     bad = BadCoordinator(coordinator.port, mode)
     try:
-        wait_until(lambda: bad.requests >= 3 or (mode == "hang" and bad.requests >= 1),
-                   what="the agent to talk to the bad coordinator")
+        wait_until(
+            lambda: bad.requests >= 3 or (mode == "hang" and bad.requests >= 1),
+            what="the agent to talk to the bad coordinator",
+        )
         time.sleep(2)
         assert running(client, instance) == before  # nothing touched, nothing restarted
         rss = psutil.Process(agent.proc.pid).memory_info().rss
@@ -58,8 +64,12 @@ def test_a_misbehaving_coordinator_touches_no_container(
 
 
 def test_sigkill_at_many_points_then_restart_converges_without_orphans(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path,
-        start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
     specs = [container_spec(f"{instance}-c{i}", registry_image) for i in range(8)]
     manifest = write_manifest(tmp_path / "m.json", specs)
     rng = random.Random(7)
@@ -74,8 +84,10 @@ def test_sigkill_at_many_points_then_restart_converges_without_orphans(
         agent.proc.wait(10)
     agent = start_agent(manifest, instance)
     names = {s["name"] for s in specs}
-    wait_until(lambda: set(running(client, instance)) == names
-               and set(managed(client, instance)) == names, what="convergence after kills")
+    wait_until(
+        lambda: set(running(client, instance)) == names and set(managed(client, instance)) == names,
+        what="convergence after kills",
+    )
     for s in specs[:4]:
         env = client.api.inspect_container(s["name"])["Config"]["Env"]
         assert "ROUND=3" in env
@@ -84,8 +96,12 @@ def test_sigkill_at_many_points_then_restart_converges_without_orphans(
 
 
 def test_sigkill_during_coordinator_work_keeps_the_worker_id(
-        client: docker.DockerClient, instance: str, tmp_path: Path,
-        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    tmp_path: Path,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+) -> None:
     first = start_agent(coordinator.url, instance)
     wait_until(lambda: len(coordinator.workers()) == 1, what="registration")
     worker_id = coordinator.workers()[0]["id"]
@@ -98,15 +114,21 @@ def test_sigkill_during_coordinator_work_keeps_the_worker_id(
         agent.proc.wait(10)
     last = start_agent(coordinator.url, instance)
     names = {f"{instance}-svc1", f"{instance}-svc2"}
-    wait_until(lambda: set(running(client, instance)) == names
-               and set(managed(client, instance)) == names, what="convergence")
+    wait_until(
+        lambda: set(running(client, instance)) == names and set(managed(client, instance)) == names,
+        what="convergence",
+    )
     assert [w["id"] for w in coordinator.workers()] == [worker_id]  # no ghost, same id
     assert last.stop() == 0 and coordinator.workers() == []
 
 
 def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
-        client: docker.DockerClient, instance: str, tmp_path: Path,
-        coordinator: Coordinator, start_agent: StartAgent) -> None:
+    client: docker.DockerClient,
+    instance: str,
+    tmp_path: Path,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / f"{instance}.identity.json").write_text('{"worker_id": "worker-0')  # truncated
@@ -120,10 +142,12 @@ def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
 
 
 def test_image_gc_removes_only_unused_images_the_agent_pulled(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
     drop_image(client, registry_image)  # the agent pulls it: its own
-    manifest = write_manifest(tmp_path / "m.json",
-                              [container_spec(f"{instance}-x", registry_image)])
+    manifest = write_manifest(
+        tmp_path / "m.json", [container_spec(f"{instance}-x", registry_image)]
+    )
     state = tmp_path / "state"
     gc = ("--image-gc-high", "0", "--image-gc-low", "0")  # "the disk is always full"
     done = run_once(manifest, instance, state, *gc)
@@ -138,15 +162,19 @@ def test_image_gc_removes_only_unused_images_the_agent_pulled(
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get(registry_image)
     client.images.get(LOCAL_IMAGE)
-    assert "image_removed" in done.stderr or json.loads(
-        (state / f"{instance}.images.json").read_text()) == {}
+    assert (
+        "image_removed" in done.stderr
+        or json.loads((state / f"{instance}.images.json").read_text()) == {}
+    )
 
 
 def test_a_pull_under_the_disk_floor_is_refused_clearly(
-        client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path) -> None:
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
     drop_image(client, registry_image)
-    manifest = write_manifest(tmp_path / "m.json",
-                              [container_spec(f"{instance}-x", registry_image)])
+    manifest = write_manifest(
+        tmp_path / "m.json", [container_spec(f"{instance}-x", registry_image)]
+    )
     done = run_once(manifest, instance, tmp_path / "state", "--min-free-disk", "1000000")
     assert done.returncode == 1
     assert "floor" in done.stderr and "image_pull_refused" in done.stderr

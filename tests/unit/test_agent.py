@@ -22,10 +22,15 @@ class Rig:
         self.stop = threading.Event()
         self.bell = Doorbell()
         puller = ImagePuller(self.rt, on_done=self.bell.ring, refresh_interval=0)
-        self.agent = Agent(self.source, self.rt, Executor(self.rt, puller,
-                                                          should_stop=self.stop.is_set),
-                           stop=self.stop, doorbell=self.bell, resync_interval=0.05,
-                           poll_interval=0.01)
+        self.agent = Agent(
+            self.source,
+            self.rt,
+            Executor(self.rt, puller, should_stop=self.stop.is_set),
+            stop=self.stop,
+            doorbell=self.bell,
+            resync_interval=0.05,
+            poll_interval=0.01,
+        )
 
     def names(self) -> dict[str, str]:
         return {c.name: c.state for c in self.rt.containers.values() if c.managed}
@@ -145,8 +150,15 @@ def test_an_event_seen_before_the_list_shows_it_is_rechecked_without_the_resync(
     """The engine may send `kill` before its list says `exited`: the loop looks again soon
     instead of leaving the container down until the next resync (here an hour away)."""
     r = Rig(DesiredState((spec("a"),)))
-    r.agent = Agent(r.source, r.rt, Executor(r.rt, ImagePuller(r.rt, refresh_interval=0)),
-                    stop=r.stop, doorbell=r.bell, resync_interval=3600, poll_interval=0.01)
+    r.agent = Agent(
+        r.source,
+        r.rt,
+        Executor(r.rt, ImagePuller(r.rt, refresh_interval=0)),
+        stop=r.stop,
+        doorbell=r.bell,
+        resync_interval=3600,
+        poll_interval=0.01,
+    )
     thread = threading.Thread(target=r.agent.run)
     thread.start()
     try:

@@ -33,18 +33,36 @@ def _summary(median: float) -> dict[str, Any]:
 
 
 RESULTS: dict[str, Any] = {
-    "date": "2026-11-28", "machine": {"summary": "Debian 12, 2 cores"},
-    "converge": {"sizes": {"50": {"agent": _summary(7.0), "compose": _summary(7.5),
-                                  "limit": _summary(5.0), "agent_over_compose": 0.93,
-                                  "agent_over_limit": 1.4}}},
+    "date": "2026-11-28",
+    "machine": {"summary": "Debian 12, 2 cores"},
+    "converge": {
+        "sizes": {
+            "50": {
+                "agent": _summary(7.0),
+                "compose": _summary(7.5),
+                "limit": _summary(5.0),
+                "agent_over_compose": 0.93,
+                "agent_over_limit": 1.4,
+            }
+        }
+    },
     "heal": {"remove": _summary(0.3), "kill": _summary(0.31)},
-    "propagation": {"heartbeat_interval": 30.0, "long_poll": _summary(0.4),
-                    "without_long_poll": _summary(14.0)},
-    "idle": {"containers": 20, "window_s": 65.0, "cpu_percent_of_one_core": 0.06,
-             "rss_mb_max": 52.0, "docker_calls_per_minute": 2.0,
-             "coordinator_requests_per_minute": 3.0},
-    "capacity": {"10000": {"heartbeats_per_s": 2500.0, "p50_ms": 12.0, "p99_ms": 60.0,
-                           "non_2xx": 0}},
+    "propagation": {
+        "heartbeat_interval": 30.0,
+        "long_poll": _summary(0.4),
+        "without_long_poll": _summary(14.0),
+    },
+    "idle": {
+        "containers": 20,
+        "window_s": 65.0,
+        "cpu_percent_of_one_core": 0.06,
+        "rss_mb_max": 52.0,
+        "docker_calls_per_minute": 2.0,
+        "coordinator_requests_per_minute": 3.0,
+    },
+    "capacity": {
+        "10000": {"heartbeats_per_s": 2500.0, "p50_ms": 12.0, "p99_ms": 60.0, "non_2xx": 0}
+    },
 }
 
 

@@ -10,8 +10,9 @@ import yaml
 from controller.contract.schema import parse_specs
 from controller.core.models import GPU_ALL
 
-CATALOG = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests/catalog.yaml")
-                         .read_text())
+CATALOG = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "manifests/catalog.yaml").read_text()
+)
 
 
 @pytest.mark.parametrize("tier", [1, 2, 3])
@@ -25,6 +26,15 @@ def test_each_tier_parses_cleanly(tier: int) -> None:
 
 def test_the_catalog_has_the_rma_services() -> None:
     names = {c["name"] for t in CATALOG["tiers"].values() for c in t["containers"]}
-    assert {"rma-vllm", "rma-ollama-vision", "rma-rag-service", "rma-ner-service",
-            "rma-ocr-service", "rma-notes-service", "rma-postgres", "rma-neo4j", "rma-chromadb",
-            "rma-redis"} <= names
+    assert {
+        "rma-vllm",
+        "rma-ollama-vision",
+        "rma-rag-service",
+        "rma-ner-service",
+        "rma-ocr-service",
+        "rma-notes-service",
+        "rma-postgres",
+        "rma-neo4j",
+        "rma-chromadb",
+        "rma-redis",
+    } <= names

@@ -19,10 +19,21 @@ from controller.core.errors import (
 
 BASE = "http://coord.test"
 REGISTER = f"{BASE}/api/worker/register"
-OK_REGISTER = {"worker_id": "worker-e9886285", "tier": 2, "assigned_containers": [
-    {"name": "rma-upload-worker", "image": "ghcr.io/rma/upload-worker:latest", "port": 8103,
-     "env": {"WORKER_ID": "worker-e9886285"}}], "heartbeat_url": "/api/worker/heartbeat",
-    "heartbeat_interval": 30, "coordinator_url": "http://127.0.0.1:8080"}
+OK_REGISTER = {
+    "worker_id": "worker-e9886285",
+    "tier": 2,
+    "assigned_containers": [
+        {
+            "name": "rma-upload-worker",
+            "image": "ghcr.io/rma/upload-worker:latest",
+            "port": 8103,
+            "env": {"WORKER_ID": "worker-e9886285"},
+        }
+    ],
+    "heartbeat_url": "/api/worker/heartbeat",
+    "heartbeat_interval": 30,
+    "coordinator_url": "http://127.0.0.1:8080",
+}
 
 
 def client(sleeps: list[float], **kw: object) -> CoordinatorClient:
@@ -105,14 +116,17 @@ def test_register_404_is_a_rejection_not_forgotten() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize(("body", "why"), [
-    ("not json", "invalid JSON"),
-    ('{"tier": 2}', "worker_id"),
-    ('{"worker_id": "w", "tier": "two"}', "tier"),
-    ('{"worker_id": "w", "tier": 9}', "tier"),
-    ('{"worker_id": "w", "tier": 2, "heartbeat_interval": -1}', "heartbeat_interval"),
-    ("[1, 2]", "malformed register"),
-])
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("not json", "invalid JSON"),
+        ('{"tier": 2}', "worker_id"),
+        ('{"worker_id": "w", "tier": "two"}', "tier"),
+        ('{"worker_id": "w", "tier": 9}', "tier"),
+        ('{"worker_id": "w", "tier": 2, "heartbeat_interval": -1}', "heartbeat_interval"),
+        ("[1, 2]", "malformed register"),
+    ],
+)
 def test_malformed_responses_are_protocol_errors(body: str, why: str) -> None:
     responses.post(REGISTER, body=body, status=200)
     with pytest.raises(CoordinatorProtocolError, match=why):
@@ -134,14 +148,14 @@ def test_unregister_treats_404_as_done_and_does_not_retry() -> None:
 @responses.activate
 def test_token_and_assignment_etag_long_poll() -> None:
     url = f"{BASE}/api/worker/w1/assignment"
-    responses.get(url, json={"generation": 3, "tier": 2, "containers": []},
-                  headers={"ETag": '"3"'})
+    responses.get(url, json={"generation": 3, "tier": 2, "containers": []}, headers={"ETag": '"3"'})
     responses.get(url, status=304)
     c = client([])
     got = c.fetch_assignment("/api/worker/w1/assignment", token="s3cret")
     assert got is not None and got.generation == 3 and got.etag == '"3"'
-    assert c.fetch_assignment("/api/worker/w1/assignment", token="s3cret", etag='"3"',
-                              wait=50) is None
+    assert (
+        c.fetch_assignment("/api/worker/w1/assignment", token="s3cret", etag='"3"', wait=50) is None
+    )
     second = responses.calls[1].request
     assert second.headers["Authorization"] == "Bearer s3cret"
     assert second.headers["If-None-Match"] == '"3"'

@@ -32,7 +32,9 @@ def test_creates_everything_once_images_are_present() -> None:
     desired = DesiredState((spec("a"), spec("b")))
     report = make(rt).execute(plan(desired, []))
     assert [(o.name, o.action, o.ok) for o in report.outcomes] == [
-        ("a", "create", True), ("b", "create", True)]
+        ("a", "create", True),
+        ("b", "create", True),
+    ]
     assert {c.name: c.state for c in rt.containers.values()} == {"a": "running", "b": "running"}
 
 
@@ -73,7 +75,8 @@ def test_planned_conflict_touches_nothing() -> None:
     foreign = rt.add("a", managed=False)
     report = make(rt).execute(plan(DesiredState((spec("a"),)), list(rt.containers.values())))
     assert report.failures[0].action == "conflict" and "left untouched" in str(
-        report.failures[0].error)
+        report.failures[0].error
+    )
     assert rt.calls == [] and rt.containers == {foreign.id: foreign}
 
 

@@ -47,20 +47,38 @@ RTX_3060 = (b"NVIDIA GeForce RTX 3060", 12884901888, b"GPU-3d1c6f1e-0c0a-5b0e-9f
 RTX_4090 = (b"NVIDIA GeForce RTX 4090", 25757220864, b"GPU-8a4f2c77-5b8e-4e8c-a3b2-9a0c8e1f2222")
 H200 = (b"NVIDIA H200", 150754820096, b"GPU-1b2c3d4e-0000-4000-8000-123456789abc")
 
-ROCM_7900 = json.dumps({
-    "card0": {"Device Name": "Radeon RX 7900 XTX", "Device ID": "0x744c",
-              "Card Series": "Radeon RX 7900 XTX", "Card Model": "0x744c",
-              "Card Vendor": "Advanced Micro Devices, Inc. [AMD/ATI]", "Card SKU": "EXT94393",
-              "Unique ID": "0x9246a2c1e1d5f0b0", "VRAM Total Memory (B)": "25753026560",
-              "VRAM Total Used Memory (B)": "1072517120"},
-    "system": {"Driver version": "6.7.0"},
-})
-ROCM_OLD_TWO_CARDS = json.dumps({
-    "card1": {"Card series": "Instinct MI210", "Card model": "0x740f",
-              "VRAM Total Memory (B)": "68702699520", "Unique ID": "0x2"},
-    "card0": {"Card series": "Radeon Pro W6600", "Card model": "0x73e3",
-              "VRAM Total Memory (B)": "8573157376", "Unique ID": "0x1"},
-})
+ROCM_7900 = json.dumps(
+    {
+        "card0": {
+            "Device Name": "Radeon RX 7900 XTX",
+            "Device ID": "0x744c",
+            "Card Series": "Radeon RX 7900 XTX",
+            "Card Model": "0x744c",
+            "Card Vendor": "Advanced Micro Devices, Inc. [AMD/ATI]",
+            "Card SKU": "EXT94393",
+            "Unique ID": "0x9246a2c1e1d5f0b0",
+            "VRAM Total Memory (B)": "25753026560",
+            "VRAM Total Used Memory (B)": "1072517120",
+        },
+        "system": {"Driver version": "6.7.0"},
+    }
+)
+ROCM_OLD_TWO_CARDS = json.dumps(
+    {
+        "card1": {
+            "Card series": "Instinct MI210",
+            "Card model": "0x740f",
+            "VRAM Total Memory (B)": "68702699520",
+            "Unique ID": "0x2",
+        },
+        "card0": {
+            "Card series": "Radeon Pro W6600",
+            "Card model": "0x73e3",
+            "VRAM Total Memory (B)": "8573157376",
+            "Unique ID": "0x1",
+        },
+    }
+)
 
 
 def test_nvml_reads_every_gpu_and_the_largest_fills_the_seed_keys() -> None:
@@ -69,8 +87,7 @@ def test_nvml_reads_every_gpu_and_the_largest_fills_the_seed_keys() -> None:
     assert [g.name for g in gpus] == ["NVIDIA GeForce RTX 3060", "NVIDIA GeForce RTX 4090"]
     assert nvml.calls == ["init", "shutdown"]
     caps = capabilities(HardwareInfo(16, 64 * GIB, 1024 * GIB, tuple(gpus)))
-    assert list(caps)[:6] == ["cpu_cores", "ram", "storage", "gpu_memory", "gpu_type",
-                              "gpu_driver"]
+    assert list(caps)[:6] == ["cpu_cores", "ram", "storage", "gpu_memory", "gpu_type", "gpu_driver"]
     assert caps["gpu_memory"] == "24564MB"
     assert caps["gpu_type"] == "NVIDIA GeForce RTX 4090"
     assert caps["gpu_driver"] == "nvidia"
@@ -81,8 +98,9 @@ def test_nvml_reads_every_gpu_and_the_largest_fills_the_seed_keys() -> None:
 
 
 def test_nvml_h200() -> None:
-    caps = capabilities(HardwareInfo(16, 128 * GIB, 64 * GIB, tuple(detect_nvidia(
-        fake_nvml([H200])))))
+    caps = capabilities(
+        HardwareInfo(16, 128 * GIB, 64 * GIB, tuple(detect_nvidia(fake_nvml([H200]))))
+    )
     assert caps["gpu_memory"] == "143771MB" and caps["gpu_type"] == "NVIDIA H200"
 
 
@@ -103,8 +121,9 @@ def test_nvml_query_failure_is_no_gpu_and_shuts_down() -> None:
 
 def test_rocm_smi_recorded_output() -> None:
     gpus = detect_rocm(lambda args: ROCM_7900)
-    assert gpus == [GpuInfo(0, "Radeon RX 7900 XTX", 25753026560, "rocm",
-                            "0x9246a2c1e1d5f0b0", "6.7.0")]
+    assert gpus == [
+        GpuInfo(0, "Radeon RX 7900 XTX", 25753026560, "rocm", "0x9246a2c1e1d5f0b0", "6.7.0")
+    ]
     caps = capabilities(HardwareInfo(8, 32 * GIB, 500 * GIB, tuple(gpus)))
     assert (caps["gpu_memory"], caps["gpu_driver"]) == ("24560MB", "rocm")
 
@@ -128,13 +147,16 @@ def test_rocm_used_only_when_nvml_finds_nothing() -> None:
     assert [g.driver for g in hw.gpus] == ["nvidia"]
 
 
-@pytest.mark.parametrize(("gpus", "ram_gb", "cores", "tier"), [
-    ((GpuInfo(0, "g", 8192 * 1024**2, "nvidia"),), 16, 8, 1),
-    ((GpuInfo(0, "g", 6144 * 1024**2, "nvidia"),), 16, 8, 2),
-    ((), 4, 2, 2),
-    ((), 3.5, 8, 3),
-    ((), 64, 1, 3),
-])
+@pytest.mark.parametrize(
+    ("gpus", "ram_gb", "cores", "tier"),
+    [
+        ((GpuInfo(0, "g", 8192 * 1024**2, "nvidia"),), 16, 8, 1),
+        ((GpuInfo(0, "g", 6144 * 1024**2, "nvidia"),), 16, 8, 2),
+        ((), 4, 2, 2),
+        ((), 3.5, 8, 3),
+        ((), 64, 1, 3),
+    ],
+)
 def test_tier_thresholds(gpus: tuple[GpuInfo, ...], ram_gb: float, cores: int, tier: int) -> None:
     assert qualifying_tier(HardwareInfo(cores, int(ram_gb * GIB), GIB, gpus)) == tier
 
@@ -163,8 +185,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.mark.parametrize("entry", [["-m", "controller"], [os.path.join(ROOT, "worker_agent.py")]])
 def test_test_capabilities_cli_prints_the_seed_keys_only_json(entry: list[str]) -> None:
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    done = subprocess.run([sys.executable, *entry, "--test-capabilities"], cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, *entry, "--test-capabilities"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     caps = json.loads(done.stdout)

@@ -71,8 +71,9 @@ def test_a_pull_under_the_floor_is_refused_and_backs_off() -> None:
 def test_pulled_images_are_recorded(tmp_path: Path) -> None:
     store = StateStore(tmp_path, "i")
     done = threading.Event()
-    puller = ImagePuller(FakeRuntime(), on_done=done.set, refresh_interval=0,
-                         on_pulled=PulledImages(store).add)
+    puller = ImagePuller(
+        FakeRuntime(), on_done=done.set, refresh_interval=0, on_pulled=PulledImages(store).add
+    )
     puller.ensure("x:1")
     assert done.wait(5)
     assert list(store.load_pulled()) == ["x:1"]

@@ -50,13 +50,18 @@ class FakeCoordinator:
         self._maybe_down()
         self.forgotten = False
         wid = next(self.ids)
-        extra = {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"} \
-            if self.part2 else {}
-        return RegisterResponse(worker_id=wid, tier=2, assigned_containers=[WEB],
-                                heartbeat_interval=0.05, **extra)
+        extra = (
+            {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"}
+            if self.part2
+            else {}
+        )
+        return RegisterResponse(
+            worker_id=wid, tier=2, assigned_containers=[WEB], heartbeat_interval=0.05, **extra
+        )
 
-    def heartbeat(self, path: str, body: dict[str, Any], *,
-                  token: str | None = None) -> HeartbeatResponse:
+    def heartbeat(
+        self, path: str, body: dict[str, Any], *, token: str | None = None
+    ) -> HeartbeatResponse:
         self.calls.append(("heartbeat", body))
         self.token = token or self.token
         self._maybe_down()
@@ -64,8 +69,9 @@ class FakeCoordinator:
             raise WorkerForgotten("Worker not found")
         return HeartbeatResponse(assignment_generation=self.hint)
 
-    def fetch_assignment(self, path: str, *, token: str | None = None, etag: str | None = None,
-                         wait: float = 0) -> AssignmentResponse | None:
+    def fetch_assignment(
+        self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0
+    ) -> AssignmentResponse | None:
         self.calls.append(("fetch", (path, etag, wait)))
         self.token = token or self.token
         if wait:
@@ -74,8 +80,7 @@ class FakeCoordinator:
             raise WorkerForgotten("Worker not found")
         return self.assignments.pop(0) if self.assignments else None
 
-    def unregister(self, worker_id: str, *, token: str | None = None,
-                   timeout: float = 5.0) -> None:
+    def unregister(self, worker_id: str, *, token: str | None = None, timeout: float = 5.0) -> None:
         self.calls.append(("unregister", worker_id))
         self._maybe_down()
 
@@ -90,12 +95,18 @@ class Rig:
         self.source = AssignmentSource()
         self.stop = threading.Event()
         self.changes = threading.Event()
-        self.life = Lifecycle(coord, self.store, self.source, stop=self.stop,
-                              capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
-                              report=lambda: {"status": "healthy", "current_load": 0.1},
-                              on_change=self.changes.set, heartbeat_override=0.05,
-                              long_poll_wait=long_poll_wait,
-                              retry=Delays(0.01, 0.05, jitter="half"))
+        self.life = Lifecycle(
+            coord,
+            self.store,
+            self.source,
+            stop=self.stop,
+            capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
+            report=lambda: {"status": "healthy", "current_load": 0.1},
+            on_change=self.changes.set,
+            heartbeat_override=0.05,
+            long_poll_wait=long_poll_wait,
+            retry=Delays(0.01, 0.05, jitter="half"),
+        )
 
 
 @pytest.fixture
@@ -129,8 +140,7 @@ def test_fresh_start_registers_persists_and_heartbeats(make: Callable[..., Rig])
     assert rig.coord.count("register") == 1
     assert rig.coord.calls[0][1] == {"capabilities": {"cpu_cores": 2, "ram": "4.0GB"}}
     identity = rig.store.load_identity()
-    assert identity == Identity("worker-00000001", URL, None, None, "/api/worker/heartbeat",
-                                0.05)
+    assert identity == Identity("worker-00000001", URL, None, None, "/api/worker/heartbeat", 0.05)
     assert stat.S_IMODE(rig.store.identity_path.stat().st_mode) == 0o600
     assert [s.name for s in rig.source.load().specs] == ["web"]
     hb = next(body for kind, body in rig.coord.calls if kind == "heartbeat")
@@ -138,15 +148,15 @@ def test_fresh_start_registers_persists_and_heartbeats(make: Callable[..., Rig])
 
 
 def test_restart_reuses_the_identity_and_runs_the_stored_assignment(
-        make: Callable[..., Rig]) -> None:
+    make: Callable[..., Rig],
+) -> None:
     rig = make()
     rig.store.save_identity(Identity("worker-0000000a", URL))
     rig.store.save_assignment(StoredAssignment(2, [WEB]))
     rig.life.start()
     until(lambda: rig.coord.count("heartbeat") >= 2)
     assert rig.coord.count("register") == 0
-    assert {b["worker_id"] for k, b in rig.coord.calls if k == "heartbeat"} == {
-        "worker-0000000a"}
+    assert {b["worker_id"] for k, b in rig.coord.calls if k == "heartbeat"} == {"worker-0000000a"}
     assert [s.name for s in rig.source.load().specs] == ["web"]
 
 
@@ -158,12 +168,12 @@ def test_a_forgotten_worker_registers_again_at_once(make: Callable[..., Rig]) ->
     rig.life.start()
     until(lambda: rig.coord.count("register") == 1)
     assert rig.coord.calls[1][1]["previous_worker_id"] == "worker-0000000a"
-    until(lambda: rig.store.load_identity() is not None and
-          rig.store.load_identity().worker_id == "worker-00000001")  # type: ignore[union-attr]
+    until(lambda: getattr(rig.store.load_identity(), "worker_id", None) == "worker-00000001")
 
 
 def test_coordinator_down_at_start_with_stored_state_keeps_running_it(
-        make: Callable[..., Rig]) -> None:
+    make: Callable[..., Rig],
+) -> None:
     rig = make()
     rig.store.save_identity(Identity("worker-0000000a", URL))
     rig.store.save_assignment(StoredAssignment(2, [WEB]))
@@ -178,7 +188,8 @@ def test_coordinator_down_at_start_with_stored_state_keeps_running_it(
 
 
 def test_coordinator_down_at_start_without_state_retries_registration(
-        make: Callable[..., Rig]) -> None:
+    make: Callable[..., Rig],
+) -> None:
     rig = make()
     rig.coord.down = 3
     rig.life.start()
@@ -191,10 +202,12 @@ def test_coordinator_down_at_start_without_state_retries_registration(
 def test_part2_token_and_long_poll_bring_changes(make: Callable[..., Rig]) -> None:
     rig = make(part2=True)
     rig.coord.assignments = [
-        AssignmentResponse(generation=1, tier=2, containers=[WEB], etag='"1"'), None,
-        AssignmentResponse(generation=2, tier=2, containers=[WEB, {"name": "db",
-                                                                   "image": "pg:16"}],
-                           etag='"2"')]
+        AssignmentResponse(generation=1, tier=2, containers=[WEB], etag='"1"'),
+        None,
+        AssignmentResponse(
+            generation=2, tier=2, containers=[WEB, {"name": "db", "image": "pg:16"}], etag='"2"'
+        ),
+    ]
     rig.life.start()
     until(lambda: rig.source.generation == 2)
     assert rig.coord.token == "t-worker-00000001"
@@ -203,16 +216,21 @@ def test_part2_token_and_long_poll_bring_changes(make: Callable[..., Rig]) -> No
     assert stored is not None and (stored.generation, stored.etag) == (2, '"2"')
     fetches = [args for kind, args in rig.coord.calls if kind == "fetch"]
     assert fetches[0][1] is None and ('"1"' in [f[1] for f in fetches])
-    until(lambda: any(b.get("assignment_generation") == 2
-                      for k, b in rig.coord.calls if k == "heartbeat"))
+    until(
+        lambda: any(
+            b.get("assignment_generation") == 2 for k, b in rig.coord.calls if k == "heartbeat"
+        )
+    )
 
 
 def test_without_long_poll_the_heartbeat_hint_brings_changes(make: Callable[..., Rig]) -> None:
     rig = make(part2=True, long_poll_wait=0)
     rig.coord.assignments = [
         AssignmentResponse(generation=1, tier=2, containers=[WEB], etag='"1"'),
-        AssignmentResponse(generation=2, tier=2, containers=[{"name": "db", "image": "pg:16"}],
-                           etag='"2"')]
+        AssignmentResponse(
+            generation=2, tier=2, containers=[{"name": "db", "image": "pg:16"}], etag='"2"'
+        ),
+    ]
     rig.coord.hint = 1
     rig.life.start()
     until(lambda: rig.source.generation == 1)
@@ -222,8 +240,7 @@ def test_without_long_poll_the_heartbeat_hint_brings_changes(make: Callable[...,
     assert all(args[2] == 0 for kind, args in rig.coord.calls if kind == "fetch")
 
 
-def test_unregister_forgets_the_identity_and_keeps_it_on_failure(
-        make: Callable[..., Rig]) -> None:
+def test_unregister_forgets_the_identity_and_keeps_it_on_failure(make: Callable[..., Rig]) -> None:
     rig = make()
     rig.store.save_identity(Identity("worker-0000000a", URL))
     rig.coord.down = 1
@@ -257,8 +274,9 @@ def test_state_writes_are_atomic_and_private(tmp_path: Path) -> None:
 
 
 def test_tier1_part1_entries_request_the_gpus_and_bad_entries_are_refused() -> None:
-    desired = assignment_to_desired(1, [WEB, {**WEB, "name": "cpu", "gpu": False},
-                                        {"name": "bad name", "image": "x"}])
+    desired = assignment_to_desired(
+        1, [WEB, {**WEB, "name": "cpu", "gpu": False}, {"name": "bad name", "image": "x"}]
+    )
     assert {s.name: s.gpu for s in desired.specs} == {"web": GPU_ALL, "cpu": 0}
     assert [r.name for r in desired.refused] == ["bad name"]
     assert all(s.gpu == 0 for s in assignment_to_desired(2, [WEB]).specs)

@@ -16,8 +16,15 @@ from controller.core.machine import GIB, GpuInfo, HardwareInfo
 from controller.core.models import GPU_ALL, DesiredState
 from rma_testkit.fakes import spec
 
-HW = HardwareInfo(16, 64 * GIB, 500 * GIB, (
-    GpuInfo(0, "A", 24 * GIB, "nvidia", "GPU-aaa"), GpuInfo(1, "B", 48 * GIB, "nvidia", "GPU-bbb")))
+HW = HardwareInfo(
+    16,
+    64 * GIB,
+    500 * GIB,
+    (
+        GpuInfo(0, "A", 24 * GIB, "nvidia", "GPU-aaa"),
+        GpuInfo(1, "B", 48 * GIB, "nvidia", "GPU-bbb"),
+    ),
+)
 
 
 def test_memory_bytes() -> None:
@@ -68,8 +75,22 @@ def test_offered_capabilities_follow_the_caps() -> None:
 
 def test_test_capabilities_shows_what_is_offered() -> None:
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    done = subprocess.run([sys.executable, "-m", "controller", "--test-capabilities",
-                           "--max-cpus", "1", "--max-memory", "2g"], capture_output=True,
-                          text=True, env=env, timeout=60, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "--test-capabilities",
+            "--max-cpus",
+            "1",
+            "--max-memory",
+            "2g",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     caps = json.loads(done.stdout)
     assert (caps["cpu_cores"], caps["ram"]) == (1, "2.0GB")

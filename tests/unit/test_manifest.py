@@ -23,21 +23,25 @@ def test_explicit_empty_list_means_no_containers() -> None:
     assert parse_manifest("containers: []").specs == ()
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("", "empty"),
-    ("containers: [", "not valid YAML"),
-    ("- a\n- b", "top-level 'containers:'"),
-    ("containers:\n  - {name: a}\n  - {name: b, image: i}", "rejected, nothing changed: a:"),
-    ("containers:\n  - {name: a, image: i}\n  - {name: a, image: j}", "duplicate"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "empty"),
+        ("containers: [", "not valid YAML"),
+        ("- a\n- b", "top-level 'containers:'"),
+        ("containers:\n  - {name: a}\n  - {name: b, image: i}", "rejected, nothing changed: a:"),
+        ("containers:\n  - {name: a, image: i}\n  - {name: a, image: j}", "duplicate"),
+    ],
+)
 def test_bad_manifests_are_rejected_whole(text: str, why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         parse_manifest(text)
 
 
 def test_publish_address_applies_to_every_port() -> None:
-    d = parse_manifest("containers:\n  - {name: a, image: i, port: 80}",
-                       publish_address="127.0.0.1")
+    d = parse_manifest(
+        "containers:\n  - {name: a, image: i, port: 80}", publish_address="127.0.0.1"
+    )
     assert d.specs[0].ports[0].host_ip == "127.0.0.1"
 
 

@@ -27,17 +27,28 @@ def test_hash_is_stable_and_ignores_field_order() -> None:
 def test_hash_pins_the_canonical_form() -> None:
     # Recorded values: if these change, every running container is recreated on upgrade.
     assert ContainerSpec("w", "img:1").spec_hash() == "4cc000cd763029ecace42365"
-    richer = ContainerSpec("w", "img:1", ports=(PortMapping(80, 8080),), env=(("A", "1"),),
-                           gpu=GPU_ALL)
+    richer = ContainerSpec(
+        "w", "img:1", ports=(PortMapping(80, 8080),), env=(("A", "1"),), gpu=GPU_ALL
+    )
     assert richer.spec_hash() == "20889cd4eec7797050c77ae7"
     assert ContainerSpec("w", "img:1").canonical() == {"name": "w", "image": "img:1"}
 
 
-@pytest.mark.parametrize("change", [
-    {"image": "img:2"}, {"env": (("A", "2"),)}, {"command": ("sh",)}, {"gpu": 1},
-    {"ports": (PortMapping(80, 8080),)}, {"volumes": (VolumeMount("v", "/d"),)},
-    {"memory_limit": "1g"}, {"cpus": 0.5}, {"restart": "always"}, {"labels": (("k", "v"),)},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"image": "img:2"},
+        {"env": (("A", "2"),)},
+        {"command": ("sh",)},
+        {"gpu": 1},
+        {"ports": (PortMapping(80, 8080),)},
+        {"volumes": (VolumeMount("v", "/d"),)},
+        {"memory_limit": "1g"},
+        {"cpus": 0.5},
+        {"restart": "always"},
+        {"labels": (("k", "v"),)},
+    ],
+)
 def test_every_field_changes_the_hash(change: dict[str, object]) -> None:
     base = ContainerSpec("w", "img:1", env=(("A", "1"),))
     assert replace(base, **change).spec_hash() != base.spec_hash()  # type: ignore[arg-type]
@@ -52,44 +63,73 @@ def test_part1_entry_converts() -> None:
 
 
 def test_part2_fields_and_unknown_fields() -> None:
-    s = ContainerSpecModel.model_validate({
-        "name": "pg", "image": "postgres:16", "ports": [{"container": 5432, "host": 15432}],
-        "env": {"N": 3, "FLAG": True}, "command": "postgres -c 'max_connections=50'",
-        "gpu": True, "volumes": [{"name": "pgdata", "path": "/var/lib/postgresql/data"}],
-        "memory_limit": "2G", "cpus": 1.5, "restart": "always", "labels": {"team": "rma"},
-        "healthcheck_url": "/health", "network_mode": "bridge", "privileged": False,
-    }).to_spec("127.0.0.1")
+    s = ContainerSpecModel.model_validate(
+        {
+            "name": "pg",
+            "image": "postgres:16",
+            "ports": [{"container": 5432, "host": 15432}],
+            "env": {"N": 3, "FLAG": True},
+            "command": "postgres -c 'max_connections=50'",
+            "gpu": True,
+            "volumes": [{"name": "pgdata", "path": "/var/lib/postgresql/data"}],
+            "memory_limit": "2G",
+            "cpus": 1.5,
+            "restart": "always",
+            "labels": {"team": "rma"},
+            "healthcheck_url": "/health",
+            "network_mode": "bridge",
+            "privileged": False,
+        }
+    ).to_spec("127.0.0.1")
     assert s.ports == (PortMapping(5432, 15432, "tcp", "127.0.0.1"),)
     assert s.env == (("FLAG", "true"), ("N", "3"))
     assert s.command == ("postgres", "-c", "max_connections=50")
     assert s.gpu == GPU_ALL
     assert s.volumes == (VolumeMount("pgdata", "/var/lib/postgresql/data"),)
     assert (s.memory_limit, s.cpus, s.restart) == ("2g", 1.5, "always")
-    assert set(s.canonical()) <= {"name", "image", "ports", "env", "command", "gpu", "volumes",
-                                  "memory_limit", "cpus", "restart", "labels"}
+    assert set(s.canonical()) <= {
+        "name",
+        "image",
+        "ports",
+        "env",
+        "command",
+        "gpu",
+        "volumes",
+        "memory_limit",
+        "cpus",
+        "restart",
+        "labels",
+    }
 
 
 def test_port_and_ports_merge_without_duplicates() -> None:
     s = ContainerSpecModel.model_validate(
-        {"name": "a", "image": "i", "port": 80, "ports": [{"container": 80}, {"container": 53,
-                                                                            "protocol": "udp"}]}
+        {
+            "name": "a",
+            "image": "i",
+            "port": 80,
+            "ports": [{"container": 80}, {"container": 53, "protocol": "udp"}],
+        }
     ).to_spec()
     assert s.ports == (PortMapping(53, 53, "udp"), PortMapping(80, 80, "tcp"))
 
 
-@pytest.mark.parametrize(("entry", "why"), [
-    ({"name": "a", "image": "i", "volumes": [{"name": "/etc", "path": "/x"}]}, "named volume"),
-    ({"name": "a", "image": "i", "volumes": [{"name": "../x", "path": "/x"}]}, "named volume"),
-    ({"name": "a", "image": "i", "volumes": [{"name": "v", "path": "rel"}]}, "absolute"),
-    ({"name": "bad name", "image": "i"}, "not a valid container name"),
-    ({"name": "-a", "image": "i"}, "not a valid container name"),
-    ({"name": "a", "image": ""}, "image"),
-    ({"name": "a", "image": "i", "gpu": -2}, "gpu"),
-    ({"name": "a", "image": "i", "labels": {"org.rma.worker.managed": "x"}}, "reserved"),
-    ({"name": "a", "image": "i", "memory_limit": "lots"}, "memory_limit"),
-    ({"name": "a", "image": "i", "port": 70000}, "port"),
-    ({"name": "a", "image": "i", "restart": "sometimes"}, "restart"),
-])
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ({"name": "a", "image": "i", "volumes": [{"name": "/etc", "path": "/x"}]}, "named volume"),
+        ({"name": "a", "image": "i", "volumes": [{"name": "../x", "path": "/x"}]}, "named volume"),
+        ({"name": "a", "image": "i", "volumes": [{"name": "v", "path": "rel"}]}, "absolute"),
+        ({"name": "bad name", "image": "i"}, "not a valid container name"),
+        ({"name": "-a", "image": "i"}, "not a valid container name"),
+        ({"name": "a", "image": ""}, "image"),
+        ({"name": "a", "image": "i", "gpu": -2}, "gpu"),
+        ({"name": "a", "image": "i", "labels": {"org.rma.worker.managed": "x"}}, "reserved"),
+        ({"name": "a", "image": "i", "memory_limit": "lots"}, "memory_limit"),
+        ({"name": "a", "image": "i", "port": 70000}, "port"),
+        ({"name": "a", "image": "i", "restart": "sometimes"}, "restart"),
+    ],
+)
 def test_refused_entries(entry: dict[str, object], why: str) -> None:
     specs, errors = parse_specs([entry])
     assert specs == []

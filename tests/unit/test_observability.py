@@ -49,9 +49,13 @@ def test_health_server_routes() -> None:
     metrics.containers({"running": 2, "failed": 1})
     metrics.heartbeat(False)
     metrics.pull_bytes(1234)
-    server = HealthServer(("127.0.0.1", 0), alive=lambda: (state["alive"], {"age": 1}),
-                          ready=lambda: (state["ready"], {"converged": False}),
-                          status=lambda: {"instance": "x"}, metrics=metrics.render)
+    server = HealthServer(
+        ("127.0.0.1", 0),
+        alive=lambda: (state["alive"], {"age": 1}),
+        ready=lambda: (state["ready"], {"converged": False}),
+        status=lambda: {"instance": "x"},
+        metrics=metrics.render,
+    )
     server.start()
     try:
         assert get(server.url + "/healthz")[0] == 200
@@ -61,13 +65,15 @@ def test_health_server_routes() -> None:
         assert get(server.url + "/healthz")[0] == 503
         assert json.loads(get(server.url + "/status")[1]) == {"instance": "x"}
         text = get(server.url + "/metrics")[1].decode()
-        for line in ('rma_worker_passes_total{result="ok"} 1.0',
-                     'rma_worker_actions_total{kind="create",outcome="ok"} 1.0',
-                     'rma_worker_containers{state="running"} 2.0',
-                     'rma_worker_containers{state="exited"} 0.0',
-                     'rma_worker_heartbeats_total{result="failed"} 1.0',
-                     "rma_worker_pull_bytes_total 1234.0",
-                     "rma_worker_pass_duration_seconds_count 1.0"):
+        for line in (
+            'rma_worker_passes_total{result="ok"} 1.0',
+            'rma_worker_actions_total{kind="create",outcome="ok"} 1.0',
+            'rma_worker_containers{state="running"} 2.0',
+            'rma_worker_containers{state="exited"} 0.0',
+            'rma_worker_heartbeats_total{result="failed"} 1.0',
+            "rma_worker_pull_bytes_total 1234.0",
+            "rma_worker_pass_duration_seconds_count 1.0",
+        ):
             assert line in text, line
         assert get(server.url + "/nope")[0] == 404
     finally:
@@ -75,16 +81,36 @@ def test_health_server_routes() -> None:
 
 
 STATUS: dict[str, Any] = {
-    "version": "0.2.0", "instance": "default", "mode": "coordinator",
-    "coordinator": "http://c:8080", "manifest": None, "worker_id": "worker-1a2b3c4d", "tier": 2,
-    "last_heartbeat": "2026-01-01T00:00:00+00:00", "heartbeat_error": None, "converged": False,
+    "version": "0.2.0",
+    "instance": "default",
+    "mode": "coordinator",
+    "coordinator": "http://c:8080",
+    "manifest": None,
+    "worker_id": "worker-1a2b3c4d",
+    "tier": 2,
+    "last_heartbeat": "2026-01-01T00:00:00+00:00",
+    "heartbeat_error": None,
+    "converged": False,
     "healthy": False,
-    "containers": [{"name": "rag", "state": "running", "image": "rag:1", "restarts": 2,
-                    "error": None},
-                   {"name": "bad", "state": "refused", "image": "", "restarts": 0,
-                    "error": "volume '/etc' is not a named volume"}],
-    "pulls": [{"image": "vllm:1", "downloaded": 5_000_000, "total": 20_000_000,
-               "percent": 25.0, "rate": 2_500_000.0}],
+    "containers": [
+        {"name": "rag", "state": "running", "image": "rag:1", "restarts": 2, "error": None},
+        {
+            "name": "bad",
+            "state": "refused",
+            "image": "",
+            "restarts": 0,
+            "error": "volume '/etc' is not a named volume",
+        },
+    ],
+    "pulls": [
+        {
+            "image": "vllm:1",
+            "downloaded": 5_000_000,
+            "total": 20_000_000,
+            "percent": 25.0,
+            "rate": 2_500_000.0,
+        }
+    ],
 }
 
 
@@ -101,11 +127,13 @@ def test_status_table() -> None:
 
 def test_layer_progress_sums_layers() -> None:
     layers = LayerProgress()
-    lines: list[dict[str, Any]] = [{"status": "Pulling fs layer", "id": "a"},
-             {"status": "Downloading", "id": "a", "progressDetail": {"current": 10, "total": 100}},
-             {"status": "Downloading", "id": "b", "progressDetail": {"current": 5, "total": 50}},
-             {"status": "Download complete", "id": "a"},
-             {"status": "Digest: sha256:x"}]
+    lines: list[dict[str, Any]] = [
+        {"status": "Pulling fs layer", "id": "a"},
+        {"status": "Downloading", "id": "a", "progressDetail": {"current": 10, "total": 100}},
+        {"status": "Downloading", "id": "b", "progressDetail": {"current": 5, "total": 50}},
+        {"status": "Download complete", "id": "a"},
+        {"status": "Digest: sha256:x"},
+    ]
     changed = [layers.feed(line) for line in lines]
     assert changed == [False, True, True, True, False]
     assert (layers.downloaded, layers.total) == (105, 150)
@@ -125,8 +153,14 @@ def test_puller_reports_progress_bytes_and_status() -> None:
 
     metrics = Metrics()
     done = threading.Event()
-    puller = ImagePuller(Slow(), on_done=done.set, refresh_interval=0, observer=metrics,
-                         progress_sink=seen.append, log_every=0)
+    puller = ImagePuller(
+        Slow(),
+        on_done=done.set,
+        refresh_interval=0,
+        observer=metrics,
+        progress_sink=seen.append,
+        log_every=0,
+    )
     puller.ensure("big:1")
     for _ in range(500):
         if puller.progress():

@@ -13,13 +13,24 @@ from controller.core.policy import ImagePolicy, dangerous_fields, image_registry
 
 OK = {"name": "svc", "image": "ghcr.io/rma/rag-service:latest"}
 HOSTILE: list[dict[str, Any]] = [
-    {"privileged": True}, {"network_mode": "host"}, {"network": "host"}, {"pid": "host"},
-    {"pid_mode": "host"}, {"ipc_mode": "host"}, {"uts": "host"}, {"userns_mode": "host"},
-    {"cap_add": ["SYS_ADMIN"]}, {"capabilities": ["NET_ADMIN"]}, {"devices": ["/dev/sda"]},
-    {"device_requests": [{"count": -1}]}, {"binds": ["/:/host"]},
+    {"privileged": True},
+    {"network_mode": "host"},
+    {"network": "host"},
+    {"pid": "host"},
+    {"pid_mode": "host"},
+    {"ipc_mode": "host"},
+    {"uts": "host"},
+    {"userns_mode": "host"},
+    {"cap_add": ["SYS_ADMIN"]},
+    {"capabilities": ["NET_ADMIN"]},
+    {"devices": ["/dev/sda"]},
+    {"device_requests": [{"count": -1}]},
+    {"binds": ["/:/host"]},
     {"mounts": [{"type": "bind", "source": "/etc", "target": "/x"}]},
-    {"volumes_from": ["other"]}, {"security_opt": ["seccomp=unconfined"]},
-    {"runtime": "runc-unsafe"}, {"sysctls": {"net.ipv4.ip_forward": "1"}},
+    {"volumes_from": ["other"]},
+    {"security_opt": ["seccomp=unconfined"]},
+    {"runtime": "runc-unsafe"},
+    {"sysctls": {"net.ipv4.ip_forward": "1"}},
     {"cgroup_parent": "/"},
     {"volumes": [{"name": "/var/run/docker.sock", "path": "/var/run/docker.sock"}]},
     {"volumes": [{"name": "../../etc", "path": "/etc"}]},
@@ -42,23 +53,43 @@ def test_harmless_values_are_not_refused() -> None:
 
 
 def test_nothing_dangerous_ever_reaches_docker() -> None:
-    desired = assignment_to_desired(1, [{**OK, "gpu": 2, "volumes": [{"name": "data",
-                                                                       "path": "/data"}]}])
+    desired = assignment_to_desired(
+        1, [{**OK, "gpu": 2, "volumes": [{"name": "data", "path": "/data"}]}]
+    )
     host = create_kwargs(desired.specs[0], "i")["host_config"]
     assert not host.get("Privileged") and host["NetworkMode"] == "default"
-    assert not {"CapAdd", "Devices", "Binds", "PidMode", "IpcMode", "UsernsMode", "Sysctls",
-                "CgroupParent", "Runtime"} & host.keys()
+    assert (
+        not {
+            "CapAdd",
+            "Devices",
+            "Binds",
+            "PidMode",
+            "IpcMode",
+            "UsernsMode",
+            "Sysctls",
+            "CgroupParent",
+            "Runtime",
+        }
+        & host.keys()
+    )
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["Mounts"][0]["Type"] == "volume"
     assert host["DeviceRequests"][0]["Count"] == 2  # the GPU request of a GPU spec only
 
 
-@pytest.mark.parametrize(("image", "registry"), [
-    ("redis:7", "docker.io"), ("library/redis", "docker.io"), ("vllm/vllm-openai:v1", "docker.io"),
-    ("ghcr.io/rma/x:1", "ghcr.io"), ("127.0.0.1:5000/a/b:1", "127.0.0.1:5000"),
-    ("localhost/x", "localhost"), ("index.docker.io/library/redis", "docker.io"),
-    ("Quay.IO/x/y", "quay.io"),
-])
+@pytest.mark.parametrize(
+    ("image", "registry"),
+    [
+        ("redis:7", "docker.io"),
+        ("library/redis", "docker.io"),
+        ("vllm/vllm-openai:v1", "docker.io"),
+        ("ghcr.io/rma/x:1", "ghcr.io"),
+        ("127.0.0.1:5000/a/b:1", "127.0.0.1:5000"),
+        ("localhost/x", "localhost"),
+        ("index.docker.io/library/redis", "docker.io"),
+        ("Quay.IO/x/y", "quay.io"),
+    ],
+)
 def test_image_registry(image: str, registry: str) -> None:
     assert image_registry(image) == registry
 
@@ -79,8 +110,9 @@ def test_the_catalog_images_pass_the_default_policy() -> None:
 
     import yaml  # noqa: PLC0415
 
-    catalog = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests/catalog.yaml")
-                             .read_text())
+    catalog = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "manifests/catalog.yaml").read_text()
+    )
     for tier, data in catalog["tiers"].items():
         desired = assignment_to_desired(int(tier), data["containers"])
         assert desired.refused == (), desired.refused

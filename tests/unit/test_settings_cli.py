@@ -33,8 +33,7 @@ def test_defaults() -> None:
     s = settings()
     assert s.manifest is None and s.coordinator_url is None
     assert s.effective_coordinator == DEFAULT_COORDINATOR == "http://localhost:8080"
-    assert (s.log_format, s.once, s.instance, s.resync_interval) == ("auto", False, "default",
-                                                                       30.0)
+    assert (s.log_format, s.once, s.instance, s.resync_interval) == ("auto", False, "default", 30.0)
 
 
 def test_seed_coordinator_env_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,19 +42,22 @@ def test_seed_coordinator_env_is_honoured(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings("--coordinator", "http://127.0.0.1:9").coordinator_url == "http://127.0.0.1:9"
 
 
-@pytest.mark.parametrize(("field", "env_value", "flag_value", "expected"), [
-    ("manifest", "/env.yaml", "/flag.yaml", Path("/flag.yaml")),
-    ("state_dir", "/env", "/flag", Path("/flag")),
-    ("heartbeat_interval", "10", "5", 5.0),
-    ("log_format", "console", "json", "json"),
-    ("instance", "envname", "flagname", "flagname"),
-    ("stop_grace", "3", "1.5", 1.5),
-    ("concurrency", "2", "6", 6),
-    ("publish_address", "0.0.0.0", "127.0.0.1", "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("field", "env_value", "flag_value", "expected"),
+    [
+        ("manifest", "/env.yaml", "/flag.yaml", Path("/flag.yaml")),
+        ("state_dir", "/env", "/flag", Path("/flag")),
+        ("heartbeat_interval", "10", "5", 5.0),
+        ("log_format", "console", "json", "json"),
+        ("instance", "envname", "flagname", "flagname"),
+        ("stop_grace", "3", "1.5", 1.5),
+        ("concurrency", "2", "6", 6),
+        ("publish_address", "0.0.0.0", "127.0.0.1", "127.0.0.1"),
+    ],
+)
 def test_every_option_has_env_and_flag_and_flag_wins(
-        monkeypatch: pytest.MonkeyPatch, field: str, env_value: str, flag_value: str,
-        expected: object) -> None:
+    monkeypatch: pytest.MonkeyPatch, field: str, env_value: str, flag_value: str, expected: object
+) -> None:
     monkeypatch.setenv(env_for(field), env_value)
     from_env = getattr(settings(), field)
     assert str(from_env) == str(type(expected)(env_value))  # type: ignore[call-arg]
@@ -64,18 +66,32 @@ def test_every_option_has_env_and_flag_and_flag_wins(
 
 # The interface as users and outside checks drive it: written out, not derived from the fields.
 FLAGS_AND_ENV = {
-    "--coordinator": "COORDINATOR_URL", "--manifest": "RMA_MANIFEST",
-    "--state-dir": "RMA_STATE_DIR", "--instance": "RMA_INSTANCE", "--once": "RMA_ONCE",
-    "--once-timeout": "RMA_ONCE_TIMEOUT", "--log-format": "RMA_LOG_FORMAT",
-    "--log-level": "RMA_LOG_LEVEL", "--health-addr": "RMA_HEALTH_ADDR",
-    "--ca-bundle": "RMA_CA_BUNDLE", "--docker-host": "RMA_DOCKER_HOST",
-    "--max-cpus": "RMA_MAX_CPUS", "--max-memory": "RMA_MAX_MEMORY", "--gpus": "RMA_GPUS",
-    "--publish-address": "RMA_PUBLISH_ADDRESS", "--allowed-registries": "RMA_ALLOWED_REGISTRIES",
-    "--require-digest": "RMA_REQUIRE_DIGEST", "--min-free-disk": "RMA_MIN_FREE_DISK",
-    "--image-gc-high": "RMA_IMAGE_GC_HIGH", "--image-gc-low": "RMA_IMAGE_GC_LOW",
-    "--heartbeat-interval": "RMA_HEARTBEAT_INTERVAL", "--long-poll-wait": "RMA_LONG_POLL_WAIT",
-    "--resync-interval": "RMA_RESYNC_INTERVAL", "--stop-grace": "RMA_STOP_GRACE",
-    "--concurrency": "RMA_CONCURRENCY", "--image-refresh-interval": "RMA_IMAGE_REFRESH_INTERVAL",
+    "--coordinator": "COORDINATOR_URL",
+    "--manifest": "RMA_MANIFEST",
+    "--state-dir": "RMA_STATE_DIR",
+    "--instance": "RMA_INSTANCE",
+    "--once": "RMA_ONCE",
+    "--once-timeout": "RMA_ONCE_TIMEOUT",
+    "--log-format": "RMA_LOG_FORMAT",
+    "--log-level": "RMA_LOG_LEVEL",
+    "--health-addr": "RMA_HEALTH_ADDR",
+    "--ca-bundle": "RMA_CA_BUNDLE",
+    "--docker-host": "RMA_DOCKER_HOST",
+    "--max-cpus": "RMA_MAX_CPUS",
+    "--max-memory": "RMA_MAX_MEMORY",
+    "--gpus": "RMA_GPUS",
+    "--publish-address": "RMA_PUBLISH_ADDRESS",
+    "--allowed-registries": "RMA_ALLOWED_REGISTRIES",
+    "--require-digest": "RMA_REQUIRE_DIGEST",
+    "--min-free-disk": "RMA_MIN_FREE_DISK",
+    "--image-gc-high": "RMA_IMAGE_GC_HIGH",
+    "--image-gc-low": "RMA_IMAGE_GC_LOW",
+    "--heartbeat-interval": "RMA_HEARTBEAT_INTERVAL",
+    "--long-poll-wait": "RMA_LONG_POLL_WAIT",
+    "--resync-interval": "RMA_RESYNC_INTERVAL",
+    "--stop-grace": "RMA_STOP_GRACE",
+    "--concurrency": "RMA_CONCURRENCY",
+    "--image-refresh-interval": "RMA_IMAGE_REFRESH_INTERVAL",
 }
 
 
@@ -108,28 +124,47 @@ def test_invalid_configuration_exits_2(capsys: pytest.CaptureFixture[str]) -> No
 def test_bad_manifest_with_once_exits_non_zero(tmp_path: Path) -> None:
     bad = tmp_path / "m.yaml"
     bad.write_text("containers: [")
-    code = main(["--manifest", str(bad), "--once", "--once-timeout", "300", "--state-dir",
-                 str(tmp_path / "state"), "--docker-host", "unix:///nonexistent.sock",
-                 "--log-format", "json"])
+    code = main(
+        [
+            "--manifest",
+            str(bad),
+            "--once",
+            "--once-timeout",
+            "300",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--docker-host",
+            "unix:///nonexistent.sock",
+            "--log-format",
+            "json",
+        ]
+    )
     assert code == 1
 
 
 def test_readme_settings_table_is_generated_and_current() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert settings_table.current(readme) == settings_table.render(), (
-        "README's settings table is stale: run `make settings-table`")
+        "README's settings table is stale: run `make settings-table`"
+    )
     table = settings_table.render()
     assert "| `RMA_IMAGE_GC_HIGH` | `--image-gc-high` | `85` |" in table  # defaults shown
     assert "| `RMA_REQUIRE_DIGEST` | `--require-digest` | off |" in table
 
 
-@pytest.mark.parametrize("argv", [
-    ["--health-addr", "localhost"], ["--health-addr", "127.0.0.1:http"],
-    ["--health-addr", "127.0.0.1:70000"], ["--image-gc-low", "90", "--image-gc-high", "85"],
-    ["--max-memory", "lots"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--health-addr", "localhost"],
+        ["--health-addr", "127.0.0.1:http"],
+        ["--health-addr", "127.0.0.1:70000"],
+        ["--image-gc-low", "90", "--image-gc-high", "85"],
+        ["--max-memory", "lots"],
+    ],
+)
 def test_bad_combinations_are_configuration_errors(
-        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([*argv, "--test-capabilities"]) == 2
     err = capsys.readouterr().err
     assert "invalid configuration" in err and "Traceback" not in err
