@@ -100,9 +100,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The README's settings table, generated from controller/settings.py.
+# The README's settings table and the CLI's flags.json, generated from controller/settings.py.
 settings-table: install
-	$(BIN)/python -m controller.cli.settings_table --readme README.md
+	$(BIN)/python -m controller.cli.settings_table --readme README.md \
+	  --flags controller/cli/flags.json
 
 # One run of every benchmark on this machine (about 10 minutes); writes bench/results/bench.json,
 # bench.md and bench.png and puts the table into the README. BENCH_ARGS=--quick: a smoke run.

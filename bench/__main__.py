@@ -21,11 +21,12 @@ from typing import Any
 import docker
 import psutil
 
-from bench import capacity, converge, heal, idle, propagation, report, scale
+from bench import capacity, converge, heal, idle, propagation, report, scale, startup
 from bench.common import client
 
 FULL: dict[str, Any] = {
-    "converge": {"sizes": [1, 10, 50], "repeats": {1: 7, 10: 5, 50: 5}},
+    "startup": {"repeats": 10},
+    "converge": {"sizes": [1, 10, 20, 50], "repeats": {1: 7, 10: 5, 20: 5, 50: 5}},
     "heal": {"repeats": 10},
     "propagation": {"repeats": 10, "repeats_no_poll": 5, "heartbeat_interval": 30.0},
     "idle": {"containers": 20, "seconds": 65.0},
@@ -33,6 +34,7 @@ FULL: dict[str, Any] = {
     "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
 }
 QUICK: dict[str, Any] = {
+    "startup": {"repeats": 2},
     "converge": {"sizes": [1, 3], "repeats": {1: 1, 3: 1}},
     "heal": {"repeats": 1},
     "propagation": {"repeats": 1, "repeats_no_poll": 1, "heartbeat_interval": 1.0},
@@ -86,6 +88,7 @@ def _steps(
     cli: docker.DockerClient, work: Path, p: dict[str, Any]
 ) -> dict[str, Callable[[], dict[str, Any]]]:
     return {
+        "startup": lambda: startup.run(**p["startup"]),
         "converge": lambda: converge.run(
             cli, work, p["converge"]["sizes"], p["converge"]["repeats"]
         ),

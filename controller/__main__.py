@@ -1,5 +1,5 @@
 """Lets `python -m controller` behave exactly like the `rma-worker` console script."""
 
-from controller.cli.commands import main
+from controller.cli import main
 
 raise SystemExit(main())

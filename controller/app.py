@@ -9,33 +9,33 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from controller import __version__
-from controller.clients.coordinator import CoordinatorClient
+from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
-from controller.clients.hardware import disk_usage, load_snapshot, offered_capabilities
 from controller.clients.manifest import ManifestSource
-from controller.clients.state import StateStore
-from controller.contract.api import heartbeat_fields
-from controller.core.errors import AgentError, ConfigError
+from controller.clients.store import StateStore
+from controller.core.errors import ConfigError
 from controller.core.limits import Limits
-from controller.core.observe import PullProgress
+from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.policy import ImagePolicy
 from controller.engine.executor import Executor
 from controller.engine.imagegc import Disk, PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent, DesiredSource, Doorbell
-from controller.membership.lifecycle import Lifecycle
 from controller.membership.source import AssignmentSource
 from controller.ops.health import HealthServer
 from controller.ops.lock import lock_instance
-from controller.ops.metrics import Metrics
 from controller.ops.probes import Snapshot
 from controller.ops.signals import Signals
 from controller.settings import Settings
+
+if TYPE_CHECKING:
+    from controller.membership.lifecycle import Lifecycle
+    from controller.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +49,8 @@ def limits_from(settings: Settings) -> Limits:
 
 def probe_capabilities(settings: Settings) -> dict[str, Any]:
     """What this machine would register with (`--test-capabilities`)."""
+    from controller.clients.hardware import offered_capabilities  # noqa: PLC0415
+
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host, timeout=5)
     try:
         return offered_capabilities(limits_from(settings), runtime.data_root, __version__)
@@ -68,12 +70,17 @@ def _image_gc(
 
 @dataclass(frozen=True)
 class Wiring:
-    """What every part is connected through: the stop event, the loop's doorbell, metrics."""
+    """What every part is connected through: the stop event, the loop's doorbell, metrics
+    (None when the endpoint that serves them is off: then prometheus_client is never loaded)."""
 
     stop: threading.Event
     doorbell: Doorbell
-    metrics: Metrics
+    metrics: Metrics | None
     progress_sink: Callable[[PullProgress], None] | None
+
+    @property
+    def observer(self) -> Observer:
+        return self.metrics if self.metrics is not None else NullObserver()
 
 
 def _lifecycle(
@@ -84,6 +91,12 @@ def _lifecycle(
     agent: Agent,
     wiring: Wiring,
 ) -> Lifecycle:
+    # Imported here: an agent in manifest mode never needs them (a faster start).
+    from controller.clients.coordinator import CoordinatorClient  # noqa: PLC0415
+    from controller.clients.hardware import load_snapshot, offered_capabilities  # noqa: PLC0415
+    from controller.contract.api import heartbeat_fields  # noqa: PLC0415
+    from controller.membership.lifecycle import Lifecycle  # noqa: PLC0415
+
     def client() -> CoordinatorClient:  # one per thread: no session is shared
         return CoordinatorClient(
             settings.effective_coordinator,
@@ -105,16 +118,18 @@ def _lifecycle(
         stop=wiring.stop,
         on_change=wiring.doorbell.ring,
         heartbeat_override=settings.heartbeat_interval,
-        observer=wiring.metrics,
+        observer=wiring.observer,
         long_poll_wait=settings.long_poll_wait,
     )
 
 
-def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> HealthServer | None:
+def start_health(
+    settings: Settings, snap: Snapshot, metrics: Metrics | None
+) -> HealthServer | None:
     """The health/metrics/status endpoint; its URL is written to the state dir for `status`."""
     addr = settings.health_address
     url_file = settings.state_dir / f"{settings.instance}.health"
-    if addr is None:
+    if addr is None or metrics is None:
         url_file.unlink(missing_ok=True)
         return None
     try:
@@ -132,21 +147,6 @@ def start_health(settings: Settings, snap: Snapshot, metrics: Metrics) -> Health
     server.start()
     url_file.write_text(server.url + "\n")
     return server
-
-
-def _disk(runtime: DockerRuntime) -> Callable[[], tuple[int, int]]:
-    """(free, total) bytes where Docker keeps its data (the root dir is asked once)."""
-    root: list[str] = []
-
-    def usage() -> tuple[int, int]:
-        if not root:
-            try:
-                root.append(runtime.data_root() or "/")
-            except AgentError:
-                return disk_usage("/")
-        return disk_usage(root[0])
-
-    return usage
 
 
 @dataclass
@@ -170,8 +170,8 @@ def _loop(
     settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring
 ) -> tuple[ImagePuller, Agent]:
     """The puller, executor and reconcile loop."""
-    stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.metrics
-    disk = _disk(runtime)
+    stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
+    disk = docker_disk(runtime.data_root)
     pulled = PulledImages(StateStore(settings.state_dir, settings.instance))
     puller = ImagePuller(
         runtime,
@@ -204,6 +204,14 @@ def _loop(
     return puller, agent
 
 
+def _metrics(settings: Settings) -> Metrics | None:
+    if settings.health_address is None:
+        return None  # nothing would serve them
+    from controller.ops.metrics import Metrics  # noqa: PLC0415
+
+    return Metrics()
+
+
 def build(
     settings: Settings,
     stop: threading.Event,
@@ -211,7 +219,7 @@ def build(
     progress_sink: Callable[[PullProgress], None] | None,
 ) -> Parts:
     """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
-    wiring = Wiring(stop, doorbell, Metrics(), progress_sink)
+    wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink)
     runtime = DockerRuntime(
         settings.instance,
         base_url=settings.docker_host,

@@ -1,5 +1,7 @@
-"""The `rma-worker` command line. Flags are generated from Settings, so every option has both an
-environment variable and a flag; a flag given on the command line wins over the environment.
+"""The `rma-worker` command line. Flags come from Settings (through flags.json, which
+`make settings-table` generates, so that `--help` and `--version` import neither pydantic nor
+docker), so every option has both an environment variable and a flag; a flag given on the command
+line wins over the environment.
 
     rma-worker [options]                 run the agent (coordinator, or --manifest)
     rma-worker --test-capabilities       print what this machine would register with
@@ -13,33 +15,39 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
-
-import structlog
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from controller import __version__
-from controller.core.errors import ConfigError
-from controller.ops.logs import configure_logging
-from controller.settings import Settings, env_for, flag_for
+
+if TYPE_CHECKING:
+    from controller.settings import Settings
 
 EXIT_CONFIG = 2
+TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "path": Path}
+
+
+def flag_specs() -> list[dict[str, Any]]:
+    """The settings' flags as generated from Settings (name, flag, env, kind, choices, help)."""
+    text = resources.files("controller.cli").joinpath("flags.json").read_text(encoding="utf-8")
+    specs: list[dict[str, Any]] = json.loads(text)
+    return specs
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     # On subcommands an absent flag must not overwrite one given before the subcommand.
     default = argparse.SUPPRESS if sub else None
-    for name, info in Settings.model_fields.items():
-        help_text = f"{info.description} [env {env_for(name)}]".replace("%", "%%")
-        kwargs: dict[str, Any] = {"dest": name, "default": default, "help": help_text}
-        if info.annotation is bool:
+    for spec in flag_specs():
+        help_text = f"{spec['help']} [env {spec['env']}]".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": spec["name"], "default": default, "help": help_text}
+        if spec["kind"] == "bool":
             kwargs["action"] = "store_true"
         else:
-            kwargs["type"], choices = _arg_type(info.annotation)
-            if choices:
-                kwargs["choices"] = choices
-        parser.add_argument(flag_for(name), **kwargs)
+            kwargs["type"] = TYPES[spec["kind"]]
+            if spec["choices"]:
+                kwargs["choices"] = spec["choices"]
+        parser.add_argument(spec["flag"], **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,19 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _arg_type(annotation: Any) -> tuple[Any, list[str] | None]:
-    if get_origin(annotation) is Literal:
-        return str, list(get_args(annotation))
-    args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
-    base = args[0]
-    if base in (int, float):
-        return base, None
-    if base is Path:
-        return Path, None
-    return str, None
-
-
 def load_settings(args: argparse.Namespace) -> Settings:
+    from controller.settings import Settings  # noqa: PLC0415 (not needed for --help)
+
     overrides = {
         k: v
         for k, v in vars(args).items()
@@ -104,6 +102,11 @@ def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Imported only now, so that `--help` and `--version` stay fast.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from controller.ops.logs import configure_logging  # noqa: PLC0415
+
     try:
         settings = load_settings(args)
     except ValidationError as exc:
@@ -112,9 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if args.command is not None:
         return _subcommand(args, settings)
-    # Imported here so that `--help` stays fast and free of docker imports.
+    return _agent(args, settings)
+
+
+def _agent(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog  # noqa: PLC0415
+
     from controller import app  # noqa: PLC0415
     from controller.cli import console  # noqa: PLC0415
+    from controller.core.errors import ConfigError  # noqa: PLC0415
 
     if args.test_capabilities:
         try:

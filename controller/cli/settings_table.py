@@ -1,15 +1,19 @@
-"""The README's settings table, generated from Settings (`make settings-table`), so that the
-documented names, defaults and meanings are the ones the agent has. A unit test fails when the
-README's copy is stale.
+"""What is generated from Settings (`make settings-table`): the README's settings table, so that
+the documented names, defaults and meanings are the ones the agent has, and the command line's
+flags (controller/cli/flags.json), so that `--help` needs no pydantic. A unit test fails when
+either copy is stale.
 
     python -m controller.cli.settings_table                  print the table
     python -m controller.cli.settings_table --readme FILE    replace it between the markers
+    python -m controller.cli.settings_table --flags FILE     write the flags file
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,33 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def _kind(annotation: Any) -> tuple[str, list[str]]:
+    if annotation is bool:
+        return "bool", []
+    if typing.get_origin(annotation) is typing.Literal:
+        return "str", [str(a) for a in typing.get_args(annotation)]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return {int: "int", float: "float", Path: "path"}.get(args[0], "str"), []
+
+
+def flags() -> str:
+    """flags.json: one entry per setting, in the order of Settings."""
+    specs = []
+    for name, info in Settings.model_fields.items():
+        kind, choices = _kind(info.annotation)
+        specs.append(
+            {
+                "name": name,
+                "flag": flag_for(name),
+                "env": env_for(name),
+                "kind": kind,
+                "choices": choices,
+                "help": str(info.description),
+            }
+        )
+    return json.dumps(specs, indent=1) + "\n"
+
+
 def splice(text: str, table: str) -> str:
     """`text` with the part between the markers replaced by `table`."""
     start, end = text.index(BEGIN), text.index(END) + len(END)
@@ -71,12 +102,15 @@ def current(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, help="README to update in place")
+    parser.add_argument("--flags", type=Path, help="flags file to write")
     args = parser.parse_args(argv)
-    if args.readme is None:
+    if args.flags is not None:
+        args.flags.write_text(flags(), encoding="utf-8")
+    if args.readme is not None:
+        text = args.readme.read_text(encoding="utf-8")
+        args.readme.write_text(splice(text, render()), encoding="utf-8")
+    if args.flags is None and args.readme is None:
         print(render())
-        return 0
-    text = args.readme.read_text(encoding="utf-8")
-    args.readme.write_text(splice(text, render()), encoding="utf-8")
     return 0
 
 

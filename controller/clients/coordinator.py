@@ -1,4 +1,4 @@
-"""HTTP client for the coordinator's worker API (../shared/coordinator-api.md, Parts 1 and 2).
+"""HTTP client for the coordinator's worker API (the RMA contract's Parts 1 and 2).
 
 Every call has connect and read timeouts. Connection errors, timeouts, 5xx and 429 are retried a
 few times with capped exponential backoff and full jitter, honouring Retry-After; nothing else is

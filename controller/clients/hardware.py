@@ -166,12 +166,6 @@ def load_snapshot() -> tuple[float, int]:
     return psutil.cpu_percent(interval=None) / 100.0, int(psutil.virtual_memory().available)
 
 
-def disk_usage(path: str) -> tuple[int, int]:
-    """(free bytes, total bytes) of the filesystem holding `path`."""
-    usage = psutil.disk_usage(path if os.path.isdir(path) else "/")
-    return int(usage.free), int(usage.total)
-
-
 def offered_capabilities(
     limits: Limits, data_root: Callable[[], str | None], version: str
 ) -> dict[str, Any]:

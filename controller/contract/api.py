@@ -1,6 +1,6 @@
-"""The worker API of the coordinator as the agent speaks it (../shared/coordinator-api.md, Parts 1
-and 2): the paths, the answers it accepts (validated here, at the edge: every field is bounded,
-unknown ones ignored) and the heartbeat body it sends.
+"""The worker API of the coordinator as the agent speaks it (the RMA coordinator API contract,
+Parts 1 and 2; see docs/architecture.md): the paths, the answers it accepts (validated here, at
+the edge: every field is bounded, unknown ones ignored) and the heartbeat body it sends.
 
 The reference coordinator (rma_coordinator/) implements the same document independently; the
 contract tests (tests/contract/) check the two against each other, never by sharing this code.

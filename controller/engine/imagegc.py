@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import structlog
 
-from controller.clients.state import StateStore
+from controller.clients.store import StateStore
 
 log = structlog.get_logger(__name__)
 GIB = 1024**3

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from controller.clients.state import Identity, StateStore
+from controller.clients.store import Identity, StateStore
 from controller.core.backoff import Delays
 from controller.core.observe import NullObserver, Observer
 from controller.membership.api import CoordinatorAPI

@@ -10,7 +10,7 @@ import threading
 
 import structlog
 
-from controller.clients.state import StoredAssignment
+from controller.clients.store import StoredAssignment
 from controller.contract.api import AssignmentResponse
 from controller.core.backoff import Delays
 from controller.core.errors import AgentError, WorkerForgotten

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from controller.clients.state import Identity, StoredAssignment
+from controller.clients.store import Identity, StoredAssignment
 from controller.contract.api import RegisterResponse
 from controller.core.backoff import Delays
 from controller.core.errors import AgentError, CoordinatorUnreachable

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from controller.clients.state import Identity, StateStore, StoredAssignment
+from controller.clients.store import Identity, StateStore, StoredAssignment
 from controller.contract.api import HEARTBEAT_PATH
 from controller.membership.source import AssignmentSource
 

@@ -1,5 +1,5 @@
 """The agent's coordinator client against the reference coordinator, route by route and error by
-error. Both follow ../shared/coordinator-api.md and share no code: these tests are what ties them.
+error. Both follow the written RMA contract and share no code: these tests are what ties them.
 """
 
 from __future__ import annotations

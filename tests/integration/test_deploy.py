@@ -79,6 +79,14 @@ def test_make_install_service_installs_and_enables(tmp_path: Path) -> None:
     ).read_text()
     version = run(str(tmp_path / "opt/rma-worker/bin/rma-worker"), "--version")
     assert version.stdout.startswith("rma-worker ")
+    # The coordinator's default catalog is package data: found outside the source tree.
+    tiers = run(
+        str(tmp_path / "opt/rma-worker/bin/python"),
+        "-c",
+        "from rma_coordinator.tiers import Catalog; print(sorted(Catalog.load().tiers))",
+        cwd=tmp_path,
+    )
+    assert tiers.stdout.strip() == "[1, 2, 3]", tiers.stderr
 
 
 def test_compose_file_is_valid_and_has_the_seed_shape() -> None:

@@ -9,6 +9,8 @@ import yaml
 
 from controller.contract.schema import parse_specs
 from controller.core.models import GPU_ALL
+from rma_coordinator.main import build_parser
+from rma_coordinator.tiers import Catalog
 
 CATALOG = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "manifests/catalog.yaml").read_text()
@@ -38,3 +40,9 @@ def test_the_catalog_has_the_rma_services() -> None:
         "rma-chromadb",
         "rma-redis",
     } <= names
+
+
+def test_the_coordinator_without_catalog_uses_the_packaged_one() -> None:
+    assert build_parser().parse_args([]).catalog is None
+    packaged = Catalog.load()
+    assert packaged.tiers == {int(k): v["containers"] for k, v in CATALOG["tiers"].items()}

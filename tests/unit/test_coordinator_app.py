@@ -164,7 +164,11 @@ def test_long_poll_times_out_with_304_and_wakes_on_change(api: TestClient) -> No
         )
     )
     poll.start()
-    time.sleep(0.3)
+    notifier = api.app.state.coordinator.notifier  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not notifier.waiting(w["worker_id"]):  # the change must come while the poll waits
+        assert time.monotonic() < deadline, "the long poll never waited"
+        time.sleep(0.01)
     api.put(
         f"/api/admin/workers/{w['worker_id']}/assignment", headers=ADMIN, json={"containers": []}
     )

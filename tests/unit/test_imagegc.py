@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from controller.clients.state import StateStore
+from controller.clients.store import StateStore
 from controller.engine.imagegc import GIB, PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
 from rma_testkit.fakes import FakeRuntime

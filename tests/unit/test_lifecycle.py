@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from controller.clients.state import Identity, StateStore, StoredAssignment
+from controller.clients.store import Identity, StateStore, StoredAssignment
 from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
 from controller.contract.assignment import assignment_to_desired
 from controller.core.backoff import Delays

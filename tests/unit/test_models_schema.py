@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
@@ -34,24 +34,31 @@ def test_hash_pins_the_canonical_form() -> None:
     assert ContainerSpec("w", "img:1").canonical() == {"name": "w", "image": "img:1"}
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"image": "img:2"},
-        {"env": (("A", "2"),)},
-        {"command": ("sh",)},
-        {"gpu": 1},
-        {"ports": (PortMapping(80, 8080),)},
-        {"volumes": (VolumeMount("v", "/d"),)},
-        {"memory_limit": "1g"},
-        {"cpus": 0.5},
-        {"restart": "always"},
-        {"labels": (("k", "v"),)},
-    ],
-)
+HASH_CHANGES: list[dict[str, object]] = [
+    {"image": "img:2"},
+    {"env": (("A", "2"),)},
+    {"command": ("sh",)},
+    {"gpu": 1},
+    {"ports": (PortMapping(80, 8080),)},
+    {"volumes": (VolumeMount("v", "/d"),)},
+    {"memory_limit": "1g"},
+    {"cpus": 0.5},
+    {"restart": "always"},
+    {"labels": (("k", "v"),)},
+    {"gpu_ids": ("0",)},
+]
+
+
+@pytest.mark.parametrize("change", HASH_CHANGES)
 def test_every_field_changes_the_hash(change: dict[str, object]) -> None:
     base = ContainerSpec("w", "img:1", env=(("A", "1"),))
     assert replace(base, **change).spec_hash() != base.spec_hash()  # type: ignore[arg-type]
+
+
+def test_the_hash_table_covers_every_field() -> None:
+    """A field added to ContainerSpec must be added to the table above (or its hash is untested)."""
+    covered = {"name", "image"} | {next(iter(c)) for c in HASH_CHANGES}
+    assert covered == {f.name for f in fields(ContainerSpec)}
 
 
 def test_part1_entry_converts() -> None:

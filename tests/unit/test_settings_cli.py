@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,6 +142,27 @@ def test_bad_manifest_with_once_exits_non_zero(tmp_path: Path) -> None:
         ]
     )
     assert code == 1
+
+
+def test_flags_file_is_generated_and_current() -> None:
+    flags = Path(__file__).resolve().parents[2] / "controller/cli/flags.json"
+    assert flags.read_text() == settings_table.flags(), (
+        "controller/cli/flags.json is stale: run `make settings-table`"
+    )
+
+
+def test_help_and_version_import_neither_pydantic_nor_docker() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from controller.cli import main\n"
+        "for arg in ('--help', '--version'):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main([arg])\n"
+        "heavy = [m for m in ('pydantic', 'docker', 'structlog', 'requests') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_readme_settings_table_is_generated_and_current() -> None:
