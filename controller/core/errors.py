@@ -2,8 +2,8 @@
 
 Client modules translate library errors (docker, requests, pynvml) into these at the boundary, so
 the layers above decide what to do from one small vocabulary: a transient error is retried (by
-tenacity around a single call, and by the loop's next pass); a permanent one is reported and left
-until the desired state or the machine changes.
+clients/retry.py around a single call, and by the loop's next pass); a permanent one is reported
+and left until the desired state or the machine changes.
 """
 
 

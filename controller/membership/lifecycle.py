@@ -26,7 +26,7 @@ from controller.membership.heartbeat import Heartbeater
 from controller.membership.longpoll import AssignmentPoller
 from controller.membership.registration import Registrar
 from controller.membership.source import AssignmentSource
-from controller.membership.standing import Shared
+from controller.membership.standing import Shared, Wait, real_wait
 
 log = structlog.get_logger(__name__)
 # Registration and long-poll retries: 1 s doubling to 1 min, each drawn in [d/2, d].
@@ -49,10 +49,11 @@ class Lifecycle:
         long_poll_wait: float = 55.0,
         retry: Delays = RETRY,
         observer: Observer | None = None,
+        wait: Wait = real_wait,
     ) -> None:
         self._stop = stop
         self._shared = Shared(
-            store, source, on_change=on_change, heartbeat_override=heartbeat_override
+            store, source, on_change=on_change, heartbeat_override=heartbeat_override, wait=wait
         )
         self._registrar = Registrar(
             client, self._shared, capabilities=capabilities, stop=stop, delays=retry
@@ -113,7 +114,7 @@ class Lifecycle:
         self._guarded(lambda: self._registrar.connect(self._heartbeater.beat), "connect")
         wake = self._shared.wake
         while not self._stop.is_set():
-            wake.wait(self._shared.standing.interval)
+            self._shared.wait(wake, self._shared.standing.interval)
             wake.clear()
             if self._stop.is_set():
                 return

@@ -71,10 +71,10 @@ class AssignmentPoller:
             return  # no long poll: the heartbeat's generation hint triggers a fetch
         failures = 0
         while not self._stop.is_set():
-            self._shared.ready.wait(1.0)
+            self._shared.wait(self._shared.ready, 1.0)
             identity = self._shared.standing.identity
             if identity is None or not identity.assignment_url or self._shared.forgotten.is_set():
-                self._stop.wait(0.5)
+                self._shared.wait(self._stop, 0.5)
                 continue
             try:
                 self._fetch(wait=self._wait)
@@ -85,4 +85,4 @@ class AssignmentPoller:
                 failures += 1
                 delay = self._delays.delay(failures, random.random())
                 log.debug("long_poll_failed", error=str(exc), retry_in=round(delay, 2))
-                self._stop.wait(delay)
+                self._shared.wait(self._stop, delay)

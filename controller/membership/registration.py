@@ -90,7 +90,7 @@ class Registrar:
                 )
             except AgentError as exc:
                 log.error("registration_failed", error=str(exc), retry_in=round(delay, 1))
-            self._stop.wait(delay)
+            self._shared.wait(self._stop, delay)
 
     def _body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"capabilities": self._capabilities()}

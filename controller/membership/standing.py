@@ -5,7 +5,8 @@ reference read and never sees a token from one registration with the id of anoth
 carry the rest: `forgotten` (register again), `wake` (heartbeat now), `ready` (registered).
 
 `apply` is the one way an assignment enters: persisted, handed to the desired-state source,
-and the loop woken.
+and the loop woken. `wait` is the only way the membership threads wait (an event, at most so
+long): injected, so that tests run the threads on a virtual clock instead of real seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from controller.contract.api import HEARTBEAT_PATH
 from controller.membership.source import AssignmentSource
 
 DEFAULT_INTERVAL = 30.0
+Wait = Callable[[threading.Event, float], bool]
+
+
+def real_wait(event: threading.Event, timeout: float) -> bool:
+    return event.wait(timeout)
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,11 @@ class Shared:
         *,
         on_change: Callable[[], None],
         heartbeat_override: float | None,
+        wait: Wait = real_wait,
     ) -> None:
         self.store = store
         self.source = source
+        self.wait = wait
         self._on_change = on_change
         self._override = heartbeat_override
         self._lock = threading.Lock()

@@ -15,11 +15,11 @@ import pytest
 from controller.clients.store import Identity, StateStore, StoredAssignment
 from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
 from controller.contract.assignment import assignment_to_desired
-from controller.core.backoff import Delays
 from controller.core.errors import CoordinatorUnreachable, TransientError, WorkerForgotten
 from controller.core.models import GPU_ALL
 from controller.membership.lifecycle import Lifecycle
 from controller.membership.source import AssignmentSource
+from rma_testkit.clock import ManualTime
 
 URL = "http://coord.test"
 WEB = {"name": "web", "image": "img:1", "port": 80}
@@ -56,7 +56,7 @@ class FakeCoordinator:
             else {}
         )
         return RegisterResponse(
-            worker_id=wid, tier=2, assigned_containers=[WEB], heartbeat_interval=0.05, **extra
+            worker_id=wid, tier=2, assigned_containers=[WEB], heartbeat_interval=30, **extra
         )
 
     def heartbeat(
@@ -95,6 +95,7 @@ class Rig:
         self.source = AssignmentSource()
         self.stop = threading.Event()
         self.changes = threading.Event()
+        self.time = ManualTime()
         self.life = Lifecycle(
             coord,
             self.store,
@@ -103,10 +104,14 @@ class Rig:
             capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
             report=lambda: {"status": "healthy", "current_load": 0.1},
             on_change=self.changes.set,
-            heartbeat_override=0.05,
             long_poll_wait=long_poll_wait,
-            retry=Delays(0.01, 0.05, jitter="half"),
+            wait=self.time.wait,
         )
+
+    def until(self, cond: Callable[[], Any]) -> None:
+        """Let virtual time pass, 5 s a step (the heartbeat interval is the coordinator's
+        30 s, registration retries 1 s doubling), until `cond` holds."""
+        until(cond, self.time)
 
 
 @pytest.fixture
@@ -124,11 +129,14 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         rig.life.close()
 
 
-def until(cond: Callable[[], Any], timeout: float = 5.0) -> None:
+def until(cond: Callable[[], Any], time: ManualTime | None = None) -> None:
+    """Until `cond` holds: at most 500 steps of 10 ms real time, each also 5 s of virtual time."""
     done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
+    for _ in range(500):
         if cond():
             return
+        if time is not None:
+            time.advance(5.0)
         done.wait(0.01)
     raise AssertionError("condition not met")
 
@@ -136,15 +144,32 @@ def until(cond: Callable[[], Any], timeout: float = 5.0) -> None:
 def test_fresh_start_registers_persists_and_heartbeats(make: Callable[..., Rig]) -> None:
     rig = make()
     rig.life.start()
-    until(lambda: rig.coord.count("heartbeat") >= 2)
+    rig.until(lambda: rig.coord.count("heartbeat") >= 2)
     assert rig.coord.count("register") == 1
     assert rig.coord.calls[0][1] == {"capabilities": {"cpu_cores": 2, "ram": "4.0GB"}}
     identity = rig.store.load_identity()
-    assert identity == Identity("worker-00000001", URL, None, None, "/api/worker/heartbeat", 0.05)
+    assert identity == Identity("worker-00000001", URL, None, None, "/api/worker/heartbeat", 30.0)
     assert stat.S_IMODE(rig.store.identity_path.stat().st_mode) == 0o600
     assert [s.name for s in rig.source.load().specs] == ["web"]
     hb = next(body for kind, body in rig.coord.calls if kind == "heartbeat")
     assert hb == {"worker_id": "worker-00000001", "status": "healthy", "current_load": 0.1}
+
+
+def test_heartbeats_come_every_interval_of_virtual_time(make: Callable[..., Rig]) -> None:
+    rig = make(long_poll_wait=0)  # only the lifecycle thread waits on the clock
+
+    def settled(heartbeats: int) -> bool:
+        return rig.coord.count("heartbeat") == heartbeats and rig.time.waiting == 1
+
+    rig.life.start()
+    until(lambda: rig.coord.count("register") == 1 and settled(0))
+    rig.time.advance(29.9)
+    threading.Event().wait(0.05)  # room for a wrong early heartbeat to happen
+    assert settled(0)  # not before the coordinator's 30 s
+    rig.time.advance(0.1)
+    until(lambda: settled(1))
+    rig.time.advance(30.0)
+    until(lambda: settled(2))
 
 
 def test_restart_reuses_the_identity_and_runs_the_stored_assignment(
@@ -154,7 +179,7 @@ def test_restart_reuses_the_identity_and_runs_the_stored_assignment(
     rig.store.save_identity(Identity("worker-0000000a", URL))
     rig.store.save_assignment(StoredAssignment(2, [WEB]))
     rig.life.start()
-    until(lambda: rig.coord.count("heartbeat") >= 2)
+    rig.until(lambda: rig.coord.count("heartbeat") >= 2)
     assert rig.coord.count("register") == 0
     assert {b["worker_id"] for k, b in rig.coord.calls if k == "heartbeat"} == {"worker-0000000a"}
     assert [s.name for s in rig.source.load().specs] == ["web"]
@@ -166,9 +191,9 @@ def test_a_forgotten_worker_registers_again_at_once(make: Callable[..., Rig]) ->
     rig.store.save_assignment(StoredAssignment(2, [WEB]))
     rig.coord.forgotten = True
     rig.life.start()
-    until(lambda: rig.coord.count("register") == 1)
+    rig.until(lambda: rig.coord.count("register") == 1)
     assert rig.coord.calls[1][1]["previous_worker_id"] == "worker-0000000a"
-    until(lambda: getattr(rig.store.load_identity(), "worker_id", None) == "worker-00000001")
+    rig.until(lambda: getattr(rig.store.load_identity(), "worker_id", None) == "worker-00000001")
 
 
 def test_coordinator_down_at_start_with_stored_state_keeps_running_it(
@@ -179,11 +204,11 @@ def test_coordinator_down_at_start_with_stored_state_keeps_running_it(
     rig.store.save_assignment(StoredAssignment(2, [WEB]))
     rig.coord.down = 10**6
     rig.life.start()
-    until(lambda: rig.coord.count("heartbeat") >= 3)
+    rig.until(lambda: rig.coord.count("heartbeat") >= 3)
     assert [s.name for s in rig.source.load().specs] == ["web"]  # runs meanwhile
     assert rig.coord.count("register") == 0
     rig.coord.down = 0
-    until(lambda: rig.coord.count("heartbeat") >= 6)
+    rig.until(lambda: rig.coord.count("heartbeat") >= 6)
     assert rig.store.load_identity() == Identity("worker-0000000a", URL)
 
 
@@ -195,7 +220,7 @@ def test_coordinator_down_at_start_without_state_retries_registration(
     rig.life.start()
     with pytest.raises(TransientError, match="waiting for the first assignment"):
         rig.source.load()
-    until(lambda: rig.store.load_identity() is not None)
+    rig.until(lambda: rig.store.load_identity() is not None)
     assert rig.coord.count("register") == 4
 
 
@@ -209,14 +234,14 @@ def test_part2_token_and_long_poll_bring_changes(make: Callable[..., Rig]) -> No
         ),
     ]
     rig.life.start()
-    until(lambda: rig.source.generation == 2)
+    rig.until(lambda: rig.source.generation == 2)
     assert rig.coord.token == "t-worker-00000001"
     assert {s.name for s in rig.source.load().specs} == {"db", "web"}
     stored = rig.store.load_assignment()
     assert stored is not None and (stored.generation, stored.etag) == (2, '"2"')
     fetches = [args for kind, args in rig.coord.calls if kind == "fetch"]
     assert fetches[0][1] is None and ('"1"' in [f[1] for f in fetches])
-    until(
+    rig.until(
         lambda: any(
             b.get("assignment_generation") == 2 for k, b in rig.coord.calls if k == "heartbeat"
         )
@@ -233,9 +258,9 @@ def test_without_long_poll_the_heartbeat_hint_brings_changes(make: Callable[...,
     ]
     rig.coord.hint = 1
     rig.life.start()
-    until(lambda: rig.source.generation == 1)
+    rig.until(lambda: rig.source.generation == 1)
     rig.coord.hint = 2
-    until(lambda: rig.source.generation == 2)
+    rig.until(lambda: rig.source.generation == 2)
     assert {s.name for s in rig.source.load().specs} == {"db"}
     assert all(args[2] == 0 for kind, args in rig.coord.calls if kind == "fetch")
 
@@ -254,7 +279,7 @@ def test_another_coordinator_means_a_new_registration(make: Callable[..., Rig]) 
     rig = make()
     rig.store.save_identity(Identity("worker-0000000a", "http://old.test"))
     rig.life.start()
-    until(lambda: rig.coord.count("register") == 1)
+    rig.until(lambda: rig.coord.count("register") == 1)
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"worker_id": "x"}'])
