@@ -220,11 +220,10 @@ def build(
 ) -> Parts:
     """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
     wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink)
+    # Docker calls keep a plain sleep between their (at most 2 s of) retries: the teardown after
+    # a stop must still ride out an engine blip.
     runtime = DockerRuntime(
-        settings.instance,
-        base_url=settings.docker_host,
-        pool_size=settings.concurrency + 4,
-        sleep=stop.wait,
+        settings.instance, base_url=settings.docker_host, pool_size=settings.concurrency + 4
     )
     source = _source(settings)
     puller, agent = _loop(settings, runtime, source, wiring)

@@ -58,7 +58,8 @@ class Coordinator:
     notifier: Notifier
 
 
-def coordinator(request: Request) -> Coordinator:
+async def coordinator(request: Request) -> Coordinator:
+    """`async`: it never blocks, and a sync dependency would cost a threadpool hop per request."""
     state: Coordinator = request.app.state.coordinator
     return state
 

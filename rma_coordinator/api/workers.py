@@ -8,11 +8,11 @@ import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator import __version__
-from rma_coordinator.api.deps import State, check_token, token_hash
+from rma_coordinator.api.deps import Coordinator, State, check_token, token_hash
 from rma_coordinator.api.models import HeartbeatBody, RegisterBody
 from rma_coordinator.db import Registry
 from rma_coordinator.tiers import tier_for
@@ -68,10 +68,12 @@ def register(body: RegisterBody, state: State) -> dict[str, Any]:
 
 
 @router.post("/api/worker/heartbeat")
-def heartbeat(
-    body: HeartbeatBody, state: State, authorization: Annotated[str | None, Header()] = None
-) -> dict[str, Any]:
-    check_token(state.registry, body.worker_id, authorization)
+async def heartbeat(body: HeartbeatBody, request: Request) -> dict[str, Any]:
+    """The hot path (every worker, every interval), so `async` with its two short indexed SQLite
+    statements inline, and its state read without a dependency: in the threadpool it took 3 x
+    fewer heartbeats per second here (`make bench`), the GIL passed among 40 threads."""
+    state: Coordinator = request.app.state.coordinator
+    check_token(state.registry, body.worker_id, request.headers.get("authorization"))
     generation = state.registry.heartbeat(
         body.worker_id,
         now=state.config.clock(),
