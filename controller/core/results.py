@@ -38,6 +38,9 @@ class ExecutionReport:
 
 @dataclass(frozen=True)
 class PassResult:
+    """One reconcile pass: how many actions it planned, what they did, or the error that ended
+    it early (`retryable`: whether the next pass may fix it by itself)."""
+
     pass_id: int
     planned: int = 0
     report: ExecutionReport = field(default_factory=ExecutionReport)

@@ -35,10 +35,6 @@ class Standing:
     etag: str | None = None
     tier: int | None = None
 
-    @property
-    def token(self) -> str | None:
-        return self.identity.token if self.identity else None
-
 
 class Shared:
     def __init__(
