@@ -93,3 +93,19 @@ def run_once(
 ) -> subprocess.CompletedProcess[str]:
     argv = agent_argv(manifest, instance, state, "--once", "--once-timeout", "60", *extra)
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def rma_worker(
+    state: Path, instance: str, *args: str, timeout: float = 30, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """One `rma-worker` command (status, cleanup …) for the agent with this state and instance."""
+    argv = [sys.executable, "-m", "controller", "--state-dir", str(state), "--instance", instance]
+    return subprocess.run(
+        [*argv, *args], capture_output=True, text=True, timeout=timeout, check=check
+    )
+
+
+def agent_status(state: Path, instance: str) -> dict[str, Any]:
+    """What `rma-worker status --json` says."""
+    data: dict[str, Any] = json.loads(rma_worker(state, instance, "status", "--json").stdout)
+    return data

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from rma_testkit.agent import AgentProcess, StartAgent
+from rma_testkit.agent import AgentProcess, StartAgent, agent_status
 from rma_testkit.coordinator import Coordinator
 from rma_testkit.engine import container_spec, managed, running, wait_until
 
@@ -66,24 +64,7 @@ def test_registers_runs_its_containers_and_heartbeats(
     assert {c["name"]: c["state"] for c in worker["reported"]} == dict.fromkeys(names, "running")
     env = client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
     assert f"WORKER_ID={worker['id']}" in env
-    status = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "controller",
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--instance",
-            instance,
-            "status",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    shown = json.loads(status.stdout)
+    shown = agent_status(tmp_path / "state", instance)
     assert (shown["worker_id"], shown["tier"], shown["mode"]) == (
         worker["id"],
         worker["tier"],

@@ -1,9 +1,8 @@
-"""The worker lifecycle against a scripted coordinator: register, resume, forgotten, outage,
-long poll, unregister; plus the state store and the assignment source."""
+"""The worker lifecycle against a scripted coordinator, on virtual time: register, resume,
+forgotten, outage, long poll, unregister."""
 
 from __future__ import annotations
 
-import json
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -14,9 +13,7 @@ import pytest
 
 from controller.clients.store import Identity, StateStore, StoredAssignment
 from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
-from controller.contract.assignment import assignment_to_desired
 from controller.core.errors import CoordinatorUnreachable, TransientError, WorkerForgotten
-from controller.core.models import GPU_ALL
 from controller.membership.lifecycle import Lifecycle
 from controller.membership.source import AssignmentSource
 from rma_testkit.clock import ManualTime
@@ -280,28 +277,3 @@ def test_another_coordinator_means_a_new_registration(make: Callable[..., Rig]) 
     rig.store.save_identity(Identity("worker-0000000a", "http://old.test"))
     rig.life.start()
     rig.until(lambda: rig.coord.count("register") == 1)
-
-
-@pytest.mark.parametrize("content", ["{not json", "[]", '{"worker_id": "x"}'])
-def test_corrupt_state_files_are_ignored(tmp_path: Path, content: str) -> None:
-    store = StateStore(tmp_path, "default")
-    store.identity_path.write_text(content)
-    store.assignment_path.write_text(content)
-    assert store.load_identity() is None and store.load_assignment() is None
-
-
-def test_state_writes_are_atomic_and_private(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "new", "i")
-    store.save_assignment(StoredAssignment(1, [WEB], 3, '"3"'))
-    assert json.loads(store.assignment_path.read_text())["generation"] == 3
-    assert stat.S_IMODE(store.assignment_path.stat().st_mode) == 0o600
-    assert [p.name for p in store.assignment_path.parent.iterdir()] == ["i.assignment.json"]
-
-
-def test_tier1_part1_entries_request_the_gpus_and_bad_entries_are_refused() -> None:
-    desired = assignment_to_desired(
-        1, [WEB, {**WEB, "name": "cpu", "gpu": False}, {"name": "bad name", "image": "x"}]
-    )
-    assert {s.name: s.gpu for s in desired.specs} == {"web": GPU_ALL, "cpu": 0}
-    assert [r.name for r in desired.refused] == ["bad name"]
-    assert all(s.gpu == 0 for s in assignment_to_desired(2, [WEB]).specs)
