@@ -17,7 +17,7 @@ from controller import __version__
 from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.manifest import ManifestSource
-from controller.clients.store import StateStore
+from controller.clients.store import StateStore, atomic_write_text
 from controller.core.errors import ConfigError
 from controller.core.limits import Limits
 from controller.core.observe import NullObserver, Observer, PullProgress
@@ -145,7 +145,7 @@ def start_health(
         )
         return None
     server.start()
-    url_file.write_text(server.url + "\n")
+    atomic_write_text(url_file, server.url + "\n")
     return server
 
 

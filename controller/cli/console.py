@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from controller.clients.docker_runtime import DockerRuntime
+from controller.clients.store import read_private
 from controller.core.errors import AgentError
 from controller.core.observe import PullProgress
 from controller.settings import Settings
@@ -21,7 +22,7 @@ def agent_url(settings: Settings) -> str:
     """The running agent's endpoint: the URL it wrote to the state dir, else --health-addr."""
     url_file = settings.state_dir / f"{settings.instance}.health"
     try:
-        return url_file.read_text().strip()
+        return read_private(url_file).strip()
     except OSError:
         return "http://" + settings.health_addr
 

@@ -5,7 +5,9 @@ The deployed coordinator hands out a new worker id on every registration, so an 
 registered again on each restart would leave ghost workers behind: the identity is reused. The last
 assignment lets the agent keep running its containers while the coordinator is unreachable, like a
 kubelet whose API server is down. Files are written atomically (temp file, fsync, rename) with mode
-0600; a corrupt or unreadable file is logged and treated as absent, never fatal.
+0600 and read with O_NOFOLLOW, so a symlink planted in the state dir is neither followed nor
+written through; the dir is created 0700. A corrupt or unreadable file is logged and treated as
+absent, never fatal.
 """
 
 from __future__ import annotations
@@ -40,13 +42,20 @@ class StoredAssignment:
     etag: str | None = None
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def private_dir(path: Path) -> None:
+    """Create the state dir 0700 (parents too); an existing one keeps its mode."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, mode 0600. The rename replaces a symlink at `path`
+    itself: nothing is ever written through one."""
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -55,9 +64,20 @@ def atomic_write_json(path: Path, data: Any) -> None:
         raise
 
 
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
+
+
+def read_private(path: Path) -> str:
+    """The text of `path`, refusing to follow a symlink (OSError ELOOP)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_private(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
