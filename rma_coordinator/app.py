@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from rma_coordinator import __version__
 from rma_coordinator.api import admin, assignment, workers
 from rma_coordinator.api.deps import Config, Coordinator, Notifier
+from rma_coordinator.api.limits import BodyLimit, RateLimit
 from rma_coordinator.db import Registry
 
 __all__ = ["Config", "create_app"]
@@ -24,7 +26,7 @@ __all__ = ["Config", "create_app"]
 
 def create_app(config: Config) -> FastAPI:
     registry = Registry(config.db_path)
-    state = Coordinator(config, registry, Notifier())
+    state = Coordinator(config, registry, Notifier(), RateLimit(clock=time.monotonic))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +42,7 @@ def create_app(config: Config) -> FastAPI:
     if config.part2:
         app.include_router(assignment.router)
     app.include_router(admin.router)
+    app.add_middleware(BodyLimit)
     return app
 
 

@@ -31,7 +31,17 @@ CREATE TABLE IF NOT EXISTS workers (
     converged_generation INTEGER,
     heartbeats INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS retired (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL
+);
 """
+# Workers that left (unregistered or forgotten) keep their token hash here, so that the same
+# machine can prove it held the id when it registers again (and nobody else can claim it).
+_RETIRE = (
+    "INSERT OR REPLACE INTO retired (id, token_hash) SELECT id, token_hash FROM workers"
+    " WHERE token_hash IS NOT NULL AND "
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ class Registry:
         now: float,
     ) -> None:
         with self._lock:
+            self._conn.execute("DELETE FROM retired WHERE id = ?", (worker_id,))
             self._conn.execute(
                 "INSERT OR REPLACE INTO workers (id, token_hash, tier, capabilities, containers,"
                 " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -155,7 +166,16 @@ class Registry:
 
     def remove(self, worker_id: str) -> bool:
         with self._lock:
+            self._conn.execute(_RETIRE + "id = ?", (worker_id,))
             return self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount > 0
+
+    def retired_hash(self, worker_id: str) -> str | None:
+        """The token hash a worker that left had, if it had one."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT token_hash FROM retired WHERE id = ?", (worker_id,)
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def set_assignment(
         self, worker_id: str, containers: list[dict[str, Any]], tier: int | None = None
@@ -188,6 +208,7 @@ class Registry:
                 " AND last_heartbeat < ?",
                 (now - offline_after,),
             ).rowcount
+            self._conn.execute(_RETIRE + "last_heartbeat < ?", (now - forget_after,))
             forgotten = self._conn.execute(
                 "DELETE FROM workers WHERE last_heartbeat < ?", (now - forget_after,)
             ).rowcount

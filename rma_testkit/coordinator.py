@@ -12,6 +12,8 @@ from typing import Any
 import requests
 import yaml
 
+from rma_coordinator.db import Registry
+
 ADMIN = {"Authorization": "Bearer adm"}
 
 
@@ -78,6 +80,14 @@ class Coordinator:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(self.db) + suffix).unlink(missing_ok=True)
         self.start()
+
+    def forget(self, worker_id: str) -> None:
+        """Forget a worker as the sweep does after a long silence (straight in its database)."""
+        registry = Registry(self.db)
+        try:
+            registry.remove(worker_id)
+        finally:
+            registry.close()
 
     def workers(self) -> list[dict[str, Any]]:
         resp = requests.get(self.url + "/api/admin/workers", headers=ADMIN, timeout=5)

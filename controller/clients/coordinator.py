@@ -90,8 +90,9 @@ class CoordinatorClient:
 
     # -- the API ------------------------------------------------------------------------------
 
-    def register(self, body: dict[str, Any]) -> RegisterResponse:
-        resp = self._request("POST", REGISTER_PATH, json=body)
+    def register(self, body: dict[str, Any], *, token: str | None = None) -> RegisterResponse:
+        """`token`: the previous identity's, proving a `previous_worker_id` is ours."""
+        resp = self._request("POST", REGISTER_PATH, json=body, token=token)
         return self._model(RegisterResponse, self._json(resp), "register")
 
     def heartbeat(

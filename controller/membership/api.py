@@ -13,7 +13,7 @@ from controller.contract.api import AssignmentResponse, HeartbeatResponse, Regis
 class CoordinatorAPI(Protocol):
     base_url: str
 
-    def register(self, body: dict[str, Any]) -> RegisterResponse: ...
+    def register(self, body: dict[str, Any], *, token: str | None = None) -> RegisterResponse: ...
 
     def heartbeat(
         self, path: str, body: dict[str, Any], *, token: str | None = None

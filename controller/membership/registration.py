@@ -78,8 +78,12 @@ class Registrar:
         while not self._stop.is_set():
             attempt += 1
             delay = self._delays.delay(attempt, random.random())
+            previous = self._shared.standing.identity or self._shared.store.load_identity()
             try:
-                self._on_registered(self._client.register(self._body()))
+                answer = self._client.register(
+                    self._body(previous), token=previous.token if previous else None
+                )
+                self._on_registered(answer)
                 return
             except CoordinatorUnreachable as exc:
                 log.warning(
@@ -92,11 +96,12 @@ class Registrar:
                 log.error("registration_failed", error=str(exc), retry_in=round(delay, 1))
             self._shared.wait(self._stop, delay)
 
-    def _body(self) -> dict[str, Any]:
+    def _body(self, previous: Identity | None) -> dict[str, Any]:
         body: dict[str, Any] = {"capabilities": self._capabilities()}
-        previous = self._shared.standing.identity or self._shared.store.load_identity()
         if previous is not None:
-            body["previous_worker_id"] = previous.worker_id  # extension: coordinators may reuse
+            # Extension: a coordinator may give the id back to whoever shows its old token
+            # (sent as the bearer token of this request).
+            body["previous_worker_id"] = previous.worker_id
         return body
 
     def _on_registered(self, resp: RegisterResponse) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from rma_coordinator.api.limits import RateLimit
 from rma_coordinator.db import Registry
 from rma_coordinator.tiers import Catalog
 
@@ -56,6 +57,7 @@ class Coordinator:
     config: Config
     registry: Registry
     notifier: Notifier
+    register_rate: RateLimit
 
 
 async def coordinator(request: Request) -> Coordinator:

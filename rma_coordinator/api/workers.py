@@ -4,15 +4,17 @@ and generation when enabled: health, register, heartbeat, unregister.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator import __version__
 from rma_coordinator.api.deps import Coordinator, State, check_token, token_hash
+from rma_coordinator.api.limits import registration_allowed
 from rma_coordinator.api.models import HeartbeatBody, RegisterBody
 from rma_coordinator.db import Registry
 from rma_coordinator.tiers import tier_for
@@ -21,9 +23,13 @@ WORKER_ID_RE = re.compile(r"^worker-[0-9a-f]{8}$")
 router = APIRouter()
 
 
-def _new_worker_id(registry: Registry, previous: str | None) -> str:
+def _new_worker_id(registry: Registry, previous: str | None, authorization: str | None) -> str:
+    """The previous id when the caller proves it held it (its old token), else a new one."""
     if previous and WORKER_ID_RE.match(previous) and not registry.exists(previous):
-        return previous  # the same machine coming back: keep its id (and its containers' env)
+        expected = registry.retired_hash(previous)
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if expected and given and hmac.compare_digest(token_hash(given), expected):
+            return previous  # the same machine coming back: its id (and its containers' env)
     return f"worker-{secrets.token_hex(4)}"
 
 
@@ -37,12 +43,15 @@ def health(state: State) -> dict[str, Any]:
     }
 
 
-@router.post("/api/worker/register")
-def register(body: RegisterBody, state: State) -> dict[str, Any]:
+@router.post("/api/worker/register", dependencies=[Depends(registration_allowed)])
+def register(
+    body: RegisterBody, state: State, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
     config, registry = state.config, state.registry
     caps = body.capabilities.model_dump()
     # The id hint is an extension: a Part 1 coordinator ignores it, like the deployed one.
-    worker_id = _new_worker_id(registry, body.previous_worker_id if config.part2 else None)
+    previous = body.previous_worker_id if config.part2 else None
+    worker_id = _new_worker_id(registry, previous, authorization)
     tier = tier_for(caps)
     containers = config.catalog.containers_for(tier, worker_id, config.public_url)
     token = secrets.token_urlsafe(32) if config.part2 else None

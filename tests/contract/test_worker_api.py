@@ -42,6 +42,16 @@ def test_part2_register_heartbeat_with_token_and_unregister(serve: Serve) -> Non
         client.heartbeat(reg.heartbeat_url, body, token=reg.token)
 
 
+def test_a_previous_id_comes_back_only_with_its_token(serve: Serve) -> None:
+    client = serve().client()
+    caps = {"capabilities": capabilities(TIER2)}
+    first = client.register(caps)
+    client.unregister(first.worker_id, token=first.token)
+    hint = {**caps, "previous_worker_id": first.worker_id}
+    assert client.register(hint).worker_id != first.worker_id  # no proof: a new id
+    assert client.register(hint, token=first.token).worker_id == first.worker_id
+
+
 def test_part1_only_answers_parse_and_need_no_token(serve: Serve) -> None:
     client = serve(part2=False).client()
     reg = client.register({"capabilities": capabilities(TIER2)})

@@ -101,14 +101,37 @@ def test_an_admin_change_arrives_through_the_long_poll(
 def test_coordinator_restarted_with_its_database_deleted(
     client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
 ) -> None:
-    agent, names, before = join(client, instance, coordinator, start_agent)
+    agent, names, _ = join(client, instance, coordinator, start_agent)
     worker_id = the_worker(coordinator)["id"]
     coordinator.restart(wipe=True)
     wait_until(coordinator.workers, what="the agent to register again")
-    assert the_worker(coordinator)["id"] == worker_id  # the coordinator reused the hint
+    # Nothing left to prove the old id against: a new id (never a claimable one), and the
+    # containers follow the new assignment (their WORKER_ID changed).
+    new_id = the_worker(coordinator)["id"]
+    assert new_id != worker_id
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
+    wait_until(
+        lambda: (
+            f"WORKER_ID={new_id}"
+            in client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
+            and converged(client, instance, names)
+        ),
+        what="convergence to the new assignment",
+    )
+    assert "worker_forgotten" in agent.log()
+    assert agent.stop() == 0
+
+
+def test_a_forgotten_worker_proves_its_id_and_keeps_its_containers(
+    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
+) -> None:
+    agent, names, before = join(client, instance, coordinator, start_agent)
+    worker_id = the_worker(coordinator)["id"]
+    coordinator.forget(worker_id)  # as the sweep does after a long silence
+    wait_until(coordinator.workers, what="the agent to register again")
+    assert the_worker(coordinator)["id"] == worker_id  # its old token proved it
     wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
     assert converged(client, instance, names) == before  # nothing restarted
-    assert "worker_forgotten" in agent.log()
     assert agent.stop() == 0
 
 

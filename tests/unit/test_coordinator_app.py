@@ -50,8 +50,15 @@ def api(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-def register(api: TestClient, caps: dict[str, Any] | None = None, **extra: Any) -> Any:
-    resp = api.post("/api/worker/register", json={"capabilities": caps or TIER2, **extra})
+def register(
+    api: TestClient,
+    caps: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Any:
+    resp = api.post(
+        "/api/worker/register", json={"capabilities": caps or TIER2, **extra}, headers=headers
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -89,11 +96,57 @@ def test_each_registration_gets_a_new_id_unless_the_previous_one_is_free(api: Te
     assert a["worker_id"] != b["worker_id"]
     c = register(api, previous_worker_id=a["worker_id"])  # a still registered: not reused
     assert c["worker_id"] not in (a["worker_id"], b["worker_id"])
-    api.delete(
-        f"/api/worker/unregister/{a['worker_id']}",
-        headers={"Authorization": f"Bearer {a['token']}"},
+    a_auth = {"Authorization": f"Bearer {a['token']}"}
+    api.delete(f"/api/worker/unregister/{a['worker_id']}", headers=a_auth)
+    # Only whoever shows a's old token gets a's id back: nobody can take over a worker's id.
+    assert register(api, previous_worker_id=a["worker_id"])["worker_id"] != a["worker_id"]
+    wrong = {"Authorization": f"Bearer {b['token']}"}
+    assert (
+        register(api, headers=wrong, previous_worker_id=a["worker_id"])["worker_id"]
+        != (a["worker_id"])
     )
-    assert register(api, previous_worker_id=a["worker_id"])["worker_id"] == a["worker_id"]
+    back = register(api, headers=a_auth, previous_worker_id=a["worker_id"])
+    assert back["worker_id"] == a["worker_id"] and back["token"] != a["token"]
+
+
+def test_a_forgotten_worker_gets_its_id_back_with_its_old_token(tmp_path: Path) -> None:
+    with make(tmp_path) as api:
+        a = register(api)
+        registry = api.app.state.registry  # type: ignore[attr-defined]
+        assert registry.sweep(now=time.time() + 10**6, offline_after=1, forget_after=2)[1] == 1
+        auth = {"Authorization": f"Bearer {a['token']}"}
+        assert (
+            register(api, headers=auth, previous_worker_id=a["worker_id"])["worker_id"]
+            == (a["worker_id"])
+        )
+
+
+def test_bodies_over_64_kib_are_refused(api: TestClient) -> None:
+    big = {"capabilities": {**TIER2, "pad": "x" * 70_000}}
+    assert api.post("/api/worker/register", json=big).status_code == 413
+    fits = {"capabilities": {**TIER2, "pad": "x" * 60_000}}
+    assert api.post("/api/worker/register", json=fits).status_code == 200
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield b'{"capabilities": {"cpu_cores": 2, "ram": "4GB", "pad": "'
+        for _ in range(20):
+            yield b"x" * 4096
+        yield b'"}}'
+
+    streamed = api.post(
+        "/api/worker/register", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+
+
+def test_registrations_are_rate_limited_per_address(api: TestClient) -> None:
+    codes = [
+        api.post("/api/worker/register", json={"capabilities": TIER2}).status_code
+        for _ in range(25)
+    ]
+    assert codes[:20] == [200] * 20 and set(codes[20:]) == {429}
+    limited = api.post("/api/worker/register", json={"capabilities": TIER2})
+    assert int(limited.headers["Retry-After"]) >= 1
 
 
 def test_register_requires_cpu_cores_and_ram(api: TestClient) -> None:

@@ -30,6 +30,7 @@ class FakeCoordinator:
         self.token: str | None = None
         self.part2 = part2
         self.calls: list[tuple[str, Any]] = []
+        self.register_tokens: list[str | None] = []
         self.ids = iter(f"worker-0000000{i}" for i in range(1, 10))
         self.down = 0  # how many next calls fail as unreachable
         self.forgotten = False
@@ -42,8 +43,9 @@ class FakeCoordinator:
             self.down -= 1
             raise CoordinatorUnreachable("connection refused")
 
-    def register(self, body: dict[str, Any]) -> RegisterResponse:
+    def register(self, body: dict[str, Any], *, token: str | None = None) -> RegisterResponse:
         self.calls.append(("register", body))
+        self.register_tokens.append(token)
         self._maybe_down()
         self.forgotten = False
         wid = next(self.ids)
@@ -184,12 +186,13 @@ def test_restart_reuses_the_identity_and_runs_the_stored_assignment(
 
 def test_a_forgotten_worker_registers_again_at_once(make: Callable[..., Rig]) -> None:
     rig = make()
-    rig.store.save_identity(Identity("worker-0000000a", URL))
+    rig.store.save_identity(Identity("worker-0000000a", URL, token="old-token"))
     rig.store.save_assignment(StoredAssignment(2, [WEB]))
     rig.coord.forgotten = True
     rig.life.start()
     rig.until(lambda: rig.coord.count("register") == 1)
     assert rig.coord.calls[1][1]["previous_worker_id"] == "worker-0000000a"
+    assert rig.coord.register_tokens == ["old-token"]  # proves the old id is ours
     rig.until(lambda: getattr(rig.store.load_identity(), "worker_id", None) == "worker-00000001")
 
 
