@@ -102,6 +102,7 @@ def _lifecycle(
             settings.effective_coordinator,
             sleep=wiring.stop.wait,
             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+            allow_insecure=settings.allow_insecure_coordinator,
         )
 
     def report() -> dict[str, Any]:

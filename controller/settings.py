@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = _f(
         None, "operator", "CA bundle that verifies the coordinator's TLS certificate", "system CAs"
     )
+    allow_insecure_coordinator: bool = _f(
+        False,
+        "operator",
+        "send the worker token over plain http:// to a coordinator that is "
+        "not on this machine (default: refused; use https)",
+        "off",
+    )
     docker_host: str | None = _f(
         None, "operator", "Docker engine URL", "DOCKER_HOST or the local socket"
     )

@@ -1,5 +1,9 @@
 """HTTP client for the coordinator's worker API (the RMA contract's Parts 1 and 2).
 
+Nothing a coordinator answers can wedge it: redirects are not followed (an error), a parse that
+recurses too deep is a protocol error like any malformed answer, and the worker token is never
+sent over plain http to another machine unless the owner allows it.
+
 Every call has connect and read timeouts. Connection errors, timeouts, 5xx and 429 are retried a
 few times with capped exponential backoff and full jitter, honouring Retry-After; nothing else is
 retried here (the lifecycle is the outer retry). Answers are validated with pydantic at this edge
@@ -9,7 +13,6 @@ protocol error.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -18,6 +21,7 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from controller import __version__
+from controller.clients import http_bounds as http
 from controller.clients.retry import Sleep, call_with_retry
 from controller.contract.api import (
     REGISTER_PATH,
@@ -35,22 +39,6 @@ from controller.core.errors import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-MAX_RETRY_AFTER = 300.0
-MAX_BODY = 4 * 1024 * 1024  # no answer of the contract comes near this; a larger one is refused
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when - (time.time() if now is None else now), MAX_RETRY_AFTER))
 
 
 class CoordinatorClient:
@@ -66,8 +54,10 @@ class CoordinatorClient:
         backoff_cap: float = 10.0,
         sleep: Sleep = time.sleep,
         session: requests.Session | None = None,
+        allow_insecure: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._allow_insecure = allow_insecure
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = f"rma-worker/{__version__}"
         self._session.verify = ca_bundle or True
@@ -81,7 +71,7 @@ class CoordinatorClient:
         never leave for another host)."""
         if not path.startswith(("http://", "https://")):
             return self.base_url + ("" if path.startswith("/") else "/") + path
-        if _origin(path) != _origin(self.base_url):
+        if http.origin(path) != http.origin(self.base_url):
             raise CoordinatorProtocolError(f"coordinator pointed to another host: {path}")
         return path
 
@@ -151,6 +141,7 @@ class CoordinatorClient:
         url = self.url(path)
         headers = dict(kwargs.pop("headers", None) or {})
         if token:
+            self._check_token_transport(url)
             headers["Authorization"] = f"Bearer {token}"
         kwargs.setdefault("timeout", self._timeouts)
 
@@ -167,11 +158,22 @@ class CoordinatorClient:
         self._raise_for_status(method, url, resp, worker_scoped)
         return resp
 
+    def _check_token_transport(self, url: str) -> None:
+        """The worker token goes over https, or plain http only to this machine (or when the
+        owner allowed it: --allow-insecure-coordinator)."""
+        parts = urlsplit(url)
+        if parts.scheme == "https" or self._allow_insecure or http.loopback(parts.hostname or ""):
+            return
+        raise CoordinatorProtocolError(
+            f"refusing to send the worker token over plain http to {parts.hostname}: use an "
+            "https coordinator URL, or allow it with --allow-insecure-coordinator"
+        )
+
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         connect, read = kwargs["timeout"]
         try:
-            resp = self._session.request(method, url, stream=True, **kwargs)
-            _read_capped(resp, deadline=time.monotonic() + connect + read)
+            resp = self._session.request(method, url, stream=True, allow_redirects=False, **kwargs)
+            http.read_capped(resp, deadline=time.monotonic() + connect + read)
         except requests.exceptions.SSLError as exc:
             raise CoordinatorRejected(
                 f"TLS verification of {url} failed: {exc} (set RMA_CA_BUNDLE for a private CA)", 0
@@ -181,11 +183,16 @@ class CoordinatorClient:
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            raise CoordinatorUnreachable(f"{method} {url} failed: {_short(exc)}") from exc
+            raise CoordinatorUnreachable(f"{method} {url} failed: {http.short(exc)}") from exc
+        if 300 <= resp.status_code < 400 and resp.status_code != 304:
+            raise CoordinatorProtocolError(
+                f"{method} {url} answered a redirect (HTTP {resp.status_code} to "
+                f"{resp.headers.get('Location', '?')[:200]}): not followed"
+            )
         if resp.status_code >= 500 or resp.status_code == 429:
             raise CoordinatorUnreachable(
                 f"{method} {url} answered HTTP {resp.status_code}",
-                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                retry_after=http.parse_retry_after(resp.headers.get("Retry-After")),
             )
         return resp
 
@@ -195,7 +202,7 @@ class CoordinatorClient:
     ) -> None:
         if resp.status_code < 400:
             return
-        detail = _detail(resp)
+        detail = http.detail(resp)
         if resp.status_code == 404 and worker_scoped:
             raise WorkerForgotten(
                 f"coordinator does not know this worker ({method} {url}: {detail})"
@@ -208,7 +215,7 @@ class CoordinatorClient:
     def _json(resp: requests.Response) -> Any:
         try:
             return resp.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise CoordinatorProtocolError(
                 f"{resp.request.method} {resp.url} returned invalid JSON "
                 f"(HTTP {resp.status_code}, {len(resp.content)} bytes)"
@@ -218,6 +225,8 @@ class CoordinatorClient:
     def _model(model: type[M], data: Any, what: str) -> M:
         try:
             return model.model_validate(data)
+        except RecursionError as exc:
+            raise CoordinatorProtocolError(f"malformed {what} response: nested too deep") from exc
         except ValidationError as exc:
             fields = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
@@ -225,56 +234,5 @@ class CoordinatorClient:
             raise CoordinatorProtocolError(f"malformed {what} response: {fields}") from exc
 
 
-def _read_capped(resp: requests.Response, *, deadline: float) -> None:
-    """Read the body, at most MAX_BODY bytes and within the deadline (a trickling server cannot
-    hold a thread forever, nor a huge one fill memory)."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in resp.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise CoordinatorProtocolError(
-                    f"{resp.request.method} {resp.url} answered more than {MAX_BODY} bytes"
-                )
-            if time.monotonic() > deadline:
-                raise CoordinatorUnreachable(
-                    f"{resp.request.method} {resp.url} answered too slowly"
-                )
-            chunks.append(chunk)
-    finally:
-        resp.close()
-    resp._content = b"".join(chunks)  # requests' own cache: .json() and .text read it
-
-
 def _retry_after(exc: Exception) -> float | None:
     return exc.retry_after if isinstance(exc, CoordinatorUnreachable) else None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc.lower()
-
-
-def _detail(resp: requests.Response) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:200] or resp.reason
-    if isinstance(data, dict) and "detail" in data:
-        return str(data["detail"])[:200]
-    return str(data)[:200]
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "timed out",
-        "Name or service not known",
-        "Read timed out",
-        "Max retries exceeded",
-    ):
-        if marker in text:
-            return marker.lower()
-    return text[:200]

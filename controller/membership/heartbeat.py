@@ -1,8 +1,9 @@
 """The heartbeat: the worker's report every interval (Part 1 fields, Part 2 container states and
 the assignment generation it runs). An outage only produces log lines: the desired state is kept,
 so running containers are never touched because the coordinator is away. A 404 means the
-coordinator forgot this worker: the main thread registers again at once. A newer generation in
-the answer (Part 2) fetches the assignment now.
+coordinator forgot this worker: the main thread registers again at once. A token refused three
+times in a row (401/403) drops the identity and registers anew. A newer generation in the answer
+(Part 2) fetches the assignment now.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 
 import structlog
 
-from controller.core.errors import AgentError, WorkerForgotten
+from controller.core.errors import AgentError, CoordinatorRejected, WorkerForgotten
 from controller.core.observe import Observer
 from controller.membership.api import CoordinatorAPI
 from controller.membership.standing import Shared
 
 log = structlog.get_logger(__name__)
+TOKEN_REFUSALS = 3  # worker-scoped 401/403 in a row before the identity is dropped
 
 
 def mark_forgotten(shared: Shared, stop: threading.Event, exc: WorkerForgotten) -> None:
@@ -56,6 +58,7 @@ class Heartbeater:
         self._stop = stop
         self._fetch_now = fetch_now
         self._outage = False
+        self._refusals = 0  # 401/403 in a row
         self.last_heartbeat_at: float | None = None  # wall clock of the last answered heartbeat
         self.last_error: str | None = None
 
@@ -74,6 +77,10 @@ class Heartbeater:
             self._observer.heartbeat(False)
             mark_forgotten(self._shared, self._stop, exc)
             return
+        except CoordinatorRejected as exc:
+            self._observer.heartbeat(False)
+            self._rejected(exc)
+            return
         except AgentError as exc:
             self._observer.heartbeat(False)
             self.last_error = str(exc)
@@ -82,6 +89,7 @@ class Heartbeater:
             self._outage = True
             return
         self._observer.heartbeat(True)
+        self._refusals = 0
         self.last_heartbeat_at, self.last_error = time.time(), None
         if self._outage:
             log.info("coordinator_reachable_again", worker_id=identity.worker_id)
@@ -89,3 +97,18 @@ class Heartbeater:
         hinted = resp.assignment_generation
         if hinted is not None and hinted != generation and identity.assignment_url:
             self._fetch_now()
+
+    def _rejected(self, exc: CoordinatorRejected) -> None:
+        """A refused heartbeat is logged; a token refused (401/403) three times in a row means
+        this identity is no good any more: drop it and register anew."""
+        self.last_error = str(exc)
+        if not self._outage:
+            log.warning("heartbeat_failed", error=str(exc), containers="untouched")
+        self._outage = True
+        self._refusals = self._refusals + 1 if exc.status in (401, 403) else 0
+        if self._refusals >= TOKEN_REFUSALS:
+            log.warning("worker_token_refused", times=self._refusals, action="registering anew")
+            self._refusals = 0
+            self._shared.drop_identity()
+            self._shared.forgotten.set()
+            self._shared.wake.set()

@@ -53,6 +53,7 @@ class Shared:
         self._override = heartbeat_override
         self._lock = threading.Lock()
         self._standing = Standing(interval=heartbeat_override or DEFAULT_INTERVAL)
+        self._persisted: StoredAssignment | None = None
         self.forgotten = threading.Event()
         self.wake = threading.Event()
         self.ready = threading.Event()
@@ -73,10 +74,17 @@ class Shared:
             )
         self.ready.set()
 
+    def drop_identity(self) -> None:
+        """Forget who we are (the coordinator keeps refusing our token): register anew."""
+        with self._lock:
+            self._standing = replace(self._standing, identity=None, etag=None)
+            self.store.forget_identity()
+
     def apply(self, assignment: StoredAssignment, *, persist: bool = True) -> None:
         with self._lock:
-            if persist:
+            if persist and assignment != self._persisted:  # an unchanged one is not rewritten
                 self.store.save_assignment(assignment)
+            self._persisted = assignment
             self.source.set(assignment.tier, assignment.containers, assignment.generation)
             self._standing = replace(
                 self._standing, tier=assignment.tier, etag=assignment.etag or self._standing.etag

@@ -9,7 +9,8 @@ import pytest
 import requests
 import responses
 
-from controller.clients.coordinator import CoordinatorClient, parse_retry_after
+from controller.clients.coordinator import CoordinatorClient
+from controller.clients.http_bounds import parse_retry_after
 from controller.core.errors import (
     CoordinatorProtocolError,
     CoordinatorRejected,
@@ -17,7 +18,7 @@ from controller.core.errors import (
     WorkerForgotten,
 )
 
-BASE = "http://coord.test"
+BASE = "https://coord.test"
 REGISTER = f"{BASE}/api/worker/register"
 OK_REGISTER = {
     "worker_id": "worker-e9886285",
@@ -176,3 +177,47 @@ def test_a_huge_answer_is_refused_without_reading_it_all() -> None:
     responses.post(REGISTER, body=b"[" + b"1," * (3 * 1024 * 1024) + b"1]")
     with pytest.raises(CoordinatorProtocolError, match="more than"):
         client([]).register({})
+
+
+@responses.activate
+def test_an_answer_nested_too_deep_is_a_protocol_error_not_a_crash() -> None:
+    responses.post(REGISTER, body="[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CoordinatorProtocolError, match="invalid JSON"):
+        client([]).register({})
+
+
+@responses.activate
+def test_redirects_are_refused_not_followed() -> None:
+    url = f"{BASE}/api/worker/w1/assignment"
+    responses.get(url, status=302, headers={"Location": f"{BASE}/elsewhere"})
+    responses.get(f"{BASE}/elsewhere", json={"generation": 9, "tier": 2, "containers": []})
+    with pytest.raises(CoordinatorProtocolError, match="redirect"):
+        client([]).fetch_assignment("/api/worker/w1/assignment", token="t")
+    assert [c.request.url for c in responses.calls] == [url]
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("base", "allowed", "sent"),
+    [
+        ("http://coord.test", False, False),
+        ("http://coord.test", True, True),
+        ("https://coord.test", False, True),
+        ("http://127.0.0.1:8080", False, True),
+        ("http://localhost:8080", False, True),
+        ("http://[::1]:8080", False, True),
+    ],
+)
+def test_the_token_never_travels_in_clear_to_another_machine(
+    base: str, allowed: bool, sent: bool
+) -> None:
+    responses.post(f"{base}/hb", json={"status": "ok"})
+    c = CoordinatorClient(base, sleep=lambda s: None, allow_insecure=allowed)
+    if sent:
+        assert c.heartbeat("/hb", {}, token="t").status == "ok"
+        assert responses.calls[0].request.headers["Authorization"] == "Bearer t"
+    else:
+        with pytest.raises(CoordinatorProtocolError, match="allow-insecure-coordinator"):
+            c.heartbeat("/hb", {}, token="t")
+        assert len(responses.calls) == 0
+    assert c.heartbeat("/hb", {}).status == "ok"  # without a token: Part 1, allowed

@@ -12,79 +12,14 @@ from typing import Any
 import pytest
 
 from controller.clients.store import Identity, StateStore, StoredAssignment
-from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
-from controller.core.errors import CoordinatorUnreachable, TransientError, WorkerForgotten
+from controller.contract.api import AssignmentResponse
+from controller.core.errors import (
+    TransientError,
+)
 from controller.membership.lifecycle import Lifecycle
 from controller.membership.source import AssignmentSource
 from rma_testkit.clock import ManualTime
-
-URL = "http://coord.test"
-WEB = {"name": "web", "image": "img:1", "port": 80}
-
-
-class FakeCoordinator:
-    """Answers scripted per call; records every call."""
-
-    def __init__(self, *, part2: bool = False) -> None:
-        self.base_url = URL
-        self.token: str | None = None
-        self.part2 = part2
-        self.calls: list[tuple[str, Any]] = []
-        self.register_tokens: list[str | None] = []
-        self.ids = iter(f"worker-0000000{i}" for i in range(1, 10))
-        self.down = 0  # how many next calls fail as unreachable
-        self.forgotten = False
-        self.assignments: list[AssignmentResponse | None] = []
-        self.poll_gate = threading.Event()
-        self.hint: int | None = None  # the generation heartbeats answer with
-
-    def _maybe_down(self) -> None:
-        if self.down:
-            self.down -= 1
-            raise CoordinatorUnreachable("connection refused")
-
-    def register(self, body: dict[str, Any], *, token: str | None = None) -> RegisterResponse:
-        self.calls.append(("register", body))
-        self.register_tokens.append(token)
-        self._maybe_down()
-        self.forgotten = False
-        wid = next(self.ids)
-        extra = (
-            {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"}
-            if self.part2
-            else {}
-        )
-        return RegisterResponse(
-            worker_id=wid, tier=2, assigned_containers=[WEB], heartbeat_interval=30, **extra
-        )
-
-    def heartbeat(
-        self, path: str, body: dict[str, Any], *, token: str | None = None
-    ) -> HeartbeatResponse:
-        self.calls.append(("heartbeat", body))
-        self.token = token or self.token
-        self._maybe_down()
-        if self.forgotten:
-            raise WorkerForgotten("Worker not found")
-        return HeartbeatResponse(assignment_generation=self.hint)
-
-    def fetch_assignment(
-        self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0
-    ) -> AssignmentResponse | None:
-        self.calls.append(("fetch", (path, etag, wait)))
-        self.token = token or self.token
-        if wait:
-            self.poll_gate.wait(0.05)
-        if self.forgotten:
-            raise WorkerForgotten("Worker not found")
-        return self.assignments.pop(0) if self.assignments else None
-
-    def unregister(self, worker_id: str, *, token: str | None = None, timeout: float = 5.0) -> None:
-        self.calls.append(("unregister", worker_id))
-        self._maybe_down()
-
-    def count(self, kind: str) -> int:
-        return sum(1 for k, _ in self.calls if k == kind)
+from rma_testkit.scripted import URL, WEB, FakeCoordinator
 
 
 class Rig:
@@ -280,3 +215,34 @@ def test_another_coordinator_means_a_new_registration(make: Callable[..., Rig]) 
     rig.store.save_identity(Identity("worker-0000000a", "http://old.test"))
     rig.life.start()
     rig.until(lambda: rig.coord.count("register") == 1)
+
+
+def test_a_token_refused_three_times_registers_anew(make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.save_identity(Identity("worker-0000000a", URL, token="stolen-away"))
+    rig.store.save_assignment(StoredAssignment(2, [WEB]))
+    rig.coord.refuse = 3
+    rig.life.start()
+    rig.until(lambda: rig.coord.count("register") == 1)
+    assert rig.coord.count("heartbeat") == 3  # two refusals are borne, the third is not
+    register = next(body for kind, body in rig.coord.calls if kind == "register")
+    assert "previous_worker_id" not in register  # a fresh identity, not the refused one
+    rig.until(lambda: getattr(rig.store.load_identity(), "worker_id", "") == "worker-00000001")
+
+
+def test_an_unchanged_assignment_is_not_rewritten(make: Callable[..., Rig]) -> None:
+    rig = make(part2=True)
+    same = AssignmentResponse(generation=1, tier=2, containers=[WEB], etag='"1"')
+    rig.coord.assignments = [same, same, same]
+    writes: list[StoredAssignment] = []
+    save = rig.store.save_assignment
+
+    def counting(assignment: StoredAssignment) -> None:
+        writes.append(assignment)
+        save(assignment)
+
+    rig.store.save_assignment = counting  # type: ignore[method-assign]
+    rig.life.start()
+    rig.until(lambda: not rig.coord.assignments)
+    rig.until(lambda: rig.source.generation == 1)
+    assert [w.generation for w in writes] == [None, 1]  # registration's, then the first fetch

@@ -79,6 +79,7 @@ FLAGS_AND_ENV = {
     "--health-addr": "RMA_HEALTH_ADDR",
     "--ca-bundle": "RMA_CA_BUNDLE",
     "--docker-host": "RMA_DOCKER_HOST",
+    "--allow-insecure-coordinator": "RMA_ALLOW_INSECURE_COORDINATOR",
     "--max-cpus": "RMA_MAX_CPUS",
     "--max-memory": "RMA_MAX_MEMORY",
     "--gpus": "RMA_GPUS",

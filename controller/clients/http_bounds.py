@@ -1,0 +1,91 @@
+"""Bounded HTTP for the coordinator client: a body read whole only up to a size and a deadline,
+Retry-After understood, origins compared, loopback recognised, and errors shortened for a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import time
+from urllib.parse import urlsplit
+
+import requests
+
+from controller.core.errors import CoordinatorProtocolError, CoordinatorUnreachable
+
+MAX_RETRY_AFTER = 300.0
+MAX_BODY = 4 * 1024 * 1024  # no answer of the contract comes near this; a larger one is refused
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when - (time.time() if now is None else now), MAX_RETRY_AFTER))
+
+
+def read_capped(resp: requests.Response, *, deadline: float) -> None:
+    """Read the body, at most MAX_BODY bytes and within the deadline (a trickling server cannot
+    hold a thread forever, nor a huge one fill memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise CoordinatorProtocolError(
+                    f"{resp.request.method} {resp.url} answered more than {MAX_BODY} bytes"
+                )
+            if time.monotonic() > deadline:
+                raise CoordinatorUnreachable(
+                    f"{resp.request.method} {resp.url} answered too slowly"
+                )
+            chunks.append(chunk)
+    finally:
+        resp.close()
+    resp._content = b"".join(chunks)  # requests' own cache: .json() and .text read it
+
+
+def loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def detail(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+    except (ValueError, RecursionError):
+        return resp.text[:200] or resp.reason
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])[:200]
+    return str(data)[:200]
+
+
+def short(exc: Exception) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "Read timed out",
+        "Max retries exceeded",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text[:200]

@@ -1,0 +1,83 @@
+"""A scripted coordinator for the membership's unit tests: it answers each call as the test set
+it up (registrations with new ids, heartbeats that fail, forget or refuse, queued assignments)
+and records every call with the token it carried."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
+from controller.core.errors import CoordinatorRejected, CoordinatorUnreachable, WorkerForgotten
+
+URL = "http://coord.test"
+WEB = {"name": "web", "image": "img:1", "port": 80}
+
+
+class FakeCoordinator:
+    """Answers scripted per call; records every call."""
+
+    def __init__(self, *, part2: bool = False) -> None:
+        self.base_url = URL
+        self.token: str | None = None
+        self.part2 = part2
+        self.calls: list[tuple[str, Any]] = []
+        self.register_tokens: list[str | None] = []
+        self.ids = iter(f"worker-0000000{i}" for i in range(1, 10))
+        self.down = 0  # how many next calls fail as unreachable
+        self.forgotten = False
+        self.refuse = 0  # how many next heartbeats answer 401
+        self.assignments: list[AssignmentResponse | None] = []
+        self.poll_gate = threading.Event()
+        self.hint: int | None = None  # the generation heartbeats answer with
+
+    def _maybe_down(self) -> None:
+        if self.down:
+            self.down -= 1
+            raise CoordinatorUnreachable("connection refused")
+
+    def register(self, body: dict[str, Any], *, token: str | None = None) -> RegisterResponse:
+        self.calls.append(("register", body))
+        self.register_tokens.append(token)
+        self._maybe_down()
+        self.forgotten = False
+        wid = next(self.ids)
+        extra = (
+            {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"}
+            if self.part2
+            else {}
+        )
+        return RegisterResponse(
+            worker_id=wid, tier=2, assigned_containers=[WEB], heartbeat_interval=30, **extra
+        )
+
+    def heartbeat(
+        self, path: str, body: dict[str, Any], *, token: str | None = None
+    ) -> HeartbeatResponse:
+        self.calls.append(("heartbeat", body))
+        self.token = token or self.token
+        self._maybe_down()
+        if self.forgotten:
+            raise WorkerForgotten("Worker not found")
+        if self.refuse:
+            self.refuse -= 1
+            raise CoordinatorRejected("invalid or missing worker token", 401)
+        return HeartbeatResponse(assignment_generation=self.hint)
+
+    def fetch_assignment(
+        self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0
+    ) -> AssignmentResponse | None:
+        self.calls.append(("fetch", (path, etag, wait)))
+        self.token = token or self.token
+        if wait:
+            self.poll_gate.wait(0.05)
+        if self.forgotten:
+            raise WorkerForgotten("Worker not found")
+        return self.assignments.pop(0) if self.assignments else None
+
+    def unregister(self, worker_id: str, *, token: str | None = None, timeout: float = 5.0) -> None:
+        self.calls.append(("unregister", worker_id))
+        self._maybe_down()
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _ in self.calls if k == kind)
