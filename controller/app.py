@@ -71,12 +71,14 @@ def _image_gc(
 @dataclass(frozen=True)
 class Wiring:
     """What every part is connected through: the stop event, the loop's doorbell, metrics
-    (None when the endpoint that serves them is off: then prometheus_client is never loaded)."""
+    (None when the endpoint that serves them is off: then prometheus_client is never loaded),
+    and the contributor's limits (applied to the specs and to what is offered)."""
 
     stop: threading.Event
     doorbell: Doorbell
     metrics: Metrics | None
     progress_sink: Callable[[PullProgress], None] | None
+    limits: Limits
 
     @property
     def observer(self) -> Observer:
@@ -108,7 +110,7 @@ def _lifecycle(
     def report() -> dict[str, Any]:
         return heartbeat_fields(agent.status(), *load_snapshot())
 
-    limits = limits_from(settings)
+    limits = wiring.limits
     return Lifecycle(
         client(),
         StateStore(settings.state_dir, settings.instance),
@@ -199,7 +201,7 @@ def _loop(
         resync_interval=settings.resync_interval,
         observer=metrics,
         image_gc=_image_gc(settings, runtime, disk, pulled),
-        limit=limits_from(settings).apply_all,
+        limit=wiring.limits.apply_all,
         backoffs=(puller.next_due,),
     )
     return puller, agent
@@ -220,7 +222,7 @@ def build(
     progress_sink: Callable[[PullProgress], None] | None,
 ) -> Parts:
     """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
-    wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink)
+    wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink, limits_from(settings))
     # Docker calls keep a plain sleep between their (at most 2 s of) retries: the teardown after
     # a stop must still ride out an engine blip.
     runtime = DockerRuntime(

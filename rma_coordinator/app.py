@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -26,7 +25,7 @@ __all__ = ["Config", "create_app"]
 
 def create_app(config: Config) -> FastAPI:
     registry = Registry(config.db_path)
-    state = Coordinator(config, registry, Notifier(), RateLimit(clock=time.monotonic))
+    state = Coordinator(config, registry, Notifier(), RateLimit())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -66,3 +66,14 @@ def container_spec(name: str, image: str, **extra: Any) -> dict[str, Any]:
 def services(instance: str, image: str) -> list[dict[str, Any]]:
     """The two containers the test coordinator's catalog assigns (tiers 2 and 3)."""
     return [container_spec(f"{instance}-svc1", image), container_spec(f"{instance}-svc2", image)]
+
+
+def three_containers(instance: str, image: str) -> list[dict[str, object]]:
+    """web, worker (each with its own env) and data (with a named volume) of this instance."""
+    return [
+        container_spec(f"{instance}-web", image, env={"ROLE": "web"}),
+        container_spec(f"{instance}-worker", image, env={"ROLE": "worker"}),
+        container_spec(
+            f"{instance}-data", image, volumes=[{"name": f"{instance}-vol", "path": "/data"}]
+        ),
+    ]

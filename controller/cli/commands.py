@@ -36,10 +36,12 @@ def flag_specs() -> list[dict[str, Any]]:
     return specs
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+def _add_setting_flags(
+    parser: argparse.ArgumentParser, specs: list[dict[str, Any]], *, sub: bool
+) -> None:
     # On subcommands an absent flag must not overwrite one given before the subcommand.
     default = argparse.SUPPRESS if sub else None
-    for spec in flag_specs():
+    for spec in specs:
         help_text = f"{spec['help']} [env {spec['env']}]".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": spec["name"], "default": default, "help": help_text}
         if spec["kind"] == "bool":
@@ -63,11 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the hardware capabilities that would be registered, as JSON, and exit",
     )
-    _add_setting_flags(parser, sub=False)
+    specs = flag_specs()  # read once for the parser and both subcommands
+    _add_setting_flags(parser, specs, sub=False)
     commands = parser.add_subparsers(dest="command", metavar="{status,cleanup}")
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_setting_flags(status, sub=True)
+    _add_setting_flags(status, specs, sub=True)
     cleanup = commands.add_parser(
         "cleanup", help="remove every container carrying the agent's labels (any instance)"
     )
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument(
         "--instance-only", action="store_true", help="only the containers of --instance"
     )
-    _add_setting_flags(cleanup, sub=True)
+    _add_setting_flags(cleanup, specs, sub=True)
     return parser
 
 

@@ -29,12 +29,10 @@ def call_with_retry(
     hint: Callable[[TransientError], float | None] = lambda exc: None,
 ) -> T:
     """Run `fn`, retrying on TransientError; re-raise the last error."""
-    for attempt in range(1, max(1, attempts) + 1):
+    for attempt in range(1, attempts):
         try:
             return fn()
         except TransientError as exc:
-            if attempt >= attempts:
-                raise
             hinted = hint(exc)
             sleep(hinted if hinted is not None else delays.delay(attempt, random.random()))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return fn()  # the last attempt: its error is the caller's

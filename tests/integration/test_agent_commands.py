@@ -10,13 +10,7 @@ from pathlib import Path
 import docker
 
 from rma_testkit.agent import StartAgent, agent_status, rma_worker, write_manifest
-from rma_testkit.engine import container_spec, managed, running, wait_until
-
-THREE = ("web", "worker", "data")
-
-
-def three(instance: str, image: str) -> list[dict[str, object]]:
-    return [container_spec(f"{instance}-{name}", image) for name in THREE]
+from rma_testkit.engine import container_spec, managed, running, three_containers, wait_until
 
 
 def test_status_and_cleanup_commands(
@@ -26,7 +20,7 @@ def test_status_and_cleanup_commands(
     tmp_path: Path,
     start_agent: StartAgent,
 ) -> None:
-    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
     agent = start_agent(manifest, instance)
     wait_until(lambda: len(running(client, instance)) == 3, what="convergence")
     state = tmp_path / "state"

@@ -17,6 +17,7 @@ from rma_testkit.engine import (
     drop_image,
     managed,
     running,
+    three_containers,
     wait_running,
     wait_until,
 )
@@ -24,21 +25,11 @@ from rma_testkit.engine import (
 pytestmark = pytest.mark.integration
 
 
-def three(instance: str, image: str) -> list[dict[str, object]]:
-    return [
-        container_spec(f"{instance}-web", image, env={"ROLE": "web"}),
-        container_spec(f"{instance}-worker", image, env={"ROLE": "worker"}),
-        container_spec(
-            f"{instance}-data", image, volumes=[{"name": f"{instance}-vol", "path": "/data"}]
-        ),
-    ]
-
-
 def test_converges_from_empty_pulling_from_the_local_registry(
     client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
 ) -> None:
     drop_image(client, registry_image)  # the agent must pull it
-    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
     done = run_once(manifest, instance, tmp_path / "state")
     assert done.returncode == 0, done.stderr
     assert set(running(client, instance)) == {f"{instance}-{n}" for n in ("web", "worker", "data")}
@@ -84,7 +75,7 @@ def test_a_container_broken_by_hand_comes_back(
     start_agent: StartAgent,
     how: str,
 ) -> None:
-    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
     agent = start_agent(manifest, instance)
     names = {f"{instance}-{n}" for n in ("web", "worker", "data")}
     before = wait_running(client, instance, names, what="convergence")
@@ -109,7 +100,7 @@ def test_editing_the_manifest_recreates_only_the_changed_container(
     tmp_path: Path,
     start_agent: StartAgent,
 ) -> None:
-    specs = three(instance, registry_image)
+    specs = three_containers(instance, registry_image)
     manifest = write_manifest(tmp_path / "m.json", specs)
     agent = start_agent(manifest, instance)
     web, worker, data = (f"{instance}-{n}" for n in ("web", "worker", "data"))
@@ -142,7 +133,7 @@ def test_an_invalid_edit_keeps_everything_running(
     tmp_path: Path,
     start_agent: StartAgent,
 ) -> None:
-    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
     agent = start_agent(manifest, instance)
     before = wait_until(
         lambda: running(client, instance) if len(running(client, instance)) == 3 else None,
@@ -165,7 +156,7 @@ def test_a_foreign_container_with_a_clashing_name_is_left_untouched(
     foreign = client.containers.run(
         registry_image, ["sh", "-c", "sleep 3600"], name=f"{instance}-worker", detach=True
     )
-    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
     done = run_once(manifest, instance, tmp_path / "state")
     assert done.returncode == 1
     assert "not managed by this agent" in done.stderr or "already in use" in done.stderr
@@ -191,7 +182,7 @@ def test_a_signal_leaves_no_managed_container_behind(
     start_agent: StartAgent,
     sig: int,
 ) -> None:
-    manifest = write_manifest(tmp_path / "m.json", three(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
     agent = start_agent(manifest, instance)
     wait_until(lambda: len(running(client, instance)) == 3, what="convergence")
     assert agent.stop(sig) == 0
@@ -206,7 +197,7 @@ def test_a_second_start_adopts_without_restarting_and_removes_stale_ones(
     tmp_path: Path,
     start_agent: StartAgent,
 ) -> None:
-    specs = three(instance, registry_image)
+    specs = three_containers(instance, registry_image)
     manifest = write_manifest(tmp_path / "m.json", specs)
     assert run_once(manifest, instance, tmp_path / "state").returncode == 0
     started = {

@@ -37,6 +37,20 @@ def join(
     )
 
 
+def follow_worker_id(
+    client: docker.DockerClient, instance: str, names: set[str], worker_id: str
+) -> None:
+    """Until the containers run again, created for the worker's new id."""
+    wait_until(
+        lambda: (
+            f"WORKER_ID={worker_id}"
+            in client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
+            and converged(client, instance, names)
+        ),
+        what="convergence to the new assignment",
+    )
+
+
 def the_worker(coord: Coordinator) -> dict[str, Any]:
     workers = coord.workers()
     assert len(workers) == 1, workers
@@ -110,14 +124,7 @@ def test_coordinator_restarted_with_its_database_deleted(
     new_id = the_worker(coordinator)["id"]
     assert new_id != worker_id
     wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
-    wait_until(
-        lambda: (
-            f"WORKER_ID={new_id}"
-            in client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
-            and converged(client, instance, names)
-        ),
-        what="convergence to the new assignment",
-    )
+    follow_worker_id(client, instance, names, new_id)
     assert "worker_forgotten" in agent.log()
     assert agent.stop() == 0
 
@@ -149,14 +156,7 @@ def test_against_a_part1_only_coordinator(
     second = wait_until(
         lambda: coordinator.workers() and coordinator.workers()[0]["id"], what="re-registration"
     )
-    wait_until(
-        lambda: (
-            f"WORKER_ID={second}"
-            in client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
-            and converged(client, instance, names)
-        ),
-        what="convergence to the new assignment",
-    )
+    follow_worker_id(client, instance, names, second)
     assert len(coordinator.workers()) == 1 and (first != second)
     assert agent.stop() == 0
     assert coordinator.workers() == [] and managed(client, instance) == {}
