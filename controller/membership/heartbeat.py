@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from controller.clients.store import Identity
 from controller.core.errors import AgentError, CoordinatorRejected, WorkerForgotten
 from controller.core.observe import Observer
 from controller.membership.api import CoordinatorAPI
@@ -24,15 +25,20 @@ log = structlog.get_logger(__name__)
 TOKEN_REFUSALS = 3  # worker-scoped 401/403 in a row before the identity is dropped
 
 
-def mark_forgotten(shared: Shared, stop: threading.Event, exc: WorkerForgotten) -> None:
-    """The coordinator forgot us: the main thread registers again at once."""
+def mark_forgotten(
+    shared: Shared, stop: threading.Event, exc: WorkerForgotten, identity: Identity
+) -> None:
+    """The coordinator forgot `identity` (the one the failed call was made with): the main
+    thread registers again at once. A 404 for an identity already replaced is stale (a long poll
+    that outlived a re-registration) and changes nothing: it must not register a second time."""
     if stop.is_set():
         return  # shutting down: our own unregister ends the open long poll with a 404
+    if shared.standing.identity is not identity:
+        return
     if not shared.forgotten.is_set():
-        identity = shared.standing.identity
         log.warning(
             "worker_forgotten",
-            worker_id=identity.worker_id if identity else None,
+            worker_id=identity.worker_id,
             error=str(exc),
             action="registering again",
         )
@@ -75,7 +81,7 @@ class Heartbeater:
             resp = self._client.heartbeat(standing.heartbeat_path, body, token=identity.token)
         except WorkerForgotten as exc:
             self._observer.heartbeat(False)
-            mark_forgotten(self._shared, self._stop, exc)
+            mark_forgotten(self._shared, self._stop, exc, identity)
             return
         except CoordinatorRejected as exc:
             self._observer.heartbeat(False)

@@ -41,8 +41,6 @@ class AssignmentPoller:
         """Fetch without waiting; failures are logged and left to the poller/heartbeat."""
         try:
             self._fetch(wait=0)
-        except WorkerForgotten as exc:
-            mark_forgotten(self._shared, self._stop, exc)
         except AgentError as exc:
             log.warning("assignment_fetch_failed", error=str(exc))
 
@@ -51,10 +49,14 @@ class AssignmentPoller:
         identity = standing.identity
         if identity is None or not identity.assignment_url:
             return
-        got = self._client.fetch_assignment(
-            identity.assignment_url, token=identity.token, etag=standing.etag, wait=wait
-        )
-        if got is not None:
+        try:
+            got = self._client.fetch_assignment(
+                identity.assignment_url, token=identity.token, etag=standing.etag, wait=wait
+            )
+        except WorkerForgotten as exc:
+            mark_forgotten(self._shared, self._stop, exc, identity)
+            return
+        if got is not None and self._shared.standing.identity is identity:  # else: stale
             self._on_assignment(got)
 
     def _on_assignment(self, got: AssignmentResponse) -> None:
@@ -79,8 +81,6 @@ class AssignmentPoller:
             try:
                 self._fetch(wait=self._wait)
                 failures = 0
-            except WorkerForgotten as exc:
-                mark_forgotten(self._shared, self._stop, exc)
             except AgentError as exc:
                 failures += 1
                 delay = self._delays.delay(failures, random.random())
