@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from controller import __version__
 from controller.clients import http_bounds as http
+from controller.clients import http_watchdog as watchdog
 from controller.clients.retry import Sleep, call_with_retry
 from controller.contract.api import (
     REGISTER_PATH,
@@ -59,6 +60,8 @@ class CoordinatorClient:
         self.base_url = base_url.rstrip("/")
         self._allow_insecure = allow_insecure
         self._session = session or requests.Session()
+        for prefix in ("http://", "https://"):  # a true deadline per answer (http_watchdog.py)
+            self._session.mount(prefix, watchdog.WatchedAdapter())
         self._session.headers["User-Agent"] = f"rma-worker/{__version__}"
         self._session.verify = ca_bundle or True
         self._timeouts = (connect_timeout, read_timeout)
@@ -171,19 +174,15 @@ class CoordinatorClient:
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         connect, read = kwargs["timeout"]
-        try:
-            resp = self._session.request(method, url, stream=True, allow_redirects=False, **kwargs)
-            http.read_capped(resp, deadline=time.monotonic() + connect + read)
-        except requests.exceptions.SSLError as exc:
-            raise CoordinatorRejected(
-                f"TLS verification of {url} failed: {exc} (set RMA_CA_BUNDLE for a private CA)", 0
-            ) from exc
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            raise CoordinatorUnreachable(f"{method} {url} failed: {http.short(exc)}") from exc
+        limit = connect + read
+        with watchdog.deadline(limit) as exchange:
+            try:
+                resp = self._exchange(method, url, limit, **kwargs)
+            finally:
+                if exchange.expired:  # whatever the cut-off read raised or returned
+                    raise CoordinatorUnreachable(
+                        f"{method} {url} answered too slowly (not within {limit:g} s): cut off"
+                    )
         if 300 <= resp.status_code < 400 and resp.status_code != 304:
             raise CoordinatorProtocolError(
                 f"{method} {url} answered a redirect (HTTP {resp.status_code} to "
@@ -194,6 +193,23 @@ class CoordinatorClient:
                 f"{method} {url} answered HTTP {resp.status_code}",
                 retry_after=http.parse_retry_after(resp.headers.get("Retry-After")),
             )
+        return resp
+
+    def _exchange(self, method: str, url: str, limit: float, **kwargs: Any) -> requests.Response:
+        """One request and its whole answer, library errors translated."""
+        try:
+            resp = self._session.request(method, url, stream=True, allow_redirects=False, **kwargs)
+            http.read_capped(resp, deadline=time.monotonic() + limit)
+        except requests.exceptions.SSLError as exc:
+            raise CoordinatorRejected(
+                f"TLS verification of {url} failed: {exc} (set RMA_CA_BUNDLE for a private CA)", 0
+            ) from exc
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            raise CoordinatorUnreachable(f"{method} {url} failed: {http.short(exc)}") from exc
         return resp
 
     @staticmethod

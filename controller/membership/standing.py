@@ -20,6 +20,14 @@ from controller.contract.api import HEARTBEAT_PATH
 from controller.membership.source import AssignmentSource
 
 DEFAULT_INTERVAL = 30.0
+MIN_INTERVAL = 5.0  # a coordinator asking for more heartbeats than this is not obeyed
+
+
+def heartbeat_interval(asked: float | None) -> float:
+    """The coordinator's interval, raised to 5 s (the owner's --heartbeat-interval is not)."""
+    return max(MIN_INTERVAL, asked or DEFAULT_INTERVAL)
+
+
 Wait = Callable[[threading.Event, float], bool]
 
 
@@ -68,7 +76,7 @@ class Shared:
             self._standing = replace(
                 self._standing,
                 identity=identity,
-                interval=self._override or identity.heartbeat_interval or DEFAULT_INTERVAL,
+                interval=self._override or heartbeat_interval(identity.heartbeat_interval),
                 heartbeat_path=identity.heartbeat_url or HEARTBEAT_PATH,
                 etag=None if fresh else self._standing.etag,
             )
