@@ -92,6 +92,8 @@ class Agent:
             "0",
             "--image-gc-high",
             "100",
+            # The bench imports its image (`docker import`): no registry holds it.
+            "--allow-local-images",
             *args,
         ]
         self.process: AgentProcess | None = None

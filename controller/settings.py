@@ -11,40 +11,24 @@ combination is a configuration error (exit 2) before anything starts.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic.config import JsonDict
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from controller.core.limits import MEMORY_PATTERN
 from controller.core.models import NAME_RE
+from controller.settings_fields import OFF, ContainmentSettings, default_state_dir
+from controller.settings_fields import setting as _f
+
+__all__ = ["GROUPS", "Settings", "env_for", "flag_for", "group_of", "parse_host_port"]
 
 DEFAULT_COORDINATOR = "http://localhost:8080"
 GROUPS = ("contributor", "operator", "tuning")
-OFF = ("off", "", "none", "0")
 
 
-def default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/rma-worker")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "rma-worker"
-
-
-def _f(default: Any, group: str, doc: str, shown: str | None = None, **kw: Any) -> Any:
-    """A setting: its default, who sets it, what it means, and the default as documented."""
-    extra: JsonDict = {"group": group}
-    if shown is not None:
-        extra["shown"] = shown
-    if callable(default):
-        return Field(default_factory=default, description=doc, json_schema_extra=extra, **kw)
-    return Field(default=default, description=doc, json_schema_extra=extra, **kw)
-
-
-class Settings(BaseSettings):
+class Settings(ContainmentSettings):
     model_config = SettingsConfigDict(env_prefix="RMA_", extra="ignore", populate_by_name=True)
 
     # -- operator: how this agent runs ---------------------------------------------------------
@@ -127,12 +111,6 @@ class Settings(BaseSettings):
         "contributor",
         "comma-separated GPU indices or UUIDs the containers may use (empty: none)",
         "(all)",
-    )
-    publish_address: str = _f(
-        "",
-        "contributor",
-        "host address that published ports bind to, e.g. 127.0.0.1",
-        "(all interfaces)",
     )
     allowed_registries: str = _f(
         "docker.io,ghcr.io",

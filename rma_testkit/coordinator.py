@@ -97,11 +97,13 @@ class Coordinator:
     def worker(self, worker_id: str) -> dict[str, Any] | None:
         return next((w for w in self.workers() if w["id"] == worker_id), None)
 
-    def set_assignment(self, worker_id: str, containers: list[dict[str, Any]]) -> int:
+    def set_assignment(
+        self, worker_id: str, containers: list[dict[str, Any]], tier: int | None = None
+    ) -> int:
         resp = requests.put(
             f"{self.url}/api/admin/workers/{worker_id}/assignment",
             headers=ADMIN,
-            json={"containers": containers},
+            json={"containers": containers, "tier": tier},
             timeout=5,
         )
         resp.raise_for_status()

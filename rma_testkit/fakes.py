@@ -115,6 +115,9 @@ class FakeRuntime:
         self.images.discard(image)
         return True
 
+    def release(self, network: str) -> None:
+        self.calls.append(f"release:{network}")
+
     def events(self) -> FakeEvents:
         return FakeEvents()
 

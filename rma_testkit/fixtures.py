@@ -54,6 +54,8 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
         c.remove(force=True, v=True)
     for v in client.volumes.list(filters={"name": name}):
         v.remove(force=True)
+    for n in client.networks.list(names=[f"rma-{name}"]):
+        n.remove()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from controller.contract.api import AssignmentResponse, HeartbeatResponse, Regis
 from controller.core.errors import CoordinatorRejected, CoordinatorUnreachable, WorkerForgotten
 
 URL = "http://coord.test"
-WEB = {"name": "web", "image": "img:1", "port": 80}
+WEB = {"name": "web", "image": "img:1", "port": 8080}
 
 
 class FakeCoordinator:

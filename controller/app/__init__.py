@@ -14,18 +14,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
-from controller.clients.disk import docker_disk
+from controller.app.parts import Wiring, limits_from, loop_of, source_of
 from controller.clients.docker_runtime import DockerRuntime
-from controller.clients.manifest import ManifestSource
 from controller.clients.store import StateStore, atomic_write_text
-from controller.core.errors import ConfigError
-from controller.core.limits import Limits
-from controller.core.observe import NullObserver, Observer, PullProgress
-from controller.core.policy import ImagePolicy
-from controller.engine.executor import Executor
-from controller.engine.imagegc import Disk, PulledImages, collect, floor_error
-from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent, DesiredSource, Doorbell
+from controller.core.observe import PullProgress
+from controller.engine.doorbell import Doorbell
+from controller.engine.loop import Agent
 from controller.membership.source import AssignmentSource
 from controller.ops.health import HealthServer
 from controller.ops.lock import lock_instance
@@ -40,13 +34,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def limits_from(settings: Settings) -> Limits:
-    try:
-        return Limits.from_settings(settings.max_cpus, settings.max_memory, settings.gpus)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
 def probe_capabilities(settings: Settings) -> dict[str, Any]:
     """What this machine would register with (`--test-capabilities`)."""
     from controller.clients.hardware import offered_capabilities  # noqa: PLC0415
@@ -56,33 +43,6 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
         return offered_capabilities(limits_from(settings), runtime.data_root, __version__)
     finally:
         runtime.close()
-
-
-def _image_gc(
-    settings: Settings, runtime: DockerRuntime, disk: Disk, pulled: PulledImages
-) -> Callable[[set[str]], list[str]]:
-    def image_gc(in_use: set[str]) -> list[str]:
-        high, low = settings.image_gc_high, settings.image_gc_low
-        return collect(pulled, runtime.remove_image, disk, in_use, high=high, low=low)
-
-    return image_gc
-
-
-@dataclass(frozen=True)
-class Wiring:
-    """What every part is connected through: the stop event, the loop's doorbell, metrics
-    (None when the endpoint that serves them is off: then prometheus_client is never loaded),
-    and the contributor's limits (applied to the specs and to what is offered)."""
-
-    stop: threading.Event
-    doorbell: Doorbell
-    metrics: Metrics | None
-    progress_sink: Callable[[PullProgress], None] | None
-    limits: Limits
-
-    @property
-    def observer(self) -> Observer:
-        return self.metrics if self.metrics is not None else NullObserver()
 
 
 def _lifecycle(
@@ -160,53 +120,6 @@ class Parts:
     health: HealthServer | None
 
 
-def _source(settings: Settings) -> DesiredSource:
-    if settings.manifest is not None:
-        return ManifestSource(settings.manifest, publish_address=settings.publish_address)
-    return AssignmentSource(
-        settings.publish_address,
-        ImagePolicy.from_setting(settings.allowed_registries, settings.require_digest),
-    )
-
-
-def _loop(
-    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring
-) -> tuple[ImagePuller, Agent]:
-    """The puller, executor and reconcile loop."""
-    stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
-    disk = docker_disk(runtime.data_root)
-    pulled = PulledImages(StateStore(settings.state_dir, settings.instance))
-    puller = ImagePuller(
-        runtime,
-        on_done=doorbell.ring,
-        refresh_interval=settings.image_refresh_interval,
-        observer=metrics,
-        progress_sink=wiring.progress_sink,
-        on_pulled=pulled.add,
-        floor=lambda: floor_error(disk, settings.min_free_disk),
-    )
-    executor = Executor(
-        runtime,
-        puller,
-        concurrency=settings.concurrency,
-        stop_grace=settings.stop_grace,
-        should_stop=stop.is_set,
-    )
-    agent = Agent(
-        source,
-        runtime,
-        executor,
-        stop=stop,
-        doorbell=doorbell,
-        resync_interval=settings.resync_interval,
-        observer=metrics,
-        image_gc=_image_gc(settings, runtime, disk, pulled),
-        limit=wiring.limits.apply_all,
-        backoffs=(puller.next_due,),
-    )
-    return puller, agent
-
-
 def _metrics(settings: Settings) -> Metrics | None:
     if settings.health_address is None:
         return None  # nothing would serve them
@@ -226,10 +139,13 @@ def build(
     # Docker calls keep a plain sleep between their (at most 2 s of) retries: the teardown after
     # a stop must still ride out an engine blip.
     runtime = DockerRuntime(
-        settings.instance, base_url=settings.docker_host, pool_size=settings.concurrency + 4
+        settings.instance,
+        base_url=settings.docker_host,
+        pool_size=settings.concurrency + 4,
+        adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
     )
-    source = _source(settings)
-    puller, agent = _loop(settings, runtime, source, wiring)
+    source = source_of(settings, wiring.limits)
+    puller, agent, keeper = loop_of(settings, runtime, source, wiring)
     lifecycle = None
     if isinstance(source, AssignmentSource):
         lifecycle = _lifecycle(settings, runtime=runtime, source=source, agent=agent, wiring=wiring)
@@ -241,6 +157,7 @@ def build(
         coordinator=settings.effective_coordinator,
         manifest=str(settings.manifest) if settings.manifest else None,
         resync_interval=settings.resync_interval,
+        kept_volumes=lambda: keeper.kept,
     )
     health = start_health(settings, snap, wiring.metrics)
     return Parts(runtime, agent, lifecycle, health)

@@ -6,7 +6,7 @@ line wins over the environment.
     rma-worker [options]                 run the agent (coordinator, or --manifest)
     rma-worker --test-capabilities       print what this machine would register with
     rma-worker status [--json]           ask the running agent how it is doing
-    rma-worker cleanup [--dry-run]       remove every container carrying the agent's labels
+    rma-worker cleanup [--dry-run] [--volumes]  remove what carries the agent's labels
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument(
         "--instance-only", action="store_true", help="only the containers of --instance"
     )
+    cleanup.add_argument(
+        "--volumes", action="store_true", help="the agent's volumes too (their data is lost)"
+    )
     _add_setting_flags(cleanup, specs, sub=True)
     return parser
 
@@ -97,7 +100,9 @@ def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
     from controller.cli import console  # noqa: PLC0415
 
     if args.command == "cleanup":
-        return console.cleanup_command(settings, args.dry_run, instance_only=args.instance_only)
+        return console.cleanup_command(
+            settings, args.dry_run, instance_only=args.instance_only, volumes=args.volumes
+        )
     try:
         return console.status_command(settings, args.json)
     except BrokenPipeError:  # `rma-worker status | head`

@@ -8,7 +8,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TextIO
 
 from controller.clients.docker_runtime import DockerRuntime
@@ -84,6 +86,12 @@ def render_status(data: dict[str, Any]) -> str:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    kept = data.get("unused_volumes") or []
+    if kept:
+        lines.append(
+            f"Unused volumes (kept, data): {', '.join(kept)}  "
+            "(rma-worker cleanup --volumes removes them)"
+        )
     for p in data["pulls"]:
         pct = f"{p['percent']:.1f}%" if p["percent"] is not None else "?"
         lines.append(
@@ -94,32 +102,50 @@ def render_status(data: dict[str, Any]) -> str:
 
 
 def cleanup_command(
-    settings: Settings, dry_run: bool, *, instance_only: bool = False, out: TextIO = sys.stdout
+    settings: Settings,
+    dry_run: bool,
+    *,
+    instance_only: bool = False,
+    volumes: bool = False,
+    out: TextIO = sys.stdout,
 ) -> int:
-    """Remove every container carrying the agent's labels (of any instance, or only of
-    --instance)."""
+    """Remove every container and network carrying the agent's labels (of any instance, or only
+    of --instance); with `volumes`, the agent's volumes too (their data is lost)."""
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host)
+    owned, every = runtime.owned, not instance_only
     try:
-        found = runtime.list_managed() if instance_only else runtime.list_all_instances()
-        failed = 0
-        for c in sorted(found, key=lambda c: c.name):
-            if dry_run:
-                print(f"would remove {c.name} ({c.id[:12]}, {c.state})", file=out)
-                continue
-            try:
-                runtime.remove(c.id)
-                print(f"removed {c.name} ({c.id[:12]})", file=out)
-            except AgentError as exc:
-                failed += 1
-                print(f"could not remove {c.name}: {exc}", file=sys.stderr)
-        if not found:
-            print("no managed containers", file=out)
+        found = runtime.list_all_instances() if every else runtime.list_managed()
+        items: list[tuple[str, str, Callable[[], None]]] = [
+            (c.name, c.id[:12], partial(runtime.remove, c.id)) for c in found
+        ]
+        items += [(n, "network", partial(owned.remove_network, n)) for n in owned.networks(every)]
+        if volumes:
+            items += [
+                (v.name, "volume", partial(owned.remove_volume, v.name))
+                for v in owned.list_volumes(every)
+            ]
+        failed = sum(not _remove(name, what, remove, dry_run, out) for name, what, remove in items)
+        if not items:
+            print("nothing of the agent's to remove", file=out)
         return 1 if failed else 0
     except AgentError as exc:
         print(f"rma-worker: {exc}", file=sys.stderr)
         return 1
     finally:
         runtime.close()
+
+
+def _remove(name: str, what: str, remove: Callable[[], None], dry_run: bool, out: TextIO) -> bool:
+    if dry_run:
+        print(f"would remove {name} ({what})", file=out)
+        return True
+    try:
+        remove()
+    except AgentError as exc:
+        print(f"could not remove {name}: {exc}", file=sys.stderr)
+        return False
+    print(f"removed {name} ({what})", file=out)
+    return True
 
 
 class ProgressBar:

@@ -18,6 +18,7 @@ from docker.utils import parse_repository_tag
 
 from controller.clients.docker_errors import boundary as _boundary
 from controller.clients.docker_errors import translate
+from controller.clients.docker_owned import OwnedResources
 from controller.clients.docker_specs import create_kwargs
 from controller.clients.retry import Sleep, call_with_retry
 from controller.core.errors import (
@@ -51,14 +52,17 @@ class DockerRuntime:
         timeout: float = 60.0,
         pool_size: int = 16,
         sleep: Sleep | None = None,
+        adopted_volumes: frozenset[str] = frozenset(),
     ) -> None:
         self.instance = instance
+        self.adopted_volumes = adopted_volumes
         self._base_url = base_url
         self._timeout = timeout
         self._pool_size = pool_size
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._retry_kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+        self.owned = OwnedResources(instance, lambda: self.client, self._call)
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -119,6 +123,14 @@ class DockerRuntime:
             return False
         return True
 
+    def repo_digests(self, image: str) -> list[str]:
+        """Where a local image came from ([] when absent or never pulled from a registry)."""
+        try:
+            found = self._call(lambda: self.client.api.inspect_image(image))
+        except NotFoundError:
+            return []
+        return [str(d) for d in found.get("RepoDigests") or []]
+
     def data_root(self) -> str | None:
         info = self._call(lambda: self.client.api.info())  # noqa: PLW0108 (client is lazy)
         root = info.get("DockerRootDir")
@@ -142,9 +154,21 @@ class DockerRuntime:
         self._call(run)
 
     def create(self, spec: ContainerSpec) -> str:
+        """Create the container, after its network and volumes (the agent's own: see
+        docker_owned.py; one that is not refuses this container)."""
         kwargs = create_kwargs(spec, self.instance)
+        for volume in spec.volumes:
+            self.owned.ensure_volume(volume.name, self.adopted_volumes)
         try:
-            result = self._call(lambda: self.client.api.create_container(**kwargs))
+            if spec.network:
+                self.owned.ensure_network(spec.network)
+            try:
+                result = self._call(lambda: self.client.api.create_container(**kwargs))
+            except NotFoundError:
+                if not spec.network:
+                    raise
+                self.owned.ensure_network(spec.network)  # removed between the two calls
+                result = self._call(lambda: self.client.api.create_container(**kwargs))
         except PermanentError as exc:
             if "conflict" in str(exc).lower() and "already in use" in str(exc).lower():
                 raise NameConflictError(str(exc)) from exc
@@ -172,6 +196,10 @@ class DockerRuntime:
             if "already in progress" in str(exc):
                 return
             raise
+
+    def release(self, network: str) -> None:
+        """After teardown: remove the agent's network (volumes are kept: they hold data)."""
+        self.owned.remove_network(network)
 
     def remove_image(self, image: str) -> bool:
         """Remove an image; False when it is in use (Docker refuses), True when gone."""

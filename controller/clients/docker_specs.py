@@ -2,7 +2,9 @@
 
 Everything the agent sets is here and nothing else: the owner labels and spec hash, env, command,
 published ports, restart policy, memory/CPU limits, named volumes (never binds), the GPU request of
-a GPU spec, and `no-new-privileges`.
+a GPU spec, the agent's network (the container's name is its DNS alias there), and the hardening
+every container gets: `no-new-privileges`, Docker's default capabilities less NET_RAW, MKNOD and
+AUDIT_WRITE, a pids limit, swap capped at the memory limit, and rotated logs (3 x 10 MB).
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from typing import Any
 from docker.types import DeviceRequest, HostConfig, Mount
 
 from controller.core.models import LABEL_NAME, LABEL_SPEC_HASH, ContainerSpec, owner_labels
+
+# Dropped from Docker's default set; what remains is CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
+# SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT and SETFCAP (docs/adr/0009).
+CAP_DROP = ("NET_RAW", "MKNOD", "AUDIT_WRITE")
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}}
 
 # The oldest engine API the agent supports (Docker 20.10); HostConfig validates against it.
 MIN_API_VERSION = "1.41"
@@ -23,6 +30,29 @@ def _gpu_request(spec: ContainerSpec) -> DeviceRequest:
     return DeviceRequest(count=spec.gpu, capabilities=[["gpu"]])
 
 
+def _host_config(spec: ContainerSpec) -> HostConfig:
+    bindings = {
+        f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
+        for p in spec.ports
+    }
+    return HostConfig(
+        version=MIN_API_VERSION,
+        port_bindings=bindings,
+        restart_policy={"Name": spec.restart if spec.restart != "no" else ""},
+        mem_limit=spec.memory_limit,
+        nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+        mounts=[Mount(target=v.path, source=v.name, type="volume") for v in spec.volumes],
+        device_requests=[_gpu_request(spec)] if spec.gpu else None,
+        security_opt=["no-new-privileges"],
+        cap_drop=list(CAP_DROP),
+        pids_limit=spec.pids_limit or None,
+        memswap_limit=spec.memory_limit,  # = the memory limit: no swap beyond it
+        log_config=LOG_CONFIG,
+        network_mode=spec.network or None,
+        cgroup_parent=spec.cgroup_parent or None,
+    )
+
+
 def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
     """The docker-py `create_container` arguments for `spec` (pure; unit-tested)."""
     labels = {
@@ -31,29 +61,17 @@ def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
         LABEL_NAME: spec.name,
         LABEL_SPEC_HASH: spec.spec_hash(),
     }
-    ports = [(p.container, p.protocol) for p in spec.ports]
-    bindings = {
-        f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
-        for p in spec.ports
-    }
-    restart: dict[str, Any] = {"Name": spec.restart if spec.restart != "no" else ""}
-    host_config = HostConfig(
-        version=MIN_API_VERSION,
-        port_bindings=bindings,
-        restart_policy=restart,
-        mem_limit=spec.memory_limit,
-        nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
-        mounts=[Mount(target=v.path, source=v.name, type="volume") for v in spec.volumes],
-        device_requests=[_gpu_request(spec)] if spec.gpu else None,
-        security_opt=["no-new-privileges"],
-    )
+    networking = None
+    if spec.network:
+        networking = {"EndpointsConfig": {spec.network: {"Aliases": [spec.name]}}}
     return {
         "image": spec.image,
         "name": spec.name,
         "command": list(spec.command) if spec.command is not None else None,
         "environment": spec.env_dict,
         "labels": labels,
-        "ports": ports or None,
-        "host_config": host_config,
+        "ports": [(p.container, p.protocol) for p in spec.ports] or None,
+        "host_config": _host_config(spec),
+        "networking_config": networking,
         "detach": True,
     }

@@ -106,6 +106,24 @@ class StateStore:
         self.identity_path = state_dir / f"{instance}.identity.json"
         self.assignment_path = state_dir / f"{instance}.assignment.json"
         self.images_path = state_dir / f"{instance}.images.json"
+        self.adopted_path = state_dir / f"{instance}.volumes.json"
+        self.unused_path = state_dir / f"{instance}.unused-volumes.json"
+
+    def load_adopted(self) -> frozenset[str]:
+        """Legacy (unprefixed) volumes recorded as the agent's own (`rma-worker adopt-volume`)."""
+        names = (_read_json(self.adopted_path) or {}).get("adopted")
+        return frozenset(str(n) for n in names) if isinstance(names, list) else frozenset()
+
+    def save_adopted(self, names: frozenset[str]) -> None:
+        atomic_write_json(self.adopted_path, {"adopted": sorted(names)})
+
+    def load_unused(self) -> dict[str, float]:
+        """The agent's volumes no spec uses, with since when (for the retention)."""
+        data = _read_json(self.unused_path) or {}
+        return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+    def save_unused(self, unused: dict[str, float]) -> None:
+        atomic_write_json(self.unused_path, unused)
 
     def load_pulled(self) -> dict[str, float]:
         """Images this agent pulled, with when (for image garbage collection)."""

@@ -19,6 +19,7 @@ LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
 LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_NAME = f"{LABEL_PREFIX}.name"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # on a volume: the spec's name for it
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 GPU_ALL = -1
@@ -58,6 +59,9 @@ class ContainerSpec:
     restart: str = "unless-stopped"
     labels: tuple[tuple[str, str], ...] = ()
     gpu_ids: tuple[str, ...] = ()  # the devices allowed by the contributor's caps (else any)
+    network: str = ""  # the agent's own bridge network (set by containment, never by a spec)
+    pids_limit: int = 0  # 0: the engine's default (containment sets one)
+    cgroup_parent: str = ""  # the agent's own parent cgroup (containment), never a spec's
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -82,6 +86,9 @@ class ContainerSpec:
             "restart",
             "labels",
             "gpu_ids",
+            "network",
+            "pids_limit",
+            "cgroup_parent",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):

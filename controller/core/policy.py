@@ -3,13 +3,15 @@ pure checks.
 
 A spec that asks for something dangerous is refused whole — never run with the dangerous part
 dropped: privileged mode, host network/PID/IPC/UTS/user namespaces, added capabilities, devices,
-bind mounts, security options, other runtimes, sysctls, cgroup parents. Images must come from the
-configured registries (default: those the RMA catalog uses), optionally pinned by digest.
+bind mounts, security options, other runtimes, sysctls, cgroup parents. Images are parsed by
+Docker's own reference rules and must come from the configured registries or repository prefixes
+(default: the registries the RMA catalog uses), optionally pinned by digest.
 Other unknown fields are ignored and never reach Docker.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,17 +58,70 @@ def dangerous_fields(raw: Mapping[str, Any]) -> list[str]:
     return found
 
 
+# Docker's reference grammar (distribution/reference): lowercase path components, a tag, a digest.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_ID = re.compile(r"^(?:sha256:)?[a-f0-9]{12,64}$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str  # lowercase host[:port]; docker.io for Docker Hub
+    path: str  # library/redis for an official Hub image
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.path}"
+
+
+def parse_reference(image: str) -> ImageRef:
+    """An image reference by Docker's rules, or ValueError: the first component is a registry
+    host when it has '.' or ':', is 'localhost', or has an uppercase letter; IDs, digest-only
+    references and uppercase repository names are refused."""
+    if _ID.match(image):
+        raise ValueError(f"image {image!r} is an image ID, not a name from a registry")
+    rest, _, digest = image.partition("@")
+    if digest and not _DIGEST.match(digest):
+        raise ValueError(f"image {image!r} has a malformed digest")
+    first, sep, remainder = rest.partition("/")
+    hosted = sep and (
+        "." in first or ":" in first or first != first.lower() or first == "localhost"
+    )
+    registry, path = (first.lower(), remainder) if hosted else ("docker.io", rest)
+    path, tag = _split_tag(path)
+    registry = "docker.io" if registry in DOCKER_HUB_ALIASES else registry
+    if registry == "docker.io" and "/" not in path:
+        path = f"library/{path}"
+    if not _PATH.match(path):
+        raise ValueError(f"image {image!r} is not a valid repository name (lowercase, no IDs)")
+    if tag and not _TAG.match(tag):
+        raise ValueError(f"image {image!r} has a malformed tag")
+    return ImageRef(registry, path, tag, digest)
+
+
+def _split_tag(path: str) -> tuple[str, str]:
+    name, colon, tag = path.rpartition(":")
+    return (name, tag) if colon and "/" not in tag else (path, "")
+
+
 def image_registry(image: str) -> str:
     """The registry an image reference pulls from (Docker's rules: no host part = Docker Hub)."""
-    first, sep, _rest = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return "docker.io" if first.lower() in DOCKER_HUB_ALIASES else first.lower()
-    return "docker.io"
+    try:
+        return parse_reference(image).registry
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
 class ImagePolicy:
-    registries: frozenset[str] = frozenset(DEFAULT_REGISTRIES)  # "*" allows any
+    """Registries (`docker.io`) and repository prefixes (`ghcr.io/rma/`) a coordinator's images may
+    come from; `*` allows any."""
+
+    registries: frozenset[str] = frozenset(DEFAULT_REGISTRIES)
     require_digest: bool = False
 
     @classmethod
@@ -75,12 +130,46 @@ class ImagePolicy:
         names = frozenset(r.strip().lower() for r in items if r.strip())
         return cls(names or frozenset(DEFAULT_REGISTRIES), require_digest)
 
+    def allows(self, ref: ImageRef) -> bool:
+        if "*" in self.registries or ref.registry in self.registries:
+            return True
+        return any("/" in p and f"{ref.name}/".startswith(_prefix(p)) for p in self.registries)
+
     def check(self, image: str) -> str | None:
         """An error message when `image` is not allowed, else None."""
-        registry = image_registry(image)
-        if "*" not in self.registries and registry not in self.registries:
+        try:
+            ref = parse_reference(image)
+        except ValueError as exc:
+            return str(exc)
+        if not self.allows(ref):
             allowed = ", ".join(sorted(self.registries))
-            return f"image {image!r} is from {registry}, not an allowed registry ({allowed})"
-        if self.require_digest and "@sha256:" not in image:
+            return f"image {image!r} is from {ref.name}, not an allowed registry ({allowed})"
+        if self.require_digest and not ref.digest:
             return f"image {image!r} is not pinned by digest (@sha256:…)"
         return None
+
+    def trusts_digests(self, image: str, repo_digests: Iterable[str]) -> bool:
+        """A local image is trusted when one of its RepoDigests shows it was pulled from (or
+        pushed to) the very repository `image` names, and that repository is allowed."""
+        try:
+            wanted = parse_reference(image)
+        except ValueError:
+            return False
+        for entry in repo_digests:
+            try:
+                ref = parse_reference(entry)
+            except ValueError:
+                continue
+            if ref.name == wanted.name and self.allows(ref):
+                return True
+        return False
+
+
+def _prefix(entry: str) -> str:
+    """'docker.io/rma/' or 'rma/' (Hub) as a normalised name prefix ending in '/'."""
+    first, _, rest = entry.partition("/")
+    if not ("." in first or ":" in first or first == "localhost"):
+        entry = f"docker.io/{entry}"
+    elif first in DOCKER_HUB_ALIASES:
+        entry = f"docker.io/{rest}"
+    return entry.rstrip("/") + "/"

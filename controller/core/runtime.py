@@ -48,6 +48,25 @@ class ContainerRuntime(Protocol):
 
     def remove_image(self, image: str) -> bool: ...
 
+    def release(self, network: str) -> None: ...
+
     def events(self) -> EventStream: ...
 
     def data_root(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class OwnedVolume:
+    """A volume carrying the agent's labels, as the engine lists it."""
+
+    name: str
+    instance: str
+    created: str  # RFC 3339, as the engine reports it
+
+
+class VolumeOwner(Protocol):
+    """The agent's own volumes (clients/docker_owned.py implements it)."""
+
+    def list_volumes(self, all_instances: bool = False) -> list[OwnedVolume]: ...
+
+    def remove_volume(self, name: str) -> None: ...

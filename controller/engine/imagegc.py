@@ -33,6 +33,9 @@ class PulledImages:
         if pulled.pop(image, None) is not None:
             self._store.save_pulled(pulled)
 
+    def has(self, image: str) -> bool:
+        return image in self._store.load_pulled()
+
     def oldest_first(self) -> list[str]:
         pulled = self._store.load_pulled()
         return sorted(pulled, key=lambda image: pulled[image])

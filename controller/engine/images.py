@@ -7,6 +7,8 @@ pull's error, reported until its backoff â€” 10 s doubling to 5 min, per image â
 looks again then, asking `next_due()`, and the next ensure pulls again). An image already present
 is used at once; a mutable tag (no digest) is refreshed in the background at most once per
 refresh interval, and a failed refresh is only logged: it never touches a running container.
+A present image that is not `trusted` (a coordinator's image the agent did not pull and whose
+RepoDigests name no allowed registry) is pulled again, so its content comes from the registry.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class ImagePuller:
         log_every: float = 5.0,
         floor: Callable[[], str | None] = lambda: None,
         on_pulled: Callable[[str], None] = lambda image: None,
+        trusted: Callable[[str], bool] = lambda image: True,
     ) -> None:
         self._runtime = runtime
         self._on_done = on_done
@@ -71,6 +74,7 @@ class ImagePuller:
         self._backoff = KeyedBackoff(KUBELET, reset_after=float("inf"))
         self._floor = floor
         self._on_pulled = on_pulled
+        self._trusted = trusted
         self._refreshed: dict[str, float] = {}
         self._progress: dict[str, PullProgress] = {}
         self._observer: Observer = observer or NullObserver()
@@ -89,7 +93,7 @@ class ImagePuller:
                 error=f"{error} (next pull in {wait:.0f} s)",
                 transient=isinstance(error, TransientError),
             )
-        if self._runtime.image_present(image):
+        if self._runtime.image_present(image) and self._trusted(image):
             self._maybe_refresh(image)
             return PRESENT
         refused = self._floor()

@@ -20,13 +20,14 @@ import structlog
 
 from controller.core.backoff import Delays
 from controller.core.errors import AgentError, TransientError
-from controller.core.models import DesiredState
+from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer
 from controller.core.planner import plan
 from controller.core.results import ExecutionReport, PassResult
 from controller.core.runtime import ContainerEvent, ContainerRuntime
 from controller.core.status import AgentStatus, build_status
 from controller.engine.crashloop import CrashLoop
+from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
 from controller.engine.watcher import EventWatcher
 
@@ -48,21 +49,6 @@ class DesiredSource(Protocol):
     def load(self) -> DesiredState: ...
 
 
-class Doorbell:
-    """Wakes the loop early. Rung by the watcher, the puller, the source, and shutdown."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def ring(self) -> None:
-        self._event.set()
-
-    def wait(self, timeout: float) -> bool:
-        rung = self._event.wait(max(0.0, timeout))
-        self._event.clear()
-        return rung
-
-
 class Agent:
     def __init__(
         self,
@@ -77,18 +63,14 @@ class Agent:
         clock: Clock = time.monotonic,
         observer: Observer | None = None,
         crashloop: CrashLoop | None = None,
-        image_gc: Callable[[set[str]], list[str]] | None = None,
+        housekeeping: Callable[[DesiredState, list[ActualContainer]], None] | None = None,
+        network: str = "",
         limit: Callable[[DesiredState], DesiredState] = lambda desired: desired,
         backoffs: tuple[Callable[[], float | None], ...] = (),
     ) -> None:
-        self._source = source
-        self._runtime = runtime
-        self._executor = executor
-        self._stop = stop
-        self._doorbell = doorbell
-        self._resync = resync_interval
-        self._poll = poll_interval
-        self._clock = clock
+        self._source, self._runtime, self._executor = source, runtime, executor
+        self._stop, self._doorbell, self._clock = stop, doorbell, clock
+        self._resync, self._poll = resync_interval, poll_interval
         self._desired: DesiredState | None = None
         self._load_error: AgentError | None = None
         self._pass_ids = itertools.count(1)
@@ -98,7 +80,8 @@ class Agent:
         self._status = AgentStatus()
         self._observer: Observer = observer or NullObserver()
         self._crashloop = crashloop or CrashLoop(clock=clock)
-        self._image_gc = image_gc
+        self._housekeeping = housekeeping  # image and volume collection, after a pass
+        self._network = network  # the agent's own network, removed after a full teardown
         self._limit = limit
         self._backoffs = (self._crashloop.next_due, *backoffs)
         self.last_success_at: float | None = None
@@ -150,8 +133,8 @@ class Agent:
             o.name for o in report.outcomes if o.ok and o.action in ("start", "recreate")
         )
         self._status = build_status(desired, actual, report, self._restarts, converged=not actions)
-        if self._image_gc is not None:
-            self._image_gc({s.image for s in desired.specs} | {c.image for c in actual})
+        if self._housekeeping is not None:
+            self._housekeeping(desired, actual)
         return PassResult(pass_id, planned=len(actions), report=report)
 
     def status(self) -> AgentStatus:
@@ -290,6 +273,11 @@ class Agent:
             return False
         report = self._executor.execute(actions)
         ok = not report.failures
+        if ok and self._network:
+            try:
+                self._runtime.release(self._network)
+            except AgentError as exc:
+                log.warning("network_not_removed", network=self._network, error=str(exc))
         (log.info if ok else log.error)(
             "teardown_done", removed=len(actions), failed=len(report.failures)
         )

@@ -2,28 +2,30 @@
 
 The membership threads set it (registration, long poll, fetch after a heartbeat hint); the loop
 reads it. The conversion itself is the contract's (contract/assignment.py): a refused entry is
-logged and reported here, the rest of the assignment runs.
+logged and reported here, the rest of the assignment runs; an assignment refused whole leaves the
+last good one in place.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
 from controller.contract.assignment import assignment_to_desired
+from controller.core.admission import Admission, AssignmentTooLarge
 from controller.core.errors import TransientError
-from controller.core.models import DesiredState
-from controller.core.policy import ImagePolicy
+from controller.core.models import DesiredState, Refusal
 
 log = structlog.get_logger(__name__)
 
 
 class AssignmentSource:
-    def __init__(self, publish_address: str = "", policy: ImagePolicy | None = None) -> None:
+    def __init__(self, publish_address: str = "", admission: Admission | None = None) -> None:
         self._publish_address = publish_address
-        self._policy = policy or ImagePolicy()
+        self._admission = admission or Admission()
         self._lock = threading.Lock()
         self._desired: DesiredState | None = None
         self._version = 0
@@ -35,7 +37,11 @@ class AssignmentSource:
         return "coordinator assignment"
 
     def set(self, tier: int, entries: Any, generation: int | None) -> DesiredState:
-        desired = assignment_to_desired(tier, entries, self._publish_address, self._policy)
+        try:
+            desired = assignment_to_desired(tier, entries, self._publish_address, self._admission)
+        except AssignmentTooLarge as exc:
+            log.error("assignment_refused", error=str(exc), keeping="the last good assignment")
+            return self._keep_previous(str(exc))
         with self._lock:
             self._desired = desired
             self._version += 1
@@ -48,6 +54,16 @@ class AssignmentSource:
                 effect="not run; the rest of the assignment runs",
             )
         return desired
+
+    def _keep_previous(self, why: str) -> DesiredState:
+        """The last good desired state, now also reporting the refusal (nothing when none)."""
+        with self._lock:
+            if self._desired is None:
+                return DesiredState()
+            kept = [r for r in self._desired.refused if r.name != "(assignment)"]
+            self._desired = replace(self._desired, refused=(*kept, Refusal("(assignment)", why)))
+            self._version += 1
+            return self._desired
 
     def changed(self) -> bool:
         with self._lock:

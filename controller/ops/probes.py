@@ -9,6 +9,7 @@ pass found nothing to do.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,9 @@ class Snapshot:
         coordinator: str,
         manifest: str | None,
         resync_interval: float,
+        kept_volumes: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
+        self._kept_volumes = kept_volumes
         self._instance = instance
         self._coordinator = coordinator
         self._manifest = manifest
@@ -69,6 +72,7 @@ class Snapshot:
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
             "containers": [c.as_json() for c in agent_status.containers],
+            "unused_volumes": list(self._kept_volumes()),
             "pulls": [
                 {
                     "image": p.image,

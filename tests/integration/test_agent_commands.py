@@ -36,7 +36,12 @@ def test_status_and_cleanup_commands(
     assert agent.stop(signal.SIGUSR1) == 0  # leaves the containers, as after a crash
     assert len(running(client, instance)) == 3
     gone = rma_worker(state, instance, "cleanup", "--instance-only", timeout=60).stdout
-    assert gone.count("removed ") == 3 and managed(client, instance) == {}
+    assert gone.count("removed ") == 4 and managed(client, instance) == {}
+    assert f"removed rma-{instance} (network)" in gone  # the agent's network goes with them
+    volume = f"rma-{instance}-{instance}-vol"
+    assert client.volumes.get(volume)  # kept: it holds data
+    wiped = rma_worker(state, instance, "cleanup", "--instance-only", "--volumes").stdout
+    assert wiped.strip() == f"removed {volume} (volume)"
     down = rma_worker(state, instance, "status", check=False)
     assert down.returncode == 1 and "no running agent" in down.stderr
 

@@ -9,9 +9,10 @@ import pytest
 
 from controller.core.errors import ConfigError, TransientError
 from controller.core.models import DesiredState
+from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
 from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent, Doorbell
+from controller.engine.loop import Agent
 from rma_testkit.fakes import FakeRuntime, FakeSource, spec
 
 

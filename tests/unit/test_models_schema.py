@@ -46,6 +46,9 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"restart": "always"},
     {"labels": (("k", "v"),)},
     {"gpu_ids": ("0",)},
+    {"network": "rma-x"},
+    {"pids_limit": 1024},
+    {"cgroup_parent": "rma.slice"},
 ]
 
 

@@ -9,6 +9,8 @@ import pytest
 from controller.clients.docker_specs import create_kwargs
 from controller.contract.assignment import assignment_to_desired
 from controller.contract.schema import parse_specs
+from controller.core.admission import Admission
+from controller.core.containment import Containment
 from controller.core.policy import ImagePolicy, dangerous_fields, image_registry
 
 OK = {"name": "svc", "image": "ghcr.io/rma/rag-service:latest"}
@@ -54,10 +56,21 @@ def test_harmless_values_are_not_refused() -> None:
 
 def test_nothing_dangerous_ever_reaches_docker() -> None:
     desired = assignment_to_desired(
-        1, [{**OK, "gpu": 2, "volumes": [{"name": "data", "path": "/data"}]}]
+        1,
+        [{**OK, "gpu": 2, "volumes": [{"name": "data", "path": "/data"}]}],
+        admission=Admission(gpu_machine=True),
     )
-    host = create_kwargs(desired.specs[0], "i")["host_config"]
-    assert not host.get("Privileged") and host["NetworkMode"] == "default"
+    spec = Containment("i").apply(desired.specs[0])
+    kwargs = create_kwargs(spec, "i")
+    host = kwargs["host_config"]
+    assert not host.get("Privileged") and host["NetworkMode"] == "rma-i"
+    assert kwargs["networking_config"] == {"EndpointsConfig": {"rma-i": {"Aliases": ["svc"]}}}
+    assert host["CapDrop"] == ["NET_RAW", "MKNOD", "AUDIT_WRITE"] and host["PidsLimit"] == 1024
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": "10m", "max-file": "3"},
+    }
+    assert host["Mounts"][0]["Source"] == "rma-i-data"
     assert (
         not {
             "CapAdd",
@@ -114,5 +127,6 @@ def test_the_catalog_images_pass_the_default_policy() -> None:
         (Path(__file__).resolve().parents[2] / "manifests/catalog.yaml").read_text()
     )
     for tier, data in catalog["tiers"].items():
-        desired = assignment_to_desired(int(tier), data["containers"])
+        admission = Admission(gpu_machine=True)
+        desired = assignment_to_desired(int(tier), data["containers"], admission=admission)
         assert desired.refused == (), desired.refused

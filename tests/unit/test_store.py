@@ -11,9 +11,10 @@ import pytest
 
 from controller.clients.store import StateStore, StoredAssignment
 from controller.contract.assignment import assignment_to_desired
+from controller.core.admission import Admission
 from controller.core.models import GPU_ALL
 
-WEB = {"name": "web", "image": "img:1", "port": 80}
+WEB = {"name": "web", "image": "img:1", "port": 8080}
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"worker_id": "x"}'])
@@ -34,7 +35,9 @@ def test_state_writes_are_atomic_and_private(tmp_path: Path) -> None:
 
 def test_tier1_part1_entries_request_the_gpus_and_bad_entries_are_refused() -> None:
     desired = assignment_to_desired(
-        1, [WEB, {**WEB, "name": "cpu", "gpu": False}, {"name": "bad name", "image": "x"}]
+        1,
+        [WEB, {**WEB, "name": "cpu", "gpu": False}, {"name": "bad name", "image": "x"}],
+        admission=Admission(gpu_machine=True),
     )
     assert {s.name: s.gpu for s in desired.specs} == {"web": GPU_ALL, "cpu": 0}
     assert [r.name for r in desired.refused] == ["bad name"]

@@ -1,0 +1,163 @@
+"""The composition root's engine side: what the reconcile loop is built from (runtime hooks,
+puller, executor, the containment and admission rules, image and volume housekeeping). Split from
+`app/__init__.py` only to keep each module readable; nothing outside `app` imports it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from controller.clients.disk import docker_disk
+from controller.clients.docker_runtime import DockerRuntime
+from controller.clients.manifest import ManifestSource
+from controller.clients.store import StateStore
+from controller.core.admission import Admission
+from controller.core.containment import Containment
+from controller.core.errors import ConfigError
+from controller.core.limits import Limits
+from controller.core.models import ActualContainer, DesiredState
+from controller.core.observe import NullObserver, Observer, PullProgress
+from controller.core.policy import ImagePolicy
+from controller.engine.doorbell import Doorbell
+from controller.engine.executor import Executor
+from controller.engine.imagegc import PulledImages, collect, floor_error
+from controller.engine.images import ImagePuller
+from controller.engine.loop import Agent, DesiredSource
+from controller.engine.volumes import DAY, VolumeKeeper
+from controller.membership.source import AssignmentSource
+from controller.settings import Settings
+from controller.settings_fields import port_bounds
+
+if TYPE_CHECKING:
+    from controller.ops.metrics import Metrics
+
+
+def limits_from(settings: Settings) -> Limits:
+    try:
+        return Limits.from_settings(settings.max_cpus, settings.max_memory, settings.gpus)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every part is connected through: the stop event, the loop's doorbell, metrics
+    (None when the endpoint that serves them is off: then prometheus_client is never loaded),
+    and the contributor's limits (applied to the specs and to what is offered)."""
+
+    stop: threading.Event
+    doorbell: Doorbell
+    metrics: Metrics | None
+    progress_sink: Callable[[PullProgress], None] | None
+    limits: Limits
+
+    @property
+    def observer(self) -> Observer:
+        return self.metrics if self.metrics is not None else NullObserver()
+
+
+def image_policy(settings: Settings) -> ImagePolicy:
+    return ImagePolicy.from_setting(settings.allowed_registries, settings.require_digest)
+
+
+def gpu_machine(limits: Limits) -> bool:
+    """Whether this machine's own hardware, as lent, qualifies for tier 1 (the GPU tier)."""
+    from controller.clients.hardware import detect  # noqa: PLC0415 (pynvml: coordinator only)
+    from controller.contract.capabilities import qualifying_tier  # noqa: PLC0415
+
+    return qualifying_tier(limits.offered(detect())) == 1
+
+
+def source_of(settings: Settings, limits: Limits) -> DesiredSource:
+    if settings.manifest is not None:  # the owner's own file: their choice, not a coordinator's
+        return ManifestSource(settings.manifest, publish_address=settings.publish_address)
+    admission = Admission(
+        images=image_policy(settings),
+        port_range=port_bounds(settings.port_range),
+        max_containers=settings.max_containers,
+        gpu_machine=gpu_machine(limits),
+    )
+    return AssignmentSource(settings.publish_address, admission)
+
+
+def containment_of(settings: Settings, store: StateStore) -> Containment:
+    return Containment(settings.instance, settings.pids_limit, adopted=store.load_adopted())
+
+
+def _trusted(
+    settings: Settings, runtime: DockerRuntime, pulled: PulledImages
+) -> Callable[[str], bool]:
+    """Which local images a coordinator's spec may use without a pull (see engine/images.py)."""
+    if settings.manifest is not None or settings.allow_local_images:
+        return lambda image: True
+    policy = image_policy(settings)
+
+    def trusted(image: str) -> bool:
+        return pulled.has(image) or policy.trusts_digests(image, runtime.repo_digests(image))
+
+    return trusted
+
+
+def _housekeeping(
+    settings: Settings, runtime: DockerRuntime, pulled: PulledImages, keeper: VolumeKeeper
+) -> Callable[[DesiredState, list[ActualContainer]], None]:
+    disk = docker_disk(runtime.data_root)
+
+    def housekeeping(desired: DesiredState, actual: list[ActualContainer]) -> None:
+        images = {s.image for s in desired.specs} | {c.image for c in actual}
+        high, low = settings.image_gc_high, settings.image_gc_low
+        collect(pulled, runtime.remove_image, disk, images, high=high, low=low)
+        keeper.sweep({v.name for s in desired.specs for v in s.volumes})
+
+    return housekeeping
+
+
+def loop_of(
+    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring
+) -> tuple[ImagePuller, Agent, VolumeKeeper]:
+    """The puller, executor, reconcile loop and volume keeper."""
+    stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
+    store = StateStore(settings.state_dir, settings.instance)
+    pulled, disk = PulledImages(store), docker_disk(runtime.data_root)
+    keeper = VolumeKeeper(runtime.owned, store, retention=settings.volume_retention * DAY)
+    puller = ImagePuller(
+        runtime,
+        on_done=doorbell.ring,
+        refresh_interval=settings.image_refresh_interval,
+        observer=metrics,
+        progress_sink=wiring.progress_sink,
+        on_pulled=pulled.add,
+        floor=lambda: floor_error(disk, settings.min_free_disk),
+        trusted=_trusted(settings, runtime, pulled),
+    )
+    executor = _executor(settings, runtime, puller, stop)
+    contain, limits = containment_of(settings, store), wiring.limits
+    agent = Agent(
+        source,
+        runtime,
+        executor,
+        stop=stop,
+        doorbell=doorbell,
+        resync_interval=settings.resync_interval,
+        observer=metrics,
+        housekeeping=_housekeeping(settings, runtime, pulled, keeper),
+        limit=lambda desired: contain.apply_all(limits.apply_all(desired)),
+        backoffs=(puller.next_due,),
+        network=contain.network,
+    )
+    return puller, agent, keeper
+
+
+def _executor(
+    settings: Settings, runtime: DockerRuntime, puller: ImagePuller, stop: threading.Event
+) -> Executor:
+    return Executor(
+        runtime,
+        puller,
+        concurrency=settings.concurrency,
+        stop_grace=settings.stop_grace,
+        should_stop=stop.is_set,
+    )

@@ -1,0 +1,129 @@
+"""The networks and volumes the agent owns on the Docker engine, as balena-supervisor owns an app's.
+
+A network or volume is the agent's only when it carries this instance's ownership labels (and, for
+a volume, the default `local` driver with no options: a `local` volume with bind options is a host
+directory in disguise). The agent creates them itself, with those labels, before a container needs
+them; one that exists without them is never used: the container that asked is refused (reported;
+the rest runs). A legacy volume the agent recorded as its own (state dir) is used as it is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
+
+import docker
+
+from controller.core.errors import NotFoundError, PermanentError
+from controller.core.models import LABEL_INSTANCE, LABEL_MANAGED, LABEL_VOLUME, owner_labels
+from controller.core.runtime import OwnedVolume
+
+T = TypeVar("T")
+Call = Callable[[Callable[[], Any]], Any]
+
+
+class OwnedResources:
+    """Ensures, lists and removes the agent's network and volumes through `call` (the runtime's
+    retrying error boundary)."""
+
+    def __init__(self, instance: str, client: Callable[[], docker.DockerClient], call: Call):
+        self._instance = instance
+        self._client = client
+        self._call = call
+        self._lock = threading.Lock()
+
+    def _owned(self, labels: dict[str, str] | None) -> bool:
+        labels = labels or {}
+        return all(labels.get(k) == v for k, v in owner_labels(self._instance).items())
+
+    # -- network ------------------------------------------------------------------------------
+
+    def ensure_network(self, name: str) -> None:
+        """The agent's bridge: adopted when it carries our labels, created when missing."""
+        with self._lock:
+            api = self._client().api
+            try:
+                found = self._call(lambda: api.inspect_network(name))
+            except NotFoundError:
+                labels = owner_labels(self._instance)
+                self._call(lambda: api.create_network(name, driver="bridge", labels=labels))
+                return
+            if not self._owned(found.get("Labels")) or found.get("Driver") != "bridge":
+                raise PermanentError(
+                    f"network {name!r} exists and is not this agent's (no ownership labels or "
+                    "not a bridge); it is left alone and no container is started on it"
+                )
+
+    def remove_network(self, name: str) -> None:
+        api = self._client().api
+        try:
+            found = self._call(lambda: api.inspect_network(name))
+            if self._owned(found.get("Labels")):
+                self._call(lambda: api.remove_network(name))
+        except NotFoundError:
+            return
+
+    def networks(self, all_instances: bool = False) -> list[str]:
+        """The agent's networks (this instance's, or every instance's)."""
+        answer = self._call(
+            lambda: self._client().api.networks(filters=self._filters(all_instances))
+        )
+        return sorted(str(n["Name"]) for n in answer or [])
+
+    def network_subnets(self, name: str) -> list[str]:
+        found = self._call(lambda: self._client().api.inspect_network(name))
+        configs = (found.get("IPAM") or {}).get("Config") or []
+        return [str(c["Subnet"]) for c in configs if c.get("Subnet")]
+
+    # -- volumes ------------------------------------------------------------------------------
+
+    def ensure_volume(self, name: str, adopted: Collection[str] = ()) -> None:
+        """Create `name` with our labels, or check that the existing one is ours."""
+        api = self._client().api
+        try:
+            found = self._call(lambda: api.inspect_volume(name))
+        except NotFoundError:
+            labels = {**owner_labels(self._instance), LABEL_VOLUME: name}
+            self._call(lambda: api.create_volume(name, driver="local", labels=labels))
+            return
+        if name in adopted:
+            return
+        problem = _foreign(found, self._owned(found.get("Labels")))
+        if problem:
+            raise PermanentError(f"volume {name!r} {problem}; it is never mounted")
+
+    def list_volumes(self, all_instances: bool = False) -> list[OwnedVolume]:
+        filters = self._filters(all_instances)
+        answer = self._call(lambda: self._client().api.volumes(filters=filters))
+        rows = (answer or {}).get("Volumes") or []
+        return [
+            OwnedVolume(
+                str(v["Name"]),
+                str((v.get("Labels") or {}).get(LABEL_INSTANCE, "")),
+                str(v.get("CreatedAt", "")),
+            )
+            for v in rows
+        ]
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self._call(lambda: self._client().api.remove_volume(name))
+        except NotFoundError:
+            return
+
+    def _filters(self, all_instances: bool) -> dict[str, list[str]]:
+        label = f"{LABEL_MANAGED}=true"
+        return {
+            "label": [label] if all_instances else [label, f"{LABEL_INSTANCE}={self._instance}"]
+        }
+
+
+def _foreign(found: dict[str, Any], owned: bool) -> str:
+    if not owned:
+        return "exists and was not created by this agent (no ownership labels)"
+    if found.get("Driver") != "local":
+        return f"uses the {found.get('Driver')!r} driver, not 'local'"
+    if found.get("Options"):
+        return "has driver options (a bind mount in disguise)"
+    return ""

@@ -1,0 +1,194 @@
+"""A hostile coordinator against the real engine: what it asks for is contained or refused, and
+the result is checked with the Docker API (issue 11): ports, GPUs and images refused; volumes the
+agent's own; every container on the agent's network, with least privilege, a pids limit and
+rotated logs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from rma_testkit.agent import AgentProcess, StartAgent, agent_status
+from rma_testkit.coordinator import Coordinator
+from rma_testkit.engine import LOCAL_IMAGE, REGISTRY, managed, running, wait_until
+
+pytestmark = pytest.mark.integration
+HTTPD = "mkdir -p /w && echo hello-rma > /w/index.html && httpd -f -p 8080 -h /w"
+IDLE = "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"
+Assign = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def assign(
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    coordinator: Coordinator,
+    start_agent: StartAgent,
+) -> Callable[..., tuple[AgentProcess, Assign]]:
+    """Start an agent; return it and `push(entries, *agent_flags)`, which sets its assignment
+    (tier 2) from {suffix: extra spec fields} and returns the worker."""
+
+    def start(*flags: str) -> tuple[AgentProcess, Assign]:
+        agent = start_agent(coordinator.url, instance, *flags)
+        worker = wait_until(lambda: (w := coordinator.workers()) and w[0], what="registration")
+
+        def push(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            specs = [
+                {"name": f"{instance}-{n}", "image": registry_image, **spec_command(IDLE), **x}
+                for n, x in entries.items()
+            ]
+            coordinator.set_assignment(worker["id"], specs, tier=2)
+            return dict(worker)
+
+        return agent, push
+
+    return start
+
+
+def spec_command(command: str) -> dict[str, Any]:
+    return {"command": ["sh", "-c", command]}
+
+
+def reported(coordinator: Coordinator, names: set[str]) -> dict[str, dict[str, Any]]:
+    """The heartbeat's rows for `names`, once every one is reported as not running."""
+    rows = {r["name"]: r for r in coordinator.workers()[0]["reported"] or []}
+    bad = {n: rows[n] for n in names if n in rows and rows[n]["state"] != "running"}
+    return bad if set(bad) == names else {}
+
+
+def test_ports_gpus_and_images_out_of_bounds_are_refused_and_the_rest_runs(
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    coordinator: Coordinator,
+    assign: Callable[..., tuple[AgentProcess, Assign]],
+) -> None:
+    agent, push = assign()
+    unpushed = f"{REGISTRY}/rma-test/never-pushed-{instance}:1"
+    client.images.get(LOCAL_IMAGE).tag(unpushed)  # on the machine, in no registry
+    refused = {
+        "port25": {"port": 25},
+        "ports9": {"ports": [{"container": 2000 + i} for i in range(9)]},
+        "gpu": {"gpu": True},
+        "byid": {"image": client.images.get(registry_image).id},
+        "upper": {"image": "LOCALHOST/rma-test/busybox:1"},
+    }
+    push({**refused, "unpushed": {"image": unpushed}, "web": {"port": 18080}})
+    wait_until(lambda: set(running(client, instance)) == {f"{instance}-web"}, what="web up")
+    names = {f"{instance}-{n}" for n in (*refused, "unpushed")}
+    rows = wait_until(lambda: reported(coordinator, names), what="refusals in the heartbeat")
+    assert {n for n, r in rows.items() if r["state"] == "refused"} == names - {
+        f"{instance}-unpushed"
+    }
+    assert rows[f"{instance}-unpushed"]["error"]  # pulled, not taken from the machine: failed
+    assert set(managed(client, instance)) == {f"{instance}-web"}
+    host = client.api.inspect_container(f"{instance}-web")["HostConfig"]
+    assert host["PortBindings"]["18080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": "18080"}]
+    assert not any(c.attrs["HostConfig"].get("DeviceRequests") for c in client.containers.list())
+    assert agent.stop() == 0
+    client.images.remove(unpushed)
+
+
+def test_volumes_are_the_agents_own_and_kept_when_their_container_leaves(
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    coordinator: Coordinator,
+    assign: Callable[..., tuple[AgentProcess, Assign]],
+    tmp_path: Path,
+) -> None:
+    mine = f"{instance}-mine"  # the volunteer's own volume, with a secret in it
+    put = "echo s3cret > /v/secret"
+    client.containers.run(registry_image, ["sh", "-c", put], volumes=[f"{mine}:/v"], remove=True)
+    client.volumes.create(f"rma-{instance}-taken")  # the agent's name, not the agent's volume
+    agent, push = assign()
+    push(
+        {
+            "reader": {"volumes": [{"name": mine, "path": "/v"}]},
+            "taken": {"volumes": [{"name": "taken", "path": "/v"}]},
+        }
+    )
+    wait_until(lambda: set(running(client, instance)) == {f"{instance}-reader"}, what="reader")
+    row = wait_until(lambda: reported(coordinator, {f"{instance}-taken"}), what="taken refused")
+    assert "not created by this agent" in row[f"{instance}-taken"]["error"]
+    ours = f"rma-{instance}-{mine}"
+    assert client.api.inspect_container(f"{instance}-reader")["Mounts"][0]["Name"] == ours
+    volume = client.api.inspect_volume(ours)
+    assert volume["Labels"]["org.rma.worker.instance"] == instance and not volume["Options"]
+    read = client.containers.get(f"{instance}-reader").exec_run(["cat", "/v/secret"])
+    assert read.exit_code != 0  # the secret stayed in the volunteer's volume
+    push({"other": {}})  # the reader leaves the assignment
+    state = tmp_path / "state"
+    wait_until(lambda: ours in agent_status(state, instance)["unused_volumes"], what="listed")
+    assert client.volumes.get(ours)  # kept: it holds data
+    assert agent.stop() == 0
+    assert not client.networks.list(names=[f"rma-{instance}"])  # removed at teardown
+
+
+def test_containers_share_the_agents_network_and_reach_nothing_else(
+    client: docker.DockerClient,
+    instance: str,
+    assign: Callable[..., tuple[AgentProcess, Assign]],
+) -> None:
+    foreign = client.containers.run(
+        LOCAL_IMAGE, ["sh", "-c", HTTPD], name=f"{instance}-foreign", detach=True
+    )
+    agent, push = assign()
+    push({"web": spec_command(HTTPD), "peer": {}})
+    both = {f"{instance}-web", f"{instance}-peer"}
+    wait_until(lambda: set(running(client, instance)) == both, what="both up")
+    network = f"rma-{instance}"
+    for name in ("web", "peer"):
+        attrs = client.api.inspect_container(f"{instance}-{name}")
+        assert list(attrs["NetworkSettings"]["Networks"]) == [network]  # never the default bridge
+    assert client.api.inspect_network(network)["Labels"]["org.rma.worker.instance"] == instance
+    peer = client.containers.get(f"{instance}-peer")
+    # (busybox-static's `wget -T` crashes: `timeout` bounds it instead)
+    by_name = peer.exec_run(["sh", "-c", f"timeout 10 wget -q -O- http://{instance}-web:8080/"])
+    assert by_name.exit_code == 0 and b"hello-rma" in by_name.output  # services find each other
+    foreign.reload()
+    ip = foreign.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    lateral = peer.exec_run(["sh", "-c", f"timeout 3 wget -q -O- http://{ip}:8080/"])
+    assert lateral.exit_code != 0  # the volunteer's own container is out of reach
+    assert agent.stop() == 0
+    foreign.remove(force=True)
+
+
+def test_every_container_has_least_privilege_a_pids_limit_and_rotated_logs(
+    client: docker.DockerClient,
+    instance: str,
+    assign: Callable[..., tuple[AgentProcess, Assign]],
+) -> None:
+    agent, push = assign("--pids-limit", "64")
+    line = "x" * 1000
+    push(
+        {
+            # a fork bomb beside the main process (the shell that forks dies at the limit)
+            "forker": spec_command(
+                'sh -c "while true; do sleep 300 & done" 2>/dev/null & exec sleep 300'
+            ),
+            "talker": spec_command(f"yes {line} | head -c 40000000; sleep 300"),
+        }
+    )
+    both = {f"{instance}-forker", f"{instance}-talker"}
+    wait_until(lambda: set(running(client, instance)) == both, what="both up")
+    for name in ("forker", "talker"):
+        host = client.api.inspect_container(f"{instance}-{name}")["HostConfig"]
+        assert host["CapDrop"] == ["NET_RAW", "MKNOD", "AUDIT_WRITE"]
+        assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] == 64
+        rotation = {"max-size": "10m", "max-file": "3"}
+        assert host["LogConfig"] == {"Type": "json-file", "Config": rotation}
+    forker = client.containers.get(f"{instance}-forker")
+    wait_until(lambda: len(forker.top()["Processes"]) >= 50, what="the forker at its limit")
+    assert len(forker.top()["Processes"]) <= 64
+    log_path = client.api.inspect_container(f"{instance}-talker")["LogPath"]
+    wait_until(lambda: os.path.exists(log_path + ".2"), timeout=90, what="log rotation")
+    sizes = [os.path.getsize(p) for p in (log_path, log_path + ".1", log_path + ".2")]
+    assert max(sizes) <= 11 * 1024 * 1024 and not os.path.exists(log_path + ".3")
+    assert agent.stop() == 0
