@@ -3,11 +3,13 @@ JSON), and their conversion into the frozen `ContainerSpec` used inside.
 
 Unknown fields are ignored and never passed on to Docker. Values that could reach the host in a
 dangerous way if taken literally (a volume name that is really a path, a container name that is
-not a Docker name, labels in the agent's own namespace) are refused here.
+not a Docker name, labels in the agent's own namespace or in one that other software acts on) are
+refused here.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any, Literal
 
@@ -31,6 +33,13 @@ from controller.core.models import (
     VolumeMount,
 )
 from controller.core.policy import dangerous_fields
+
+# Label keys a spec may set: plain names, and the rma.* and OCI image namespaces; never keys that
+# other software on the machine acts on (traefik.*, com.docker.*, com.centurylinklabs.*, …).
+LABEL_KEY = re.compile(
+    r"^(?:[a-z0-9][a-z0-9_-]{0,62}|(?:rma|org\.opencontainers\.image)\.[a-z0-9._-]{1,100})$"
+)
+MAX_LABELS, MAX_LABEL_VALUE = 32, 1024
 
 
 class PortModel(BaseModel):
@@ -104,10 +113,18 @@ class ContainerSpecModel(BaseModel):
 
     @field_validator("labels")
     @classmethod
-    def _no_reserved_labels(cls, v: dict[str, str]) -> dict[str, str]:
+    def _allowed_labels(cls, v: dict[str, str]) -> dict[str, str]:
         reserved = [k for k in v if k.startswith(LABEL_PREFIX)]
         if reserved:
             raise ValueError(f"labels {reserved} use the agent's reserved prefix {LABEL_PREFIX}")
+        other = sorted(k for k in v if not LABEL_KEY.match(k))
+        if other:  # traefik.*, com.docker.*, watchtower…: labels other software acts on
+            raise ValueError(
+                f"labels {other[:5]} are not allowed (plain names, rma.* and "
+                "org.opencontainers.image.* only)"
+            )
+        if len(v) > MAX_LABELS or any(len(x) > MAX_LABEL_VALUE for x in v.values()):
+            raise ValueError(f"at most {MAX_LABELS} labels of {MAX_LABEL_VALUE} characters")
         return v
 
     def to_spec(self, publish_address: str = "") -> ContainerSpec:

@@ -135,6 +135,10 @@ def test_port_and_ports_merge_without_duplicates() -> None:
         ({"name": "a", "image": ""}, "image"),
         ({"name": "a", "image": "i", "gpu": -2}, "gpu"),
         ({"name": "a", "image": "i", "labels": {"org.rma.worker.managed": "x"}}, "reserved"),
+        ({"name": "a", "image": "i", "labels": {"traefik.enable": "true"}}, "not allowed"),
+        ({"name": "a", "image": "i", "labels": {"com.docker.compose.project": "x"}}, "not allowed"),
+        ({"name": "a", "image": "i", "labels": {"Team": "x"}}, "not allowed"),
+        ({"name": "a", "image": "i", "labels": {f"k{i}": "v" for i in range(33)}}, "at most"),
         ({"name": "a", "image": "i", "memory_limit": "lots"}, "memory_limit"),
         ({"name": "a", "image": "i", "port": 70000}, "port"),
         ({"name": "a", "image": "i", "restart": "sometimes"}, "restart"),
@@ -155,3 +159,9 @@ def test_parse_specs_keeps_good_entries_and_reports_bad_ones() -> None:
 
 def test_parse_specs_rejects_non_list() -> None:
     assert parse_specs({"name": "a"})[1][0].message == "expected a list of container specs"
+
+
+def test_labels_from_the_allow_list_pass() -> None:
+    labels = {"team": "rma", "rma.service": "ollama", "org.opencontainers.image.version": "1"}
+    specs, errors = parse_specs([{"name": "a", "image": "i", "labels": labels}])
+    assert errors == [] and specs[0].labels_dict == labels
