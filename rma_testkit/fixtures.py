@@ -6,6 +6,7 @@ every container and volume a test creates is removed afterwards, whatever the ou
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +57,10 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
         v.remove(force=True)
     for n in client.networks.list(names=[f"rma-{name}"]):
         n.remove()
+    root = Path("/sys/fs/cgroup")
+    for group in [root / f"rma-{name}", *root.glob(f"*/rma-{name}")]:  # the caps' parent
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 @pytest.fixture

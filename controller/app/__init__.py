@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
-from controller.app.parts import Wiring, limits_from, loop_of, source_of
+from controller.app.parts import Wiring, limits_from, loop_of, source_of, totals_of
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore, atomic_write_text
 from controller.core.observe import PullProgress
@@ -143,6 +143,7 @@ def build(
         base_url=settings.docker_host,
         pool_size=settings.concurrency + 4,
         adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
+        totals=totals_of(settings, wiring.limits),
     )
     source = source_of(settings, wiring.limits)
     puller, agent, keeper = loop_of(settings, runtime, source, wiring)

@@ -5,10 +5,13 @@ puller, executor, the containment and admission rules, image and volume housekee
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import structlog
 
 from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
@@ -33,6 +36,8 @@ from controller.settings_fields import port_bounds
 
 if TYPE_CHECKING:
     from controller.ops.metrics import Metrics
+
+log = structlog.get_logger(__name__)
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -83,8 +88,22 @@ def source_of(settings: Settings, limits: Limits) -> DesiredSource:
     return AssignmentSource(settings.publish_address, admission)
 
 
-def containment_of(settings: Settings, store: StateStore) -> Containment:
-    return Containment(settings.instance, settings.pids_limit, adopted=store.load_adopted())
+def totals_of(settings: Settings, limits: Limits) -> Limits | None:
+    """The caps to enforce as totals under a parent cgroup: only with caps, and only when the
+    engine runs on this machine (its cgroups are then ours to write)."""
+    if limits.cpus is None and limits.memory is None:
+        return None
+    host = settings.docker_host or os.environ.get("DOCKER_HOST") or "unix://"
+    if not host.startswith("unix://"):
+        log.warning("caps_per_container_only", reason=f"the engine is not local ({host})")
+        return None
+    return limits
+
+
+def containment_of(settings: Settings, store: StateStore, runtime: DockerRuntime) -> Containment:
+    parent = f"rma-{settings.instance}" if runtime.owned.totals is not None else ""
+    adopted = store.load_adopted()
+    return Containment(settings.instance, settings.pids_limit, parent, adopted)
 
 
 def _trusted(
@@ -130,11 +149,11 @@ def loop_of(
         observer=metrics,
         progress_sink=wiring.progress_sink,
         on_pulled=pulled.add,
-        floor=lambda: floor_error(disk, settings.min_free_disk),
+        floor=lambda: floor_error(disk, settings.min_free_disk, len(agent.status().containers)),
         trusted=_trusted(settings, runtime, pulled),
     )
     executor = _executor(settings, runtime, puller, stop)
-    contain, limits = containment_of(settings, store), wiring.limits
+    limits, contain = wiring.limits, containment_of(settings, store, runtime)
     agent = Agent(
         source,
         runtime,

@@ -1,10 +1,13 @@
-"""The networks and volumes the agent owns on the Docker engine, as balena-supervisor owns an app's.
+"""The networks, volumes and parent cgroup the agent owns on the Docker engine, as
+balena-supervisor owns an app's.
 
 A network or volume is the agent's only when it carries this instance's ownership labels (and, for
 a volume, the default `local` driver with no options: a `local` volume with bind options is a host
 directory in disguise). The agent creates them itself, with those labels, before a container needs
 them; one that exists without them is never used: the container that asked is refused (reported;
 the rest runs). A legacy volume the agent recorded as its own (state dir) is used as it is.
+The parent cgroup (clients/cgroups.py) is prepared before the first container that needs it, once
+the engine has said which cgroup driver it uses.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import docker
+import structlog
 
+from controller.clients import cgroups
 from controller.core.errors import NotFoundError, PermanentError
+from controller.core.limits import Limits
 from controller.core.models import LABEL_INSTANCE, LABEL_MANAGED, LABEL_VOLUME, owner_labels
 from controller.core.runtime import OwnedVolume
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 Call = Callable[[Callable[[], Any]], Any]
 
@@ -27,11 +34,41 @@ class OwnedResources:
     """Ensures, lists and removes the agent's network and volumes through `call` (the runtime's
     retrying error boundary)."""
 
-    def __init__(self, instance: str, client: Callable[[], docker.DockerClient], call: Call):
+    def __init__(
+        self,
+        instance: str,
+        client: Callable[[], docker.DockerClient],
+        call: Call,
+        totals: Limits | None = None,
+    ):
         self._instance = instance
         self._client = client
         self._call = call
         self._lock = threading.Lock()
+        self.totals = totals
+        self._cgroup: tuple[str, str] | None = None  # (driver, parent) once prepared
+
+    # -- parent cgroup ------------------------------------------------------------------------
+
+    def cgroup_parent(self) -> str:
+        """The engine's name for the agent's parent cgroup, prepared (limited) on first use;
+        PermanentError when the caps cannot be made totals here."""
+        with self._lock:
+            if self._cgroup is None:
+                if self.totals is None:
+                    raise PermanentError("a cgroup parent was asked for without caps")
+                info = self._call(lambda: self._client().api.info())  # noqa: PLW0108 (lazy)
+                driver, version = str(info.get("CgroupDriver")), str(info.get("CgroupVersion"))
+                made = cgroups.prepare(self._instance, self.totals, driver, version)
+                log.info("caps_as_totals", parent=made.parent, how=made.how)
+                self._cgroup = (driver, made.parent)
+            return self._cgroup[1]
+
+    def release_cgroup(self) -> None:
+        with self._lock:
+            if self._cgroup is not None:
+                cgroups.release(self._instance, self._cgroup[0])
+                self._cgroup = None
 
     def _owned(self, labels: dict[str, str] | None) -> bool:
         labels = labels or {}

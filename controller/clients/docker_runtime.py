@@ -26,6 +26,7 @@ from controller.core.errors import (
     NotFoundError,
     PermanentError,
 )
+from controller.core.limits import Limits
 from controller.core.models import (
     LABEL_MANAGED,
     LABEL_SPEC_HASH,
@@ -53,6 +54,7 @@ class DockerRuntime:
         pool_size: int = 16,
         sleep: Sleep | None = None,
         adopted_volumes: frozenset[str] = frozenset(),
+        totals: Limits | None = None,
     ) -> None:
         self.instance = instance
         self.adopted_volumes = adopted_volumes
@@ -62,7 +64,7 @@ class DockerRuntime:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._retry_kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        self.owned = OwnedResources(instance, lambda: self.client, self._call)
+        self.owned = OwnedResources(instance, lambda: self.client, self._call, totals)
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -156,7 +158,8 @@ class DockerRuntime:
     def create(self, spec: ContainerSpec) -> str:
         """Create the container, after its network and volumes (the agent's own: see
         docker_owned.py; one that is not refuses this container)."""
-        kwargs = create_kwargs(spec, self.instance)
+        parent = self.owned.cgroup_parent() if spec.cgroup_parent else ""
+        kwargs = create_kwargs(spec, self.instance, parent)
         for volume in spec.volumes:
             self.owned.ensure_volume(volume.name, self.adopted_volumes)
         try:
@@ -198,8 +201,10 @@ class DockerRuntime:
             raise
 
     def release(self, network: str) -> None:
-        """After teardown: remove the agent's network (volumes are kept: they hold data)."""
+        """After teardown: remove the agent's network and parent cgroup (volumes are kept:
+        they hold data)."""
         self.owned.remove_network(network)
+        self.owned.release_cgroup()
 
     def remove_image(self, image: str) -> bool:
         """Remove an image; False when it is in use (Docker refuses), True when gone."""

@@ -30,7 +30,7 @@ def _gpu_request(spec: ContainerSpec) -> DeviceRequest:
     return DeviceRequest(count=spec.gpu, capabilities=[["gpu"]])
 
 
-def _host_config(spec: ContainerSpec) -> HostConfig:
+def _host_config(spec: ContainerSpec, cgroup_parent: str) -> HostConfig:
     bindings = {
         f"{p.container}/{p.protocol}": (p.host_ip, p.host) if p.host_ip else p.host
         for p in spec.ports
@@ -49,12 +49,14 @@ def _host_config(spec: ContainerSpec) -> HostConfig:
         memswap_limit=spec.memory_limit,  # = the memory limit: no swap beyond it
         log_config=LOG_CONFIG,
         network_mode=spec.network or None,
-        cgroup_parent=spec.cgroup_parent or None,
+        cgroup_parent=cgroup_parent or None,
     )
 
 
-def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
-    """The docker-py `create_container` arguments for `spec` (pure; unit-tested)."""
+def create_kwargs(spec: ContainerSpec, instance: str, cgroup_parent: str = "") -> dict[str, Any]:
+    """The docker-py `create_container` arguments for `spec` (pure; unit-tested).
+    `cgroup_parent`: where the engine's cgroup driver puts the agent's parent group
+    (clients/cgroups.py), when the spec names one."""
     labels = {
         **spec.labels_dict,
         **owner_labels(instance),
@@ -71,7 +73,7 @@ def create_kwargs(spec: ContainerSpec, instance: str) -> dict[str, Any]:
         "environment": spec.env_dict,
         "labels": labels,
         "ports": [(p.container, p.protocol) for p in spec.ports] or None,
-        "host_config": _host_config(spec),
+        "host_config": _host_config(spec, cgroup_parent if spec.cgroup_parent else ""),
         "networking_config": networking,
         "detach": True,
     }

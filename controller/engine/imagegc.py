@@ -41,12 +41,21 @@ class PulledImages:
         return sorted(pulled, key=lambda image: pulled[image])
 
 
-def floor_error(disk: Disk, floor_gib: float) -> str | None:
-    """Why a pull must not start now, or None."""
+# What one container's logs may still take on Docker's disk (json-file, 3 x 10 MB, rotated).
+LOG_ALLOWANCE = 30 * 1024**2
+
+
+def floor_error(disk: Disk, floor_gib: float, containers: int = 0) -> str | None:
+    """Why a pull must not start now, or None. The floor is kept free of what the running
+    containers' logs may still grow to as well (volumes live on the same disk, so what they
+    hold is already counted as used)."""
     free, _total = disk()
-    if free < floor_gib * GIB:
+    reserve = containers * LOG_ALLOWANCE
+    if free - reserve < floor_gib * GIB:
+        logs = f" once {reserve / GIB:.2f} GiB is kept for {containers} containers' logs"
+        logs = logs if containers else ""
         return (
-            f"only {free / GIB:.1f} GiB free on Docker's disk, under the "
+            f"only {free / GIB:.1f} GiB free on Docker's disk{logs}, under the "
             f"{floor_gib:g} GiB floor (RMA_MIN_FREE_DISK): pull refused"
         )
     return None

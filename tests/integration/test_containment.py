@@ -192,3 +192,35 @@ def test_every_container_has_least_privilege_a_pids_limit_and_rotated_logs(
     sizes = [os.path.getsize(p) for p in (log_path, log_path + ".1", log_path + ".2")]
     assert max(sizes) <= 11 * 1024 * 1024 and not os.path.exists(log_path + ".3")
     assert agent.stop() == 0
+
+
+def test_caps_are_totals_under_the_agents_parent_cgroup(
+    client: docker.DockerClient,
+    instance: str,
+    assign: Callable[..., tuple[AgentProcess, Assign]],
+) -> None:
+    """Three containers each filling 40 MB of memory (tmpfs pages) under --max-memory 64m: once
+    145 MiB together; now the parent group holds the sum to 64 MiB."""
+    agent, push = assign("--max-memory", "64m", "--max-cpus", "1")
+    fill = "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null; exec sleep 300"
+    push({f"fill{i}": spec_command(fill) for i in range(3)})
+    names = {f"{instance}-fill{i}" for i in range(3)}
+    wait_until(lambda: names <= set(managed(client, instance)), what="three containers")
+    for name in names:
+        assert client.api.inspect_container(name)["HostConfig"]["CgroupParent"] == (
+            f"/rma-{instance}"
+        )
+    info = client.info()
+    v2 = str(info.get("CgroupVersion")) == "2"
+    memory = Path("/sys/fs/cgroup") / ("" if v2 else "memory") / f"rma-{instance}"
+    limit = (memory / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text().strip()
+    assert int(limit) == 64 * 1024**2
+    peak = memory / ("memory.peak" if v2 else "memory.max_usage_in_bytes")
+    near = 56 * 1024**2  # 120 MB asked for: the three press against the parent's limit
+    wait_until(lambda: int(peak.read_text()) >= near, what="the three at the parent's limit")
+    assert int(peak.read_text()) <= 64 * 1024**2  # the sum, not 3 x 40 MB
+    cpu = Path("/sys/fs/cgroup") / ("" if v2 else "cpu") / f"rma-{instance}"
+    quota = (cpu / ("cpu.max" if v2 else "cpu.cfs_quota_us")).read_text().split()[0]
+    assert int(quota) == 100_000
+    assert agent.stop() == 0
+    assert not memory.exists()  # removed with the containers

@@ -36,6 +36,8 @@ def pulled_images(tmp_path: Path, *images: str) -> PulledImages:
 def test_floor() -> None:
     assert floor_error(Disk(50), 5) is None
     assert "under the 60 GiB floor" in str(floor_error(Disk(50), 60))
+    assert floor_error(Disk(50), 49) is None
+    assert "kept for 40 containers' logs" in str(floor_error(Disk(50), 49, containers=40))
 
 
 def test_nothing_is_collected_under_the_high_water_mark(tmp_path: Path) -> None:

@@ -1,0 +1,40 @@
+"""The parent cgroup that makes the caps totals, written into a fake cgroup tree (v1 and v2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.clients import cgroups
+from controller.core.errors import PermanentError
+from controller.core.limits import Limits
+
+CAPS = Limits(cpus=1.5, memory=64 * 1024**2)
+
+
+def test_cgroup_v2_gets_memory_swap_and_cpu_limits(tmp_path: Path) -> None:
+    made = cgroups.prepare("w", CAPS, "cgroupfs", "2", root=tmp_path)
+    group = tmp_path / "rma-w"
+    assert made.parent == "/rma-w"
+    assert (group / "memory.max").read_text() == str(64 * 1024**2)
+    assert (group / "cpu.max").read_text() == "150000 100000"
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    cgroups.release("w", "cgroupfs", root=tmp_path)
+    assert group.exists()  # not empty here (files), as a busy group would be: kept
+
+
+def test_cgroup_v1_gets_a_group_per_controller(tmp_path: Path) -> None:
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "cpu").mkdir()
+    assert cgroups.prepare("w", CAPS, "cgroupfs", "1", root=tmp_path).parent == "/rma-w"
+    assert (tmp_path / "memory/rma-w/memory.limit_in_bytes").read_text() == str(64 * 1024**2)
+    assert (tmp_path / "cpu/rma-w/cpu.cfs_quota_us").read_text() == "150000"
+    assert (tmp_path / "cpu/rma-w/cpu.cfs_period_us").read_text() == "100000"
+
+
+def test_an_unwritable_tree_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match="cannot write the cgroup rma-w"):
+        cgroups.prepare("w", CAPS, "cgroupfs", "1", root=tmp_path / "missing")
+    with pytest.raises(PermanentError, match="unknown cgroup driver"):
+        cgroups.prepare("w", CAPS, "none", "1", root=tmp_path)
