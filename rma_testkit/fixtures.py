@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from controller.clients import firewall
 from controller.core.models import LABEL_INSTANCE
 from rma_testkit.agent import AgentProcess, agent_argv
 from rma_testkit.coordinator import Coordinator, write_catalog
@@ -57,6 +58,7 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
         v.remove(force=True)
     for n in client.networks.list(names=[f"rma-{name}"]):
         n.remove()
+    firewall.remove(name)  # --isolate-lan rules a failed test left
     root = Path("/sys/fs/cgroup")
     for group in [root / f"rma-{name}", *root.glob(f"*/rma-{name}")]:  # the caps' parent
         with contextlib.suppress(OSError):

@@ -144,6 +144,7 @@ def build(
         pool_size=settings.concurrency + 4,
         adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
         totals=totals_of(settings, wiring.limits),
+        isolate_lan=settings.isolate_lan,
     )
     source = source_of(settings, wiring.limits)
     puller, agent, keeper = loop_of(settings, runtime, source, wiring)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import docker
 import structlog
 
-from controller.clients import cgroups
+from controller.clients import cgroups, firewall
 from controller.core.errors import NotFoundError, PermanentError
 from controller.core.limits import Limits
 from controller.core.models import LABEL_INSTANCE, LABEL_MANAGED, LABEL_VOLUME, owner_labels
@@ -40,12 +40,15 @@ class OwnedResources:
         client: Callable[[], docker.DockerClient],
         call: Call,
         totals: Limits | None = None,
+        isolate: bool = False,
     ):
         self._instance = instance
         self._client = client
         self._call = call
         self._lock = threading.Lock()
         self.totals = totals
+        self.isolate = isolate
+        self._isolated: str | None = None  # the network id the rules were made for
         self._cgroup: tuple[str, str] | None = None  # (driver, parent) once prepared
 
     # -- parent cgroup ------------------------------------------------------------------------
@@ -77,7 +80,8 @@ class OwnedResources:
     # -- network ------------------------------------------------------------------------------
 
     def ensure_network(self, name: str) -> None:
-        """The agent's bridge: adopted when it carries our labels, created when missing."""
+        """The agent's bridge: adopted when it carries our labels, created when missing; with
+        `isolate`, the --isolate-lan rules follow it (clients/firewall.py)."""
         with self._lock:
             api = self._client().api
             try:
@@ -85,21 +89,35 @@ class OwnedResources:
             except NotFoundError:
                 labels = owner_labels(self._instance)
                 self._call(lambda: api.create_network(name, driver="bridge", labels=labels))
-                return
+                found = self._call(lambda: api.inspect_network(name))
             if not self._owned(found.get("Labels")) or found.get("Driver") != "bridge":
                 raise PermanentError(
                     f"network {name!r} exists and is not this agent's (no ownership labels or "
                     "not a bridge); it is left alone and no container is started on it"
                 )
+            if self.isolate and found.get("Id") != self._isolated:
+                self._isolate(found)
+
+    def _isolate(self, network: dict[str, Any]) -> None:
+        configs = (network.get("IPAM") or {}).get("Config") or []
+        subnets = [str(c["Subnet"]) for c in configs if c.get("Subnet")]
+        options = network.get("Options") or {}
+        bridge = options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}"
+        firewall.isolate(self._instance, subnets, str(bridge))
+        self._isolated = network.get("Id")
+        log.info("lan_isolated", network=network.get("Name"), subnets=subnets, bridge=bridge)
 
     def remove_network(self, name: str) -> None:
+        """Remove the agent's network and, always, any --isolate-lan rules left for it."""
         api = self._client().api
         try:
             found = self._call(lambda: api.inspect_network(name))
             if self._owned(found.get("Labels")):
                 self._call(lambda: api.remove_network(name))
         except NotFoundError:
-            return
+            pass
+        firewall.remove(self._instance)
+        self._isolated = None
 
     def networks(self, all_instances: bool = False) -> list[str]:
         """The agent's networks (this instance's, or every instance's)."""
@@ -107,11 +125,6 @@ class OwnedResources:
             lambda: self._client().api.networks(filters=self._filters(all_instances))
         )
         return sorted(str(n["Name"]) for n in answer or [])
-
-    def network_subnets(self, name: str) -> list[str]:
-        found = self._call(lambda: self._client().api.inspect_network(name))
-        configs = (found.get("IPAM") or {}).get("Config") or []
-        return [str(c["Subnet"]) for c in configs if c.get("Subnet")]
 
     # -- volumes ------------------------------------------------------------------------------
 

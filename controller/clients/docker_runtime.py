@@ -55,6 +55,7 @@ class DockerRuntime:
         sleep: Sleep | None = None,
         adopted_volumes: frozenset[str] = frozenset(),
         totals: Limits | None = None,
+        isolate_lan: bool = False,
     ) -> None:
         self.instance = instance
         self.adopted_volumes = adopted_volumes
@@ -64,7 +65,9 @@ class DockerRuntime:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._retry_kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        self.owned = OwnedResources(instance, lambda: self.client, self._call, totals)
+        self.owned = OwnedResources(
+            instance, lambda: self.client, self._call, totals, isolate=isolate_lan
+        )
 
     # -- connection ---------------------------------------------------------------------------
 

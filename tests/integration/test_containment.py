@@ -5,7 +5,10 @@ rotated logs."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -224,3 +227,52 @@ def test_caps_are_totals_under_the_agents_parent_cgroup(
     assert int(quota) == 100_000
     assert agent.stop() == 0
     assert not memory.exists()  # removed with the containers
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["default", "isolate-lan"])
+def test_isolate_lan_keeps_containers_off_this_machine(
+    client: docker.DockerClient,
+    instance: str,
+    assign: Callable[..., tuple[AgentProcess, Assign]],
+    isolated: bool,
+) -> None:
+    """A service of this machine's (on its docker0 address, a private one) answers the agent's
+    containers by default, and not with --isolate-lan; the containers still reach each other."""
+    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    with HostService(gateway) as port:
+        agent, push = assign(*(["--isolate-lan"] if isolated else []))
+        push({"web": spec_command(HTTPD), "peer": {}})
+        both = {f"{instance}-web", f"{instance}-peer"}
+        wait_until(lambda: set(running(client, instance)) == both, what="both up")
+        peer = client.containers.get(f"{instance}-peer")
+        host = peer.exec_run(["sh", "-c", f"timeout 3 wget -q -O- http://{gateway}:{port}/"])
+        assert (host.exit_code == 0) is not isolated, host
+        inside = peer.exec_run(["sh", "-c", f"timeout 10 wget -q -O- http://{instance}-web:8080/"])
+        assert inside.exit_code == 0 and b"hello-rma" in inside.output
+        assert agent.stop() == 0
+    rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=True).stdout
+    assert "RMA-" not in rules  # removed at teardown
+
+
+class HostService:
+    """A one-line HTTP service of this machine's, on `address` (a local bridge's gateway)."""
+
+    def __init__(self, address: str) -> None:
+        class Hello(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"host-secret\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer((address, 0), Hello)
+
+    def __enter__(self) -> int:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return int(self._server.server_address[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,4 +1,5 @@
-"""The parent cgroup that makes the caps totals, written into a fake cgroup tree (v1 and v2)."""
+"""Host-level containment written outside Docker: the parent cgroup that makes the caps totals (in a
+fake cgroup tree, v1 and v2) and the --isolate-lan chains."""
 
 from __future__ import annotations
 
@@ -38,3 +39,10 @@ def test_an_unwritable_tree_is_a_clear_error(tmp_path: Path) -> None:
         cgroups.prepare("w", CAPS, "cgroupfs", "1", root=tmp_path / "missing")
     with pytest.raises(PermanentError, match="unknown cgroup driver"):
         cgroups.prepare("w", CAPS, "none", "1", root=tmp_path)
+
+
+def test_isolate_lan_chain_names_fit_iptables_and_differ_per_instance() -> None:
+    from controller.clients.firewall import chains  # noqa: PLC0415
+
+    long = chains("x" * 128)
+    assert all(len(c) <= 28 for c in long) and chains("a") != chains("b")
