@@ -23,6 +23,7 @@ from controller.core.errors import ConfigError
 from controller.core.limits import Limits
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
+from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
@@ -163,7 +164,7 @@ def loop_of(
         resync_interval=settings.resync_interval,
         observer=metrics,
         housekeeping=_housekeeping(settings, runtime, pulled, keeper),
-        limit=lambda desired: contain.apply_all(limits.apply_all(desired)),
+        limit=lambda desired: contain.apply_all(limits.apply_all(fill(desired, store.secret))),
         backoffs=(puller.next_due,),
         network=contain.network,
     )

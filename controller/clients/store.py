@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,6 +109,16 @@ class StateStore:
         self.images_path = state_dir / f"{instance}.images.json"
         self.adopted_path = state_dir / f"{instance}.volumes.json"
         self.unused_path = state_dir / f"{instance}.unused-volumes.json"
+        self.secrets_path = state_dir / f"{instance}.secrets.json"
+
+    def secret(self, name: str) -> str:
+        """This worker's secret `name` (core/placeholders.py), created on first use (0600)."""
+        known = _read_json(self.secrets_path) or {}
+        value = known.get(name)
+        if not isinstance(value, str) or len(value) < 16:
+            value = secrets.token_urlsafe(24)
+            atomic_write_json(self.secrets_path, {**known, name: value})
+        return value
 
     def load_adopted(self) -> frozenset[str]:
         """Legacy (unprefixed) volumes recorded as the agent's own (`rma-worker adopt-volume`)."""
