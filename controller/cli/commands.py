@@ -7,6 +7,7 @@ line wins over the environment.
     rma-worker --test-capabilities       print what this machine would register with
     rma-worker status [--json]           ask the running agent how it is doing
     rma-worker cleanup [--dry-run] [--volumes]  remove what carries the agent's labels
+    rma-worker adopt-volume NAME...      use an earlier agent's unprefixed volumes as they are
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     specs = flag_specs()  # read once for the parser and both subcommands
     _add_setting_flags(parser, specs, sub=False)
-    commands = parser.add_subparsers(dest="command", metavar="{status,cleanup}")
+    commands = parser.add_subparsers(dest="command", metavar="{status,cleanup,adopt-volume}")
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(status, specs, sub=True)
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--volumes", action="store_true", help="the agent's volumes too (their data is lost)"
     )
     _add_setting_flags(cleanup, specs, sub=True)
+    adopt = commands.add_parser(
+        "adopt-volume",
+        help="use existing (unprefixed) volumes of an earlier agent as they are",
+    )
+    adopt.add_argument("volumes", nargs="+", metavar="NAME")
+    _add_setting_flags(adopt, specs, sub=True)
     return parser
 
 
@@ -99,6 +106,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
     from controller.cli import console  # noqa: PLC0415
 
+    if args.command == "adopt-volume":
+        return console.adopt_command(settings, args.volumes)
     if args.command == "cleanup":
         return console.cleanup_command(
             settings, args.dry_run, instance_only=args.instance_only, volumes=args.volumes

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, TextIO
 
 from controller.clients.docker_runtime import DockerRuntime
-from controller.clients.store import read_private
+from controller.clients.store import StateStore, read_private
 from controller.core.errors import AgentError
 from controller.core.observe import PullProgress
 from controller.settings import Settings
@@ -133,6 +133,25 @@ def cleanup_command(
         return 1
     finally:
         runtime.close()
+
+
+def adopt_command(settings: Settings, names: list[str], out: TextIO = sys.stdout) -> int:
+    """Record legacy (unprefixed) volumes as the agent's own: a spec naming one mounts it as it
+    is, instead of a new `rma-<instance>-<name>` volume. Read when the agent starts."""
+    runtime = DockerRuntime(settings.instance, base_url=settings.docker_host)
+    store = StateStore(settings.state_dir, settings.instance)
+    try:
+        for name in names:
+            runtime.owned.check_adoptable(name)
+        store.save_adopted(store.load_adopted() | frozenset(names))
+    except AgentError as exc:
+        print(f"rma-worker: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+    for name in names:
+        print(f"adopted {name}: specs naming it mount it as it is (after a restart)", file=out)
+    return 0
 
 
 def _remove(name: str, what: str, remove: Callable[[], None], dry_run: bool, out: TextIO) -> bool:

@@ -143,6 +143,14 @@ class OwnedResources:
         if problem:
             raise PermanentError(f"volume {name!r} {problem}; it is never mounted")
 
+    def check_adoptable(self, name: str) -> None:
+        """A legacy volume the owner declares the agent's (`adopt-volume`): it must exist, with
+        the local driver and no options (never a bind mount in disguise)."""
+        found = self._call(lambda: self._client().api.inspect_volume(name))
+        problem = _foreign(found, owned=True)
+        if problem:
+            raise PermanentError(f"volume {name!r} {problem}; not adopted")
+
     def list_volumes(self, all_instances: bool = False) -> list[OwnedVolume]:
         filters = self._filters(all_instances)
         answer = self._call(lambda: self._client().api.volumes(filters=filters))

@@ -1,5 +1,6 @@
 """The agent's commands against a running agent on the real engine: `status` (table and JSON),
-`cleanup`, and a crash loop as `status` shows it."""
+`cleanup` (with `--volumes`), `adopt-volume` (the upgrade path for an earlier agent's volumes),
+and a crash loop as `status` shows it."""
 
 from __future__ import annotations
 
@@ -77,3 +78,32 @@ def test_a_crashing_container_backs_off_without_delaying_the_others(
     assert after is not None and after["restarts"] == row["restarts"] == 1  # no hot loop
     assert f"{instance}-ok" in running(client, instance)
     assert agent.stop() == 0
+
+
+def test_an_upgraded_worker_adopts_its_unprefixed_volume_and_keeps_its_data(
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
+    """Before issue 11 the agent mounted `pgdata` as is; after it, `rma-<instance>-pgdata`. The
+    owner adopts the old one, and the data is still there."""
+    legacy = f"{instance}-pgdata"
+    keep = "echo precious > /v/data"
+    client.containers.run(registry_image, ["sh", "-c", keep], volumes=[f"{legacy}:/v"], remove=True)
+    bind = f"{instance}-bind"  # a bind mount in disguise is never adopted
+    client.volumes.create(bind, driver_opts={"type": "none", "o": "bind", "device": "/tmp"})
+    state = tmp_path / "state"
+    refused = rma_worker(state, instance, "adopt-volume", bind, check=False)
+    assert refused.returncode == 1 and "driver options" in refused.stderr
+    done = rma_worker(state, instance, "adopt-volume", legacy)
+    assert f"adopted {legacy}" in done.stdout
+    spec = container_spec(
+        f"{instance}-db", registry_image, volumes=[{"name": legacy, "path": "/v"}]
+    )
+    start_agent(write_manifest(tmp_path / "m.json", [spec]), instance)
+    wait_until(lambda: f"{instance}-db" in running(client, instance), what="db up")
+    db = client.containers.get(f"{instance}-db")
+    assert db.attrs["Mounts"][0]["Name"] == legacy
+    assert db.exec_run(["cat", "/v/data"]).output == b"precious\n"
