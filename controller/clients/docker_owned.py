@@ -54,18 +54,26 @@ class OwnedResources:
     # -- parent cgroup ------------------------------------------------------------------------
 
     def cgroup_parent(self) -> str:
-        """The engine's name for the agent's parent cgroup, prepared (limited) on first use;
-        PermanentError when the caps cannot be made totals here."""
+        """The engine's name for the agent's parent cgroup, prepared (limited) on first use; ""
+        when it cannot be made here (not root, say): the caps then bound each container only,
+        and the log says so once."""
         with self._lock:
             if self._cgroup is None:
-                if self.totals is None:
-                    raise PermanentError("a cgroup parent was asked for without caps")
-                info = self._call(lambda: self._client().api.info())  # noqa: PLW0108 (lazy)
-                driver, version = str(info.get("CgroupDriver")), str(info.get("CgroupVersion"))
-                made = cgroups.prepare(self._instance, self.totals, driver, version)
-                log.info("caps_as_totals", parent=made.parent, how=made.how)
-                self._cgroup = (driver, made.parent)
+                self._cgroup = self._prepare_cgroup()
             return self._cgroup[1]
+
+    def _prepare_cgroup(self) -> tuple[str, str]:
+        if self.totals is None:
+            return ("", "")
+        info = self._call(lambda: self._client().api.info())  # noqa: PLW0108 (lazy)
+        driver, version = str(info.get("CgroupDriver")), str(info.get("CgroupVersion"))
+        try:
+            made = cgroups.prepare(self._instance, self.totals, driver, version)
+        except PermanentError as exc:
+            log.error("caps_not_totals", error=str(exc), effect="each container is capped alone")
+            return (driver, "")
+        log.info("caps_as_totals", parent=made.parent, how=made.how)
+        return (driver, made.parent)
 
     def release_cgroup(self) -> None:
         with self._lock:
