@@ -118,7 +118,10 @@ def cleanup_command(
         items: list[tuple[str, str, Callable[[], None]]] = [
             (c.name, c.id[:12], partial(runtime.remove, c.id)) for c in found
         ]
-        items += [(n, "network", partial(owned.remove_network, n)) for n in owned.networks(every)]
+        items += [
+            (n, "network", partial(owned.remove_network, n, any_instance=every))
+            for n in owned.networks(every)
+        ]
         if volumes:
             items += [
                 (v.name, "volume", partial(owned.remove_volume, v.name))

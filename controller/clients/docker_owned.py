@@ -115,17 +115,23 @@ class OwnedResources:
         self._isolated = network.get("Id")
         log.info("lan_isolated", network=network.get("Name"), subnets=subnets, bridge=bridge)
 
-    def remove_network(self, name: str) -> None:
-        """Remove the agent's network and, always, any --isolate-lan rules left for it."""
+    def remove_network(self, name: str, *, any_instance: bool = False) -> None:
+        """Remove an agent network (this instance's, or with `any_instance` any agent
+        instance's, for `cleanup`) and, always, the --isolate-lan rules left for it."""
         api = self._client().api
+        instance = self._instance
         try:
             found = self._call(lambda: api.inspect_network(name))
-            if self._owned(found.get("Labels")):
+            labels = found.get("Labels") or {}
+            if any_instance and labels.get(LABEL_MANAGED) == "true":
+                instance = labels.get(LABEL_INSTANCE, instance)
+            if labels.get(LABEL_MANAGED) == "true" and labels.get(LABEL_INSTANCE) == instance:
                 self._call(lambda: api.remove_network(name))
         except NotFoundError:
             pass
-        firewall.remove(self._instance)
-        self._isolated = None
+        firewall.remove(instance)
+        if instance == self._instance:
+            self._isolated = None
 
     def networks(self, all_instances: bool = False) -> list[str]:
         """The agent's networks (this instance's, or every instance's)."""
