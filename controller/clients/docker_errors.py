@@ -25,6 +25,7 @@ _PERMANENT_MARKERS = (
     "pull access denied",
     "repository does not exist",
     "unauthorized",
+    "is not connected to",  # a network disconnect with nothing to disconnect
 )
 
 

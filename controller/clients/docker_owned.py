@@ -46,6 +46,7 @@ class OwnedResources:
         self._client = client
         self._call = call
         self._lock = threading.Lock()
+        self._endpoints = threading.Lock()  # one network endpoint released at a time
         self.totals = totals
         self.isolate = isolate
         self._isolated: str | None = None  # the network id the rules were made for
@@ -114,6 +115,19 @@ class OwnedResources:
         firewall.isolate(self._instance, subnets, str(bridge))
         self._isolated = network.get("Id")
         log.info("lan_isolated", network=network.get("Name"), subnets=subnets, bridge=bridge)
+
+    def leave_network(self, container_id: str, name: str) -> None:
+        """Disconnect a container from the agent's network, one at a time (see
+        DockerRuntime.stop); one not connected, or already gone, is fine."""
+        with self._endpoints:
+            try:
+                self._call(
+                    lambda: self._client().api.disconnect_container_from_network(
+                        container_id, name, force=True
+                    )
+                )
+            except PermanentError as exc:  # NotFound included: nothing left to release
+                log.debug("network_not_left", container=container_id[:12], reason=str(exc))
 
     def remove_network(self, name: str, *, any_instance: bool = False) -> None:
         """Remove an agent network (this instance's, or with `any_instance` any agent

@@ -19,12 +19,15 @@ from docker.utils import parse_repository_tag
 from controller.clients.docker_errors import boundary as _boundary
 from controller.clients.docker_errors import translate
 from controller.clients.docker_owned import OwnedResources
+from controller.clients.docker_progress import LayerProgress
 from controller.clients.docker_specs import create_kwargs
 from controller.clients.retry import Sleep, call_with_retry
+from controller.core.containment import network_name
 from controller.core.errors import (
     NameConflictError,
     NotFoundError,
     PermanentError,
+    TransientError,
 )
 from controller.core.limits import Limits
 from controller.core.models import (
@@ -185,9 +188,22 @@ class DockerRuntime:
         if unpause:
             self._call(lambda: self.client.api.unpause(container_id))
             return
-        self._call(lambda: self.client.api.start(container_id))
+        try:
+            self._call(lambda: self.client.api.start(container_id))
+        except PermanentError as exc:
+            if "network" not in str(exc) or "not found" not in str(exc):
+                raise
+            # Its network was deleted (`docker network prune` while it was stopped): it cannot
+            # start again; removed, it is created anew, with the network, by the next pass.
+            self.remove(container_id)
+            raise TransientError(f"its network was deleted: recreated ({exc})") from exc
 
     def stop(self, container_id: str, grace: float) -> None:
+        """Leave the agent's network first, one container at a time, then stop (concurrently):
+        Docker 20.10 before 20.10.27 can deadlock when many endpoints of one user-defined
+        network are released together (moby/moby#46661), and a whole engine hung is far worse
+        than a teardown a little slower."""
+        self.owned.leave_network(container_id, network_name(self.instance))
         try:
             self._call(lambda: self.client.api.stop(container_id, timeout=max(0, int(grace))))
         except NotFoundError:
@@ -225,37 +241,6 @@ class DockerRuntime:
         with _boundary():
             raw = self.client.api.events(decode=True, filters=filters)
         return DockerEventStream(raw)
-
-
-class LayerProgress:
-    """Sums the engine's per-layer pull progress lines into bytes downloaded / announced."""
-
-    _DONE = frozenset({"Download complete", "Pull complete", "Already exists"})
-
-    def __init__(self) -> None:
-        self._layers: dict[str, tuple[int, int]] = {}
-
-    def feed(self, line: dict[str, Any]) -> bool:
-        """Take one stream line; True when the totals changed."""
-        layer, status = line.get("id"), line.get("status", "")
-        detail = line.get("progressDetail") or {}
-        if not layer:
-            return False
-        before = self._layers.get(layer)
-        if status == "Downloading" and detail.get("total"):
-            self._layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
-        elif status in self._DONE and layer in self._layers:
-            total = self._layers[layer][1]
-            self._layers[layer] = (total, total)
-        return self._layers.get(layer) != before
-
-    @property
-    def downloaded(self) -> int:
-        return sum(c for c, _ in self._layers.values())
-
-    @property
-    def total(self) -> int:
-        return sum(t for _, t in self._layers.values())
 
 
 class DockerEventStream:

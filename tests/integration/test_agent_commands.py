@@ -107,3 +107,26 @@ def test_an_upgraded_worker_adopts_its_unprefixed_volume_and_keeps_its_data(
     db = client.containers.get(f"{instance}-db")
     assert db.attrs["Mounts"][0]["Name"] == legacy
     assert db.exec_run(["cat", "/v/data"]).output == b"precious\n"
+
+
+def test_a_deleted_network_is_recreated_and_its_containers_with_it(
+    client: docker.DockerClient,
+    registry_image: str,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
+    """`docker network prune` while the agent was away and its container stopped: the next start
+    recreates the network and the container (which could not start on a deleted network)."""
+    manifest = write_manifest(
+        tmp_path / "m.json", [container_spec(f"{instance}-a", registry_image)]
+    )
+    agent = start_agent(manifest, instance)
+    wait_until(lambda: f"{instance}-a" in running(client, instance), what="a up")
+    assert agent.stop(signal.SIGUSR1) == 0  # the agent leaves, its container keeps running
+    client.containers.get(f"{instance}-a").stop(timeout=1)
+    client.networks.get(f"rma-{instance}").remove()
+    start_agent(manifest, instance)
+    wait_until(lambda: f"{instance}-a" in running(client, instance), what="a recreated")
+    attrs = client.api.inspect_container(f"{instance}-a")
+    assert list(attrs["NetworkSettings"]["Networks"]) == [f"rma-{instance}"]

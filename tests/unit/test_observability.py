@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from controller.cli.console import ProgressBar, render_status
-from controller.clients.docker_runtime import LayerProgress
+from controller.clients.docker_progress import LayerProgress
 from controller.core.observe import PullProgress
 from controller.core.runtime import ProgressCallback
 from controller.engine.images import ImagePuller
