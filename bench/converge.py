@@ -1,7 +1,9 @@
 """Cold converge: N small containers from an image already present, by three contenders in turn —
 the agent (manifest mode, `--once`, from process start), Debian's `docker-compose up -d` on the
 same set, and the engine's limit (docker-py creating and starting them concurrently, no agent).
-Every contender is timed from its start to the engine's `start` event of the last container.
+Every contender is timed from its start to the engine's `start` event of the last container, and
+puts its containers on a user-defined bridge (the agent's own network, compose's project network,
+one made for the limit), since attaching there costs the engine more than the default bridge.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from rma_testkit.agent import write_manifest
 # The agent's default concurrency; on 2 cores 2..32 threads all land within noise of it.
 LIMIT_CONCURRENCY = 8
 AGENT_INSTANCE = "bench-converge"
+# Every contender puts its containers on a user-defined bridge, as the agent does (its own
+# network) and docker-compose does (the project's): the same engine work for each.
+LIMIT_NETWORK = "bench-limit-net"
 
 
 def _agent(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
@@ -54,7 +59,6 @@ def _compose(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher
             "image": IMAGE,
             "command": COMMAND,
             "container_name": name,
-            "network_mode": "bridge",
             "labels": {BENCH_LABEL: "compose"},
         }
         for name in names
@@ -76,8 +80,12 @@ def _compose(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher
 def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
     names = [f"bench-limit-{i:03d}" for i in range(n)]
 
+    host = cli.api.create_host_config(network_mode=LIMIT_NETWORK)
+
     def create_and_start(name: str) -> None:
-        created = cli.api.create_container(IMAGE, COMMAND, name=name, labels={BENCH_LABEL: "limit"})
+        created = cli.api.create_container(
+            IMAGE, COMMAND, name=name, labels={BENCH_LABEL: "limit"}, host_config=host
+        )
         cli.api.start(created["Id"])
 
     t0 = time.time_ns()
@@ -95,6 +103,7 @@ def run(
     results: dict[str, Any] = {"sizes": {}, "limit_concurrency": LIMIT_CONCURRENCY}
     watcher = StartWatcher(cli, BENCH_LABEL)
     agent_watch = StartWatcher(cli, instance_label(AGENT_INSTANCE))
+    network = cli.networks.create(LIMIT_NETWORK, driver="bridge")
     try:
         for n in sizes:
             times: dict[str, list[float]] = {"agent": [], "compose": [], "limit": []}
@@ -112,4 +121,8 @@ def run(
         agent_watch.close()
         remove_labelled(cli, BENCH_LABEL)
         remove_labelled(cli, instance_label(AGENT_INSTANCE))
+        network.remove()
+        for name in (f"rma-{AGENT_INSTANCE}", "rmabench_default"):
+            for left in cli.networks.list(names=[name]):
+                left.remove()
     return results

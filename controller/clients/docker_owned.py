@@ -50,6 +50,7 @@ class OwnedResources:
         self.totals = totals
         self.isolate = isolate
         self._isolated: str | None = None  # the network id the rules were made for
+        self._ensured: str | None = None  # the network checked (or made) last
         self._cgroup: tuple[str, str] | None = None  # (driver, parent) once prepared
 
     # -- parent cgroup ------------------------------------------------------------------------
@@ -88,9 +89,12 @@ class OwnedResources:
 
     # -- network ------------------------------------------------------------------------------
 
-    def ensure_network(self, name: str) -> None:
+    def ensure_network(self, name: str, *, again: bool = False) -> None:
         """The agent's bridge: adopted when it carries our labels, created when missing; with
-        `isolate`, the --isolate-lan rules follow it (clients/firewall.py)."""
+        `isolate`, the --isolate-lan rules follow it (clients/firewall.py). Checked once, then
+        `again` when a create found it gone."""
+        if name == self._ensured and not again:
+            return
         with self._lock:
             api = self._client().api
             try:
@@ -106,6 +110,7 @@ class OwnedResources:
                 )
             if self.isolate and found.get("Id") != self._isolated:
                 self._isolate(found)
+            self._ensured = name
 
     def _isolate(self, network: dict[str, Any]) -> None:
         configs = (network.get("IPAM") or {}).get("Config") or []
@@ -145,7 +150,7 @@ class OwnedResources:
             pass
         firewall.remove(instance)
         if instance == self._instance:
-            self._isolated = None
+            self._isolated = self._ensured = None
 
     def networks(self, all_instances: bool = False) -> list[str]:
         """The agent's networks (this instance's, or every instance's)."""

@@ -176,7 +176,7 @@ class DockerRuntime:
             except NotFoundError:
                 if not spec.network:
                     raise
-                self.owned.ensure_network(spec.network)  # removed between the two calls
+                self.owned.ensure_network(spec.network, again=True)  # it was deleted
                 result = self._call(lambda: self.client.api.create_container(**kwargs))
         except PermanentError as exc:
             if "conflict" in str(exc).lower() and "already in use" in str(exc).lower():

@@ -199,7 +199,10 @@ class Agent:
                 self._event_seen.clear()
                 result = self.reconcile()
                 timeout = self._next_delay(result)
-                if event_driven or result.planned:
+                # Look again soon after an event or a pass that changed something; a pass whose
+                # actions all failed (a name conflict, a refused volume) waits its delay instead:
+                # re-arming the rechecks on it would spin, a pass every 0.1-0.4 s for ever.
+                if event_driven or any(o.ok for o in result.report.outcomes):
                     rechecks = list(RECHECKS)
                 if rechecks:
                     timeout = min(timeout, rechecks.pop(0))

@@ -174,3 +174,18 @@ def test_an_event_seen_before_the_list_shows_it_is_rechecked_without_the_resync(
         r.stop.set()
         r.bell.ring()
         thread.join(10)
+
+
+def test_a_permanent_conflict_does_not_make_the_loop_spin() -> None:
+    """Every pass plans the same refused action; only a pass that changed something is looked
+    at again soon (it once ran 8 passes a second on a name conflict)."""
+    rig = Rig(DesiredState((spec("a"),)))
+    rig.rt.add("a", managed=False)  # someone else's container holds the name
+    rig.agent._resync = 30.0  # the resync timer alone would not pass again within the test
+    thread = threading.Thread(target=lambda: rig.agent.run(teardown=lambda: False), daemon=True)
+    thread.start()
+    threading.Event().wait(1.0)
+    rig.stop.set()
+    rig.bell.ring()
+    thread.join(5)
+    assert rig.rt.calls.count("list") <= 3, rig.rt.calls.count("list")
