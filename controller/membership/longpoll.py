@@ -2,8 +2,9 @@
 the last ETag so that changes arrive within a request's round trip; a heartbeat's generation hint
 fetches it at once. With `long_poll_wait` 0 only the hint is used, and so it is when the
 coordinator sends no ETag (a long poll cannot then wait for a change). A long poll answered early
-(under a second, 304 or not) is spaced at least a second from the next, with backoff while the
-coordinator keeps doing so: a coordinator cannot make the agent spin.
+(under a second, 304 or not) is spaced at least a second from the next, and one with nothing new
+backs off while the coordinator keeps doing so: a coordinator cannot make the agent spin, and a
+real change is held back at most that second.
 """
 
 from __future__ import annotations
@@ -104,12 +105,16 @@ class AssignmentPoller:
                     instead="fetched when a heartbeat announces a new generation",
                 )
                 return
-            early = self._space(self._clock() - started, early)
+            early = self._space(self._clock() - started, early, changed=got is not None)
 
-    def _space(self, took: float, early: int) -> int:
-        """A long poll answered in under a second is followed by a pause of at least a second,
-        longer (backoff) while the coordinator keeps answering early."""
+    def _space(self, took: float, early: int, *, changed: bool) -> int:
+        """A long poll answered in under a second is followed by a pause so that polls start at
+        least a second apart; one answered early with nothing new (304) also backs off while
+        the coordinator keeps doing so. A change is never held back more than that second."""
         if took >= MIN_POLL_SPACING:
+            return 0
+        if changed:
+            self._shared.wait(self._stop, MIN_POLL_SPACING - took)
             return 0
         early += 1
         pause = max(MIN_POLL_SPACING - took, self._delays.delay(early, random.random()))

@@ -90,3 +90,14 @@ def test_without_an_etag_the_long_poll_stops_and_the_hint_is_used(tmp_path: Path
     rig.run_for(30)
     assert rig.coord.count("fetch") == 1 and not rig.thread.is_alive()
     assert rig.shared.source.generation == 1  # the answer itself was taken
+
+
+def test_changes_answered_at_once_are_spaced_but_not_backed_off(tmp_path: Path) -> None:
+    changes = [
+        AssignmentResponse(generation=g, tier=2, containers=[WEB], etag=f'"{g}"')
+        for g in range(1, 200)
+    ]
+    rig = Rig(tmp_path, changes)  # type: ignore[arg-type]
+    rig.run_for(30)
+    fetches = rig.coord.count("fetch")
+    assert 20 <= fetches <= 32, fetches  # about one a second: spaced, never slower
