@@ -46,3 +46,33 @@ def test_isolate_lan_chain_names_fit_iptables_and_differ_per_instance() -> None:
 
     long = chains("x" * 128)
     assert all(len(c) <= 28 for c in long) and chains("a") != chains("b")
+
+
+def test_the_systemd_driver_gets_a_slice_limited_by_systemctl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No systemd on the test machines: the command the agent runs is checked instead."""
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], **_: object) -> object:
+        calls.append(argv)
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr("subprocess.run", run)
+    made = cgroups.prepare("w", CAPS, "systemd", "2")
+    assert made.parent == "rma-w.slice"
+    assert calls == [
+        [
+            "/usr/bin/systemctl",
+            "set-property",
+            "--runtime",
+            "rma-w.slice",
+            f"MemoryMax={64 * 1024**2}",
+            "MemorySwapMax=0",
+            "CPUQuota=150%",
+        ]
+    ]
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(PermanentError, match="systemctl is missing"):
+        cgroups.prepare("w", CAPS, "systemd", "2")
