@@ -221,7 +221,8 @@ def test_caps_are_totals_under_the_agents_parent_cgroup(
     peak = memory / ("memory.peak" if v2 else "memory.max_usage_in_bytes")
     near = 56 * 1024**2  # 120 MB asked for: the three press against the parent's limit
     wait_until(lambda: int(peak.read_text()) >= near, what="the three at the parent's limit")
-    assert int(peak.read_text()) <= 64 * 1024**2  # the sum, not 3 x 40 MB
+    # the sum, not 3 x 40 MB (the kernel may overshoot its limit by a page or a charge batch)
+    assert int(peak.read_text()) <= 65 * 1024**2
     cpu = Path("/sys/fs/cgroup") / ("" if v2 else "cpu") / f"rma-{instance}"
     quota = (cpu / ("cpu.max" if v2 else "cpu.cfs_quota_us")).read_text().split()[0]
     assert int(quota) == 100_000
