@@ -40,15 +40,17 @@ def join(
 def follow_worker_id(
     client: docker.DockerClient, instance: str, names: set[str], worker_id: str
 ) -> None:
-    """Until the containers run again, created for the worker's new id."""
-    wait_until(
-        lambda: (
-            f"WORKER_ID={worker_id}"
-            in client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
-            and converged(client, instance, names)
-        ),
-        what="convergence to the new assignment",
-    )
+    """Until the containers run again, created for the worker's new id (svc1 may be missing
+    for a moment while it is recreated)."""
+
+    def followed() -> bool:
+        try:
+            env = client.api.inspect_container(f"{instance}-svc1")["Config"]["Env"]
+        except docker.errors.NotFound:
+            return False
+        return f"WORKER_ID={worker_id}" in env and bool(converged(client, instance, names))
+
+    wait_until(followed, what="convergence to the new assignment")
 
 
 def the_worker(coord: Coordinator) -> dict[str, Any]:
