@@ -101,10 +101,10 @@ def totals_of(settings: Settings, limits: Limits) -> Limits | None:
     return limits
 
 
-def containment_of(settings: Settings, store: StateStore, runtime: DockerRuntime) -> Containment:
+def containment_of(settings: Settings, runtime: DockerRuntime) -> Containment:
+    """What every container is held to; the adopted volumes are the runtime's (read once)."""
     parent = f"rma-{settings.instance}" if runtime.owned.totals is not None else ""
-    adopted = store.load_adopted()
-    return Containment(settings.instance, settings.pids_limit, parent, adopted)
+    return Containment(settings.instance, settings.pids_limit, parent, runtime.adopted_volumes)
 
 
 def _trusted(
@@ -154,7 +154,7 @@ def loop_of(
         trusted=_trusted(settings, runtime, pulled),
     )
     executor = _executor(settings, runtime, puller, stop)
-    limits, contain = wiring.limits, containment_of(settings, store, runtime)
+    limits, contain = wiring.limits, containment_of(settings, runtime)
     agent = Agent(
         source,
         runtime,
