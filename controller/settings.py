@@ -11,6 +11,7 @@ combination is a configuration error (exit 2) before anything starts.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +45,19 @@ class Settings(ContainmentSettings):
         "operator",
         "run the containers listed in this YAML/JSON file instead of asking a coordinator",
         "(none)",
+    )
+    catalog: Path | None = _f(
+        None,
+        "operator",
+        "service catalog YAML replacing the shipped one (which container runs each RMA service)",
+        "(the shipped manifests/catalog.yaml)",
+    )
+    advertise_ip: str | None = _f(
+        None,
+        "operator",
+        "address the pool reaches this machine at: sent as ip_address and used in the "
+        "services' URLs (you forward the ports; set RMA_PUBLISH_ADDRESS to match)",
+        "(none: not sent)",
     )
     state_dir: Path = _f(
         default_state_dir,
@@ -179,6 +193,13 @@ class Settings(ContainmentSettings):
         if not NAME_RE.match(v):
             raise ValueError("instance must be letters, digits, '_', '.', '-'")
         return v
+
+    @field_validator("advertise_ip")
+    @classmethod
+    def _an_address(cls, v: str | None) -> str | None:
+        if v:
+            ipaddress.ip_address(v)  # ValueError: not an IP address
+        return v or None
 
     @field_validator("health_addr")
     @classmethod

@@ -39,8 +39,9 @@ def tier_for(capabilities: dict[str, Any]) -> int:
 
 
 class Catalog:
-    """Which containers each tier runs, from a YAML file like rma_coordinator/catalog.yaml (the
-    default, shipped as package data; manifests/catalog.yaml links to it)."""
+    """Which containers each tier runs, from a YAML file: `tiers: {N: {containers: [...]}}`, or
+    the RMA service catalog's `services: {name: {tier, health, container}}` (the default,
+    rma_coordinator/catalog.yaml, is the RMA project's catalog that manifests/ also holds)."""
 
     def __init__(self, tiers: dict[int, list[dict[str, Any]]]) -> None:
         self.tiers = tiers
@@ -63,6 +64,12 @@ class Catalog:
             int(k): list((v or {}).get("containers") or [])
             for k, v in (data.get("tiers") or {}).items()
         }
+        for name, service in (data.get("services") or {}).items():
+            labels = {**(service["container"].get("labels") or {}), "rma.service": name}
+            if service.get("health"):
+                labels["rma.health"] = service["health"]
+            entry = {**service["container"], "labels": labels}
+            tiers.setdefault(int(service["tier"]), []).append(entry)
         return cls(tiers)
 
     def containers_for(self, tier: int, worker_id: str, public_url: str) -> list[dict[str, Any]]:

@@ -30,6 +30,11 @@ class FakeCoordinator:
         self.assignments: list[AssignmentResponse | None] = []
         self.poll_gate = threading.Event()
         self.hint: int | None = None  # the generation heartbeats answer with
+        # The registration answer's assignment keys (Part 3: may hold none, or service names).
+        self.answer: dict[str, Any] = {"assigned_containers": [WEB]}
+        self.assigns_ids = True  # False: keeps the worker's own id (the edge/local dialects)
+        self.test_mode = False  # stores nothing: every heartbeat is 404
+        self.refuse_register = 0  # how many next registrations answer 422
 
     def _maybe_down(self) -> None:
         if self.down:
@@ -40,16 +45,15 @@ class FakeCoordinator:
         self.calls.append(("register", body))
         self.register_tokens.append(token)
         self._maybe_down()
-        self.forgotten = False
-        wid = next(self.ids)
-        extra = (
-            {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"}
-            if self.part2
-            else {}
-        )
-        return RegisterResponse(
-            worker_id=wid, tier=2, assigned_containers=[WEB], heartbeat_interval=30, **extra
-        )
+        if self.refuse_register:
+            self.refuse_register -= 1
+            raise CoordinatorRejected("refused with HTTP 422: body.tunnel_url: Field required", 422)
+        self.forgotten = self.test_mode
+        wid = next(self.ids) if self.assigns_ids else str(body["worker_id"])
+        data: dict[str, Any] = {"worker_id": wid, "tier": 2, "heartbeat_interval": 30}
+        if self.part2:
+            data |= {"token": "t-" + wid, "assignment_url": f"/api/worker/{wid}/assignment"}
+        return RegisterResponse.model_validate(data | self.answer)
 
     def heartbeat(
         self, path: str, body: dict[str, Any], *, token: str | None = None

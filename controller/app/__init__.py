@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
-from controller.app.parts import Wiring, limits_from, loop_of, source_of, totals_of
+from controller.app.parts import Wiring, limits_from, loop_of, source_of, totals_of, url_host
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore, atomic_write_text
 from controller.core.observe import PullProgress
@@ -28,6 +28,8 @@ from controller.ops.signals import Signals
 from controller.settings import Settings
 
 if TYPE_CHECKING:
+    from controller.contract.services import Announcement
+    from controller.core.limits import Limits
     from controller.membership.lifecycle import Lifecycle
     from controller.ops.metrics import Metrics
 
@@ -45,6 +47,29 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
         runtime.close()
 
 
+def _reporting(
+    settings: Settings, source: AssignmentSource, agent: Agent, limits: Limits
+) -> tuple[Callable[[], Announcement], Callable[[], dict[str, Any]]]:
+    """What the worker announces (its services' URLs) and the heartbeat it sends."""
+    from controller.clients import hardware  # noqa: PLC0415
+    from controller.contract.api import heartbeat_fields  # noqa: PLC0415
+    from controller.contract.services import announce  # noqa: PLC0415
+
+    host, lent = url_host(settings), frozenset(limits.gpus or ())
+
+    def announcement() -> Announcement:
+        desired = source.current()
+        return announce(desired.specs if desired else (), host)
+
+    def report() -> dict[str, Any]:
+        gpu = hardware.gpu_utilization(lent=lent) if limits.gpus != () else None
+        return heartbeat_fields(
+            agent.status(), *hardware.load_snapshot(), announced=announcement(), gpu_utilization=gpu
+        )
+
+    return announcement, report
+
+
 def _lifecycle(
     settings: Settings,
     *,
@@ -54,9 +79,8 @@ def _lifecycle(
     wiring: Wiring,
 ) -> Lifecycle:
     # Imported here: an agent in manifest mode never needs them (a faster start).
+    from controller.clients import hardware  # noqa: PLC0415
     from controller.clients.coordinator import CoordinatorClient  # noqa: PLC0415
-    from controller.clients.hardware import load_snapshot, offered_capabilities  # noqa: PLC0415
-    from controller.contract.api import heartbeat_fields  # noqa: PLC0415
     from controller.membership.lifecycle import Lifecycle  # noqa: PLC0415
 
     def client() -> CoordinatorClient:  # one per thread: no session is shared
@@ -67,17 +91,16 @@ def _lifecycle(
             allow_insecure=settings.allow_insecure_coordinator,
         )
 
-    def report() -> dict[str, Any]:
-        return heartbeat_fields(agent.status(), *load_snapshot())
-
-    limits = wiring.limits
+    announcement, report = _reporting(settings, source, agent, limits := wiring.limits)
     return Lifecycle(
         client(),
         StateStore(settings.state_dir, settings.instance),
         source,
         poll_client=client(),
-        capabilities=lambda: offered_capabilities(limits, runtime.data_root, __version__),
+        capabilities=lambda: hardware.offered_capabilities(limits, runtime.data_root, __version__),
         report=report,
+        announcement=announcement,
+        ip_address=settings.advertise_ip,
         stop=wiring.stop,
         on_change=wiring.doorbell.ring,
         heartbeat_override=settings.heartbeat_interval,

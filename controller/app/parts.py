@@ -80,13 +80,33 @@ def gpu_machine(limits: Limits) -> bool:
 def source_of(settings: Settings, limits: Limits) -> DesiredSource:
     if settings.manifest is not None:  # the owner's own file: their choice, not a coordinator's
         return ManifestSource(settings.manifest, publish_address=settings.publish_address)
+    from controller.clients.catalog import load_catalog  # noqa: PLC0415 (coordinator only)
+
     admission = Admission(
         images=image_policy(settings),
         port_range=port_bounds(settings.port_range),
         max_containers=settings.max_containers,
         gpu_machine=gpu_machine(limits),
     )
-    return AssignmentSource(settings.publish_address, admission)
+    return AssignmentSource(settings.publish_address, admission, load_catalog(settings.catalog))
+
+
+def secret_lookup(store: StateStore) -> Callable[[str], str]:
+    """`${secret:NAME}`: RMA_SECRET_<NAME> from the agent's environment when the owner set one
+    (credentials the owner chose), else the one this worker generated and keeps."""
+
+    def lookup(name: str) -> str:
+        return os.environ.get("RMA_SECRET_" + name.upper().replace("-", "_")) or store.secret(name)
+
+    return lookup
+
+
+def url_host(settings: Settings) -> str:
+    """The address in the services' URLs: the advertised one, else the one ports bind to when
+    it is a single address (127.0.0.1 by default: reachable from this machine only)."""
+    if settings.advertise_ip:
+        return settings.advertise_ip
+    return "" if settings.publish_address in ("", "0.0.0.0", "::") else settings.publish_address
 
 
 def totals_of(settings: Settings, limits: Limits) -> Limits | None:
@@ -164,7 +184,9 @@ def loop_of(
         resync_interval=settings.resync_interval,
         observer=metrics,
         housekeeping=_housekeeping(settings, runtime, pulled, keeper),
-        limit=lambda desired: contain.apply_all(limits.apply_all(fill(desired, store.secret))),
+        limit=lambda desired: contain.apply_all(
+            limits.apply_all(fill(desired, secret_lookup(store)))
+        ),
         backoffs=(puller.next_due,),
         network=contain.network,
     )

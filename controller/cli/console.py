@@ -61,18 +61,25 @@ def _ago(iso: str | None) -> str:
     return f"{int(seconds)} s ago ({iso})"
 
 
+def _membership_lines(data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Coordinator:    {data['coordinator']}",
+        f"Worker:         {data['worker_id'] or '(not registered yet)'}   "
+        f"Tier: {data['tier'] or '-'}",
+        f"Last heartbeat: {_ago(data['last_heartbeat'])}"
+        + (f"   error: {data['heartbeat_error']}" if data["heartbeat_error"] else ""),
+    ]
+    if data.get("coordinator_notice"):
+        lines.append(f"Notice:         {data['coordinator_notice']}")
+    return lines
+
+
 def render_status(data: dict[str, Any]) -> str:
     lines = [
         f"RMA worker agent {data['version']} (instance {data['instance']}, {data['mode']} mode)"
     ]
     if data["mode"] == "coordinator":
-        lines += [
-            f"Coordinator:    {data['coordinator']}",
-            f"Worker:         {data['worker_id'] or '(not registered yet)'}   "
-            f"Tier: {data['tier'] or '-'}",
-            f"Last heartbeat: {_ago(data['last_heartbeat'])}"
-            + (f"   error: {data['heartbeat_error']}" if data["heartbeat_error"] else ""),
-        ]
+        lines += _membership_lines(data)
     else:
         lines.append(f"Manifest:       {data['manifest']}")
     state = ("converged" if data["converged"] else "converging") + (

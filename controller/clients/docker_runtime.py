@@ -276,4 +276,13 @@ def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
         spec_hash=labels.get(LABEL_SPEC_HASH),
         managed=managed,
         image=str(row.get("Image", "")),
+        health=_health(str(row.get("Status", ""))),
     )
+
+
+def _health(status: str) -> str:
+    """Docker's health state from the list's status line: "Up 5 s (health: starting)"."""
+    for marker, state in (("(health: starting)", "starting"), ("(unhealthy)", "unhealthy")):
+        if marker in status:
+            return state
+    return "healthy" if "(healthy)" in status else ""

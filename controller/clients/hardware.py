@@ -177,3 +177,34 @@ def offered_capabilities(
         log.debug("docker_data_root_unknown", error=str(exc))
         root = None
     return capabilities(limits.offered(detect(root)), version=version)
+
+
+def gpu_utilization(
+    nvml: ModuleType | None = None, lent: frozenset[str] = frozenset()
+) -> float | None:
+    """The lent NVIDIA GPUs' mean utilization (0..100) over NVML's last sample period, or None
+    without NVML or a GPU (the heartbeat then leaves the key out). `lent`: indices or UUIDs
+    the owner lent (empty: all)."""
+    lib = nvml or _load_nvml()
+    if lib is None:
+        return None
+    try:
+        lib.nvmlInit()
+    except Exception:  # no driver: no GPU, as detect_nvidia says
+        return None
+    try:
+        values = []
+        for i in range(lib.nvmlDeviceGetCount()):
+            handle = lib.nvmlDeviceGetHandleByIndex(i)
+            if lent and str(i) not in lent and _text(lib.nvmlDeviceGetUUID(handle)) not in lent:
+                continue
+            values.append(float(lib.nvmlDeviceGetUtilizationRates(handle).gpu))
+        return sum(values) / len(values) if values else None
+    except Exception as exc:
+        log.debug("nvml_utilization_failed", error=str(exc) or type(exc).__name__)
+        return None
+    finally:
+        try:
+            lib.nvmlShutdown()
+        except Exception as exc:
+            log.debug("nvml_shutdown_failed", error=str(exc))

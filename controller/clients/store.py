@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tempfile
 from dataclasses import asdict, dataclass
@@ -33,14 +34,19 @@ class Identity:
     assignment_url: str | None = None
     heartbeat_url: str | None = None
     heartbeat_interval: float | None = None
+    announced: str | None = None  # digest of the services last registered (contract/services.py)
 
 
 @dataclass(frozen=True)
 class StoredAssignment:
+    """What the coordinator said: specs (`containers`), else service names (`services`), else
+    neither (the catalog's containers for the tier). None is "not said", never "run nothing"."""
+
     tier: int
-    containers: list[dict[str, Any]]
+    containers: list[dict[str, Any]] | None
     generation: int | None = None
     etag: str | None = None
+    services: list[str] | None = None
 
 
 def private_dir(path: Path) -> None:
@@ -110,6 +116,7 @@ class StateStore:
         self.adopted_path = state_dir / f"{instance}.volumes.json"
         self.unused_path = state_dir / f"{instance}.unused-volumes.json"
         self.secrets_path = state_dir / f"{instance}.secrets.json"
+        self.worker_path = state_dir / f"{instance}.worker.json"
 
     def secret(self, name: str) -> str:
         """This worker's secret `name` (core/placeholders.py), created on first use (0600)."""
@@ -144,6 +151,16 @@ class StateStore:
     def save_pulled(self, pulled: dict[str, float]) -> None:
         atomic_write_json(self.images_path, pulled)
 
+    def own_worker_id(self) -> str:
+        """The worker id this agent made for itself (once, kept across unregistrations): sent
+        on every registration; a coordinator that assigns its own still wins."""
+        known = (_read_json(self.worker_path) or {}).get("worker_id")
+        if isinstance(known, str) and re.fullmatch(r"worker-[0-9a-f]{16}", known):
+            return known
+        made = f"worker-{secrets.token_hex(8)}"
+        atomic_write_json(self.worker_path, {"worker_id": made})
+        return made
+
     def load_identity(self) -> Identity | None:
         data = _read_json(self.identity_path)
         if data is None:
@@ -157,6 +174,7 @@ class StateStore:
                 assignment_url=data.get("assignment_url"),
                 heartbeat_url=data.get("heartbeat_url"),
                 heartbeat_interval=float(interval) if interval else None,
+                announced=data.get("announced"),
             )
         except KeyError as exc:
             log.error(
@@ -177,9 +195,13 @@ class StateStore:
         data = _read_json(self.assignment_path)
         if data is None:
             return None
-        containers = data.get("containers")
+        containers, services = data.get("containers"), data.get("services")
         tier = data.get("tier")
-        if not isinstance(containers, list) or not isinstance(tier, int):
+        if (
+            not isinstance(tier, int)
+            or not isinstance(containers, list | None)
+            or not isinstance(services, list | None)
+        ):
             log.error(
                 "state_file_unreadable",
                 path=str(self.assignment_path),
@@ -192,6 +214,7 @@ class StateStore:
             containers=containers,
             generation=data.get("generation"),
             etag=data.get("etag"),
+            services=[str(n) for n in services] if services is not None else None,
         )
 
     def save_assignment(self, assignment: StoredAssignment) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.contract.services import Announcement, services_status
 from controller.core.machine import format_gb
 from controller.core.status import AgentStatus
 
@@ -24,10 +25,14 @@ def unregister_path(worker_id: str) -> str:
 
 
 class RegisterResponse(BaseModel):
+    """Every dialect's answer (Part 3): a missing assignment key stays None ("not said")."""
+
     model_config = ConfigDict(extra="ignore")
-    worker_id: str = Field(min_length=1, max_length=256)
-    tier: int = Field(ge=1, le=3)
-    assigned_containers: list[Any] = []
+    worker_id: str | None = Field(default=None, min_length=1, max_length=256)
+    tier: int = Field(ge=1, le=4)
+    assigned_containers: list[Any] | None = None
+    assigned_services: list[Any] | None = None
+    status: str | None = Field(default=None, max_length=64)
     heartbeat_url: str = HEARTBEAT_PATH
     heartbeat_interval: float = Field(default=30.0, gt=0, le=3600)
     coordinator_url: str | None = None
@@ -38,8 +43,8 @@ class RegisterResponse(BaseModel):
 class AssignmentResponse(BaseModel):
     model_config = ConfigDict(extra="ignore")
     generation: int
-    tier: int = Field(ge=1, le=3)
-    containers: list[Any] = []
+    tier: int = Field(ge=1, le=4)
+    containers: list[Any]  # required: a missing list is a malformed answer, never "run nothing"
     etag: str | None = None
 
 
@@ -49,11 +54,39 @@ class HeartbeatResponse(BaseModel):
     assignment_generation: int | None = None
 
 
-def heartbeat_fields(status: AgentStatus, load: float, available_bytes: int) -> dict[str, Any]:
-    """The heartbeat body, less worker_id: Part 1 fields, then Part 2's containers."""
-    return {
+def heartbeat_fields(
+    status: AgentStatus,
+    load: float,
+    available_bytes: int,
+    *,
+    announced: Announcement | None = None,
+    gpu_utilization: float | None = None,
+) -> dict[str, Any]:
+    """The heartbeat body, less worker_id: Part 1 fields; Part 2's containers, each with the
+    URL it is served at (Part 4); Part 3's services_status and GPU use (absent when unknown)."""
+    urls = {s.container: s for s in (announced.services if announced else ())}
+    rows = []
+    for c in status.containers:
+        row = c.as_json()
+        service = urls.get(c.name)
+        if service is not None:
+            row |= {
+                "service": service.name,
+                "service_url": service.service_url,
+                "port": service.port,
+                "health_endpoint": service.health_endpoint,
+            }
+        rows.append(row)
+    body: dict[str, Any] = {
         "status": "healthy" if status.healthy else "degraded",
         "current_load": round(min(max(load, 0.0), 1.0), 3),
         "available_memory": format_gb(available_bytes),
-        "containers": [c.as_json() for c in status.containers],
+        "containers": rows,
+        "services_status": services_status(status),
     }
+    unknown = [c.name for c in status.containers if c.state == "refused" and c.unknown_service]
+    if unknown:
+        body["unknown_services"] = unknown
+    if gpu_utilization is not None:
+        body["gpu_utilization"] = round(min(max(gpu_utilization, 0.0), 100.0), 1)
+    return body

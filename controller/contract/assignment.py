@@ -5,15 +5,39 @@ Part 1 coordinator sends no GPU flag, so on tier 1 an entry without `gpu` reques
 is the GPU tier; container names are never used to guess). Every entry must pass the admission
 rules (core/admission.py: ports, GPU, image); an assignment over the container limit is refused
 whole (AssignmentTooLarge), before any entry is read.
+
+Where the entries come from (the contract's Part 3), in this order: the coordinator's specs
+(`assigned_containers`, Part 2's `containers`); else its service names (`assigned_services`)
+through the catalog; else, when it said neither, the catalog's containers for the tier it gave.
+An explicit empty list runs nothing; a key that is missing never does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from controller.contract.catalog import MAX_NAMES, Catalog
 from controller.contract.schema import parse_specs
-from controller.core.admission import GPU_TIER, Admission
+from controller.core.admission import GPU_TIER, Admission, AssignmentTooLarge
 from controller.core.models import DesiredState, Refusal
+
+NOT_IN_CATALOG = "the coordinator named a service this agent's catalog does not know: not run"
+
+
+def resolve(
+    catalog: Catalog, tier: int, containers: Any, services: Any
+) -> tuple[Any, list[Refusal]]:
+    """(the entries to run, the service names refused) from what the coordinator said."""
+    if containers is not None:
+        return containers, []
+    if services is None:
+        return catalog.for_tier(tier), []
+    if not isinstance(services, list):
+        return [], [Refusal("(assignment)", "assigned_services is not a list of names")]
+    if len(services) > MAX_NAMES:
+        raise AssignmentTooLarge(f"{len(services)} service names (at most {MAX_NAMES})")
+    specs, unknown = catalog.for_names(services)
+    return specs, [Refusal(name, NOT_IN_CATALOG, unknown_service=True) for name in unknown]
 
 
 def assignment_to_desired(

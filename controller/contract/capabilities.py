@@ -54,3 +54,32 @@ def capabilities(hw: HardwareInfo, *, version: str = "") -> dict[str, Any]:
     if version:
         data["agent_version"] = version
     return data
+
+
+# The local/community coordinator picks the tier from flags, not from these strings (Part 3).
+WORKER_TYPES = {1: "gpu", 2: "cpu", 3: "storage"}
+
+
+def registration_body(
+    worker_id: str,
+    caps: dict[str, Any],
+    containers: list[dict[str, Any]],
+    *,
+    tunnel_url: str = "",
+    ip_address: str | None = None,
+) -> dict[str, Any]:
+    """One body every dialect accepts (Part 3): the stable id, Part 1 capabilities, the flags
+    the local coordinator reads (for the tier this machine's own hardware qualifies for), the
+    tunnel URL ("" without one), the owner's advertised address only when set, the services."""
+    tier = int(caps.get("tier") or 3)
+    body: dict[str, Any] = {
+        "worker_id": worker_id,
+        "capabilities": caps,
+        "has_gpu": tier == 1,
+        "worker_type": WORKER_TYPES.get(tier, "storage"),
+        "tunnel_url": tunnel_url,
+        "containers": containers,
+    }
+    if ip_address:
+        body["ip_address"] = ip_address
+    return body

@@ -20,6 +20,10 @@ LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_NAME = f"{LABEL_PREFIX}.name"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # on a volume: the spec's name for it
+# A spec's own labels that say which RMA service it is and where its health check answers (the
+# catalog sets them; contract/services.py reads them for what the agent announces).
+SERVICE_LABEL = "rma.service"
+HEALTH_LABEL = "rma.health"
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 GPU_ALL = -1
@@ -117,6 +121,7 @@ class Refusal:
 
     name: str
     message: str
+    unknown_service: bool = False  # a service name the catalog does not know (not a spec)
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ class ActualContainer:
     spec_hash: str | None = None
     managed: bool = True
     image: str = ""
+    health: str = ""  # Docker's health state (healthy, unhealthy, starting) when it checks one
 
 
 def owner_labels(instance: str) -> dict[str, str]:

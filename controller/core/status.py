@@ -1,8 +1,10 @@
 """What the agent knows about its containers after a pass, in the shapes the heartbeat needs.
 
 Pure: built from the desired state, the listing the pass read, and the pass's outcomes. A worker
-is `healthy` when every desired container is running as specified and nothing was refused or
-failed; otherwise `degraded`.
+is `degraded` only when something the owner or the coordinator should act on is wrong: an entry
+refused, an action that failed, a name taken by a foreign container, a crash loop. A container
+still being pulled or started is not a reason (the service coordinator takes a degraded worker
+out of all its routing); per-service health goes in `services_status` (contract/services.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core.models import ActualContainer, DesiredState
+from controller.core.models import SERVICE_LABEL, ActualContainer, DesiredState
 from controller.core.results import ExecutionReport
+
+ACTIONABLE = frozenset({"refused", "failed", "conflict", "backoff"})
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class ContainerStatus:
     image: str
     restarts: int = 0
     error: str | None = None
+    service: str = ""  # the RMA service it serves (its rma.service label, else its name)
+    health: str = ""  # Docker's health state, when the image checks one
+    unknown_service: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -40,9 +47,7 @@ class AgentStatus:
 
     @property
     def healthy(self) -> bool:
-        return self.converged and all(
-            c.state == "running" and c.error is None for c in self.containers
-        )
+        return not any(c.state in ACTIONABLE or c.error for c in self.containers)
 
 
 def build_status(
@@ -68,8 +73,12 @@ def build_status(
         elif outcome is not None:
             state = outcome.action if outcome.action in ("conflict", "backoff") else "failed"
             error = outcome.error
-        rows.append(
-            ContainerStatus(spec.name, state, spec.image, restarts.get(spec.name, 0), error)
-        )
-    rows += [ContainerStatus(r.name, "refused", "", 0, r.message) for r in desired.refused]
+        service = spec.labels_dict.get(SERVICE_LABEL, spec.name)
+        health = current.health if current and state == "running" else ""
+        count = restarts.get(spec.name, 0)
+        rows.append(ContainerStatus(spec.name, state, spec.image, count, error, service, health))
+    rows += [
+        ContainerStatus(r.name, "refused", "", 0, r.message, unknown_service=r.unknown_service)
+        for r in desired.refused
+    ]
     return AgentStatus(tuple(rows), converged=converged)

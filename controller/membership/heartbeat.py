@@ -35,7 +35,17 @@ def mark_forgotten(
         return  # shutting down: our own unregister ends the open long poll with a 404
     if shared.standing.identity is not identity:
         return
-    if not shared.forgotten.is_set():
+    if not shared.answered and not shared.forgotten.is_set():
+        shared.forgets += 1
+        if shared.forgets == 1:
+            log.warning(
+                "coordinator_forgets_worker",
+                worker_id=identity.worker_id,
+                error=str(exc),
+                action="registering again with growing waits (30 s doubling to 10 min)",
+                containers="untouched",
+            )
+    elif not shared.forgotten.is_set():
         log.warning(
             "worker_forgotten",
             worker_id=identity.worker_id,
@@ -96,6 +106,9 @@ class Heartbeater:
             return
         self._observer.heartbeat(True)
         self._refusals = 0
+        if self._shared.forgets:
+            log.info("coordinator_remembers_worker", worker_id=identity.worker_id)
+        self._shared.answered, self._shared.forgets = True, 0
         self.last_heartbeat_at, self.last_error = time.time(), None
         if self._outage:
             log.info("coordinator_reachable_again", worker_id=identity.worker_id)

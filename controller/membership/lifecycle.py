@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from controller.clients.store import Identity, StateStore
+from controller.contract.services import Announcement
 from controller.core.backoff import Delays
 from controller.core.observe import NullObserver, Observer
 from controller.membership.api import CoordinatorAPI
@@ -31,6 +32,8 @@ from controller.membership.standing import Shared, Wait, real_wait
 log = structlog.get_logger(__name__)
 # Registration and long-poll retries: 1 s doubling to 1 min, each drawn in [d/2, d].
 RETRY = Delays(base=1.0, cap=60.0, jitter="half")
+# A coordinator that forgets each fresh registration: 30 s doubling to 10 min between them.
+FORGETS = Delays(base=30.0, cap=600.0)
 
 
 class Lifecycle:
@@ -43,6 +46,8 @@ class Lifecycle:
         capabilities: Callable[[], dict[str, Any]],
         report: Callable[[], dict[str, Any]],
         stop: threading.Event,
+        announcement: Callable[[], Announcement] = Announcement,
+        ip_address: str | None = None,
         poll_client: CoordinatorAPI | None = None,
         on_change: Callable[[], None] = lambda: None,
         heartbeat_override: float | None = None,
@@ -56,8 +61,9 @@ class Lifecycle:
             store, source, on_change=on_change, heartbeat_override=heartbeat_override, wait=wait
         )
         self._registrar = Registrar(
-            client, self._shared, capabilities=capabilities, stop=stop, delays=retry
-        )
+            client, self._shared, capabilities=capabilities, stop=stop, delays=retry,
+            announcement=announcement, ip_address=ip_address,
+        )  # fmt: skip
         self._poller = AssignmentPoller(
             poll_client or client, self._shared, stop=stop, wait=long_poll_wait, delays=retry
         )
@@ -69,7 +75,10 @@ class Lifecycle:
             stop=stop,
             fetch_now=self._poller.fetch_now,
         )
-        self._threads = [
+        self._threads = self._make_threads()
+
+    def _make_threads(self) -> list[threading.Thread]:
+        return [
             threading.Thread(target=self._main, name="lifecycle", daemon=True),
             threading.Thread(target=self._poller.run, name="long-poll", daemon=True),
         ]
@@ -91,6 +100,21 @@ class Lifecycle:
     @property
     def last_error(self) -> str | None:
         return self._heartbeater.last_error
+
+    @property
+    def notice(self) -> str | None:
+        """What the owner should know about the coordinator's behaviour, when anything."""
+        refusal = self._registrar.last_refusal
+        if refusal:
+            return f"registration refused, retried with growing waits: {refusal}"
+        forgets = self._shared.forgets
+        if forgets:
+            return (
+                f"coordinator_forgets_worker: the coordinator forgot {forgets} fresh "
+                f"registration(s) in a row; registering again in {FORGETS.delay(forgets):g} s "
+                "(containers untouched)"
+            )
+        return None
 
     # -- running ------------------------------------------------------------------------------
 
@@ -119,7 +143,13 @@ class Lifecycle:
             if self._stop.is_set():
                 return
             if self._shared.forgotten.is_set():
+                if self._shared.forgets:  # it forgets each registration: do not hammer it
+                    self._shared.wait(self._stop, FORGETS.delay(self._shared.forgets))
+                    if self._stop.is_set():
+                        return
                 self._guarded(self._registrar.register_until_done, "register")
+            elif self._registrar.announcement_changed():
+                self._guarded(self._registrar.reannounce, "reannounce")
             else:
                 self._guarded(self._heartbeater.beat, "heartbeat")
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import structlog
 
-from controller.contract.assignment import assignment_to_desired
+from controller.contract.assignment import assignment_to_desired, resolve
+from controller.contract.catalog import Catalog
 from controller.core.admission import Admission, AssignmentTooLarge
 from controller.core.errors import TransientError
 from controller.core.models import DesiredState, Refusal
@@ -23,9 +24,15 @@ log = structlog.get_logger(__name__)
 
 
 class AssignmentSource:
-    def __init__(self, publish_address: str = "", admission: Admission | None = None) -> None:
+    def __init__(
+        self,
+        publish_address: str = "",
+        admission: Admission | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
         self._publish_address = publish_address
         self._admission = admission or Admission()
+        self._catalog = catalog or Catalog()
         self._lock = threading.Lock()
         self._desired: DesiredState | None = None
         self._version = 0
@@ -36,12 +43,17 @@ class AssignmentSource:
     def describe(self) -> str:
         return "coordinator assignment"
 
-    def set(self, tier: int, entries: Any, generation: int | None) -> DesiredState:
+    def set(
+        self, tier: int, entries: Any, generation: int | None, services: Any = None
+    ) -> DesiredState:
+        """`entries` None: not said (the catalog decides, by `services` or else by tier)."""
         try:
+            entries, unknown = resolve(self._catalog, tier, entries, services)
             desired = assignment_to_desired(tier, entries, self._publish_address, self._admission)
         except AssignmentTooLarge as exc:
             log.error("assignment_refused", error=str(exc), keeping="the last good assignment")
             return self._keep_previous(str(exc))
+        desired = replace(desired, refused=(*desired.refused, *unknown))
         with self._lock:
             self._desired = desired
             self._version += 1
@@ -63,6 +75,11 @@ class AssignmentSource:
             kept = [r for r in self._desired.refused if r.name != "(assignment)"]
             self._desired = replace(self._desired, refused=(*kept, Refusal("(assignment)", why)))
             self._version += 1
+            return self._desired
+
+    def current(self) -> DesiredState | None:
+        """The desired state as it stands, without marking it read (for the announcement)."""
+        with self._lock:
             return self._desired
 
     def changed(self) -> bool:

@@ -65,6 +65,11 @@ class Shared:
         self.forgotten = threading.Event()
         self.wake = threading.Event()
         self.ready = threading.Event()
+        # A coordinator that forgets every fresh registration (the edge coordinator's debugging
+        # build): `answered` is whether a heartbeat was answered since the registration;
+        # `forgets` how many fresh registrations in a row were forgotten before one was.
+        self.answered = True
+        self.forgets = 0
 
     @property
     def standing(self) -> Standing:
@@ -80,6 +85,7 @@ class Shared:
                 heartbeat_path=identity.heartbeat_url or HEARTBEAT_PATH,
                 etag=None if fresh else self._standing.etag,
             )
+            self.answered = not fresh
         self.ready.set()
 
     def drop_identity(self) -> None:
@@ -93,7 +99,12 @@ class Shared:
             if persist and assignment != self._persisted:  # an unchanged one is not rewritten
                 self.store.save_assignment(assignment)
             self._persisted = assignment
-            self.source.set(assignment.tier, assignment.containers, assignment.generation)
+            self.source.set(
+                assignment.tier,
+                assignment.containers,
+                assignment.generation,
+                assignment.services,
+            )
             self._standing = replace(
                 self._standing, tier=assignment.tier, etag=assignment.etag or self._standing.etag
             )

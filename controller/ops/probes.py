@@ -69,6 +69,7 @@ class Snapshot:
             "tier": life.tier if life else None,
             "last_heartbeat": _iso(life.last_heartbeat_at) if life else None,
             "heartbeat_error": life.last_error if life else None,
+            "coordinator_notice": life.notice if life else None,
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
             "containers": [c.as_json() for c in agent_status.containers],

@@ -30,8 +30,8 @@ def test_part2_register_heartbeat_with_token_and_unregister(serve: Serve) -> Non
     coord = serve()
     client = coord.client()
     reg = client.register({"capabilities": capabilities(TIER2, version="t")})
-    assert reg.tier == 2 and reg.token and reg.assignment_url
-    assert [c["name"] for c in reg.assigned_containers] == ["rag"]
+    assert reg.tier == 2 and reg.token and reg.assignment_url and reg.worker_id
+    assert [c["name"] for c in reg.assigned_containers or ()] == ["rag"]
     status = AgentStatus((ContainerStatus("rag", "running", "img"),), converged=True)
     body = {"worker_id": reg.worker_id, **heartbeat_fields(status, 0.25, 8 * GIB)}
     got = client.heartbeat(reg.heartbeat_url, body, token=reg.token)
@@ -46,6 +46,7 @@ def test_a_previous_id_comes_back_only_with_its_token(serve: Serve) -> None:
     client = serve().client()
     caps = {"capabilities": capabilities(TIER2)}
     first = client.register(caps)
+    assert first.worker_id
     client.unregister(first.worker_id, token=first.token)
     hint = {**caps, "previous_worker_id": first.worker_id}
     assert client.register(hint).worker_id != first.worker_id  # no proof: a new id
@@ -115,7 +116,7 @@ def test_assignment_etag_and_long_poll_woken_by_a_change(serve: Serve) -> None:
     while not notifier.waiting(reg.worker_id):  # the change must come while the poll waits
         assert time.monotonic() < deadline, "the long poll never waited"
         time.sleep(0.01)
-    _set_assignment(coord, reg.worker_id, new)
+    _set_assignment(coord, str(reg.worker_id), new)
     poll.join(10)
     assert not poll.is_alive() and got[0] is not None
     assert got[0].generation == 2 and got[0].containers == new and got[0].etag == '"2"'

@@ -121,7 +121,8 @@ def test_register_404_is_a_rejection_not_forgotten() -> None:
     ("body", "why"),
     [
         ("not json", "invalid JSON"),
-        ('{"tier": 2}', "worker_id"),
+        ('{"worker_id": ""}', "worker_id"),
+        ('{"worker_id": "w"}', "tier"),
         ('{"worker_id": "w", "tier": "two"}', "tier"),
         ('{"worker_id": "w", "tier": 9}', "tier"),
         ('{"worker_id": "w", "tier": 2, "heartbeat_interval": -1}', "heartbeat_interval"),

@@ -119,14 +119,11 @@ def test_image_policy() -> None:
 
 
 def test_the_catalog_images_pass_the_default_policy() -> None:
-    from pathlib import Path  # noqa: PLC0415
+    from controller.clients.catalog import load_catalog  # noqa: PLC0415
 
-    import yaml  # noqa: PLC0415
-
-    catalog = yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "manifests/catalog.yaml").read_text()
-    )
-    for tier, data in catalog["tiers"].items():
+    catalog = load_catalog()
+    for tier in (1, 2, 3):
         admission = Admission(gpu_machine=True)
-        desired = assignment_to_desired(int(tier), data["containers"], admission=admission)
+        desired = assignment_to_desired(tier, catalog.for_tier(tier), admission=admission)
         assert desired.refused == (), desired.refused
+        assert len(desired.specs) == len(catalog.for_tier(tier))

@@ -70,6 +70,8 @@ def test_every_option_has_env_and_flag_and_flag_wins(
 FLAGS_AND_ENV = {
     "--coordinator": "COORDINATOR_URL",
     "--manifest": "RMA_MANIFEST",
+    "--catalog": "RMA_CATALOG",
+    "--advertise-ip": "RMA_ADVERTISE_IP",
     "--state-dir": "RMA_STATE_DIR",
     "--instance": "RMA_INSTANCE",
     "--once": "RMA_ONCE",

@@ -1,0 +1,102 @@
+"""The agent's service catalog: which container runs each RMA service (the names of the contract's
+Part 3) and which tier runs it. A coordinator that names services (`assigned_services`, the
+local/community coordinator) or names nothing at all (the edge coordinator: the catalog's
+containers for the tier it gave) is turned into container specs here.
+
+Validated whole when loaded (the owner's `--catalog` file is configuration: an error is fatal,
+never half a catalog). Each spec carries its service name and health path as `rma.service` and
+`rma.health` labels, so what runs says what it serves (in `docker ps` too) and the announcement
+(contract/services.py) reads them back from the spec alone. Pure: the YAML is read in clients/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from controller.contract.schema import ContainerSpecModel, one_line
+from controller.core.models import HEALTH_LABEL, SERVICE_LABEL
+
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+MAX_NAMES = 64  # service names a coordinator may list; more is refused whole
+
+
+class CatalogError(ValueError):
+    """The catalog file is not one the agent can run from."""
+
+
+class _Service(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tier: int = Field(ge=1, le=4)
+    health: str | None = Field(default=None, pattern=r"^/[^\s]{0,200}$")
+    placeholder: bool = False  # the image is a stand-in until the RMA project publishes one
+    container: dict[str, Any]
+
+
+class _Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    services: dict[str, _Service] = {}
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    service: str
+    tier: int
+    spec: dict[str, Any]  # a ContainerSpec on the wire, labels included
+    placeholder: bool = False
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: tuple[CatalogEntry, ...] = ()
+
+    @classmethod
+    def from_data(cls, data: Any) -> Catalog:
+        try:
+            parsed = _Catalog.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            raise CatalogError(one_line(exc)) from exc
+        entries = [_entry(name, svc) for name, svc in parsed.services.items()]
+        names = [e.spec["name"] for e in entries]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise CatalogError(f"two services run a container named {', '.join(clash)}")
+        return cls(tuple(entries))
+
+    def for_tier(self, tier: int) -> list[dict[str, Any]]:
+        """The specs of every service the catalog gives to `tier` (none for the edge, today)."""
+        return [dict(e.spec) for e in self.entries if e.tier == tier]
+
+    def for_names(self, names: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        """(specs of the named services, the names the catalog does not know)."""
+        known = {e.service: e for e in self.entries}
+        specs: list[dict[str, Any]] = []
+        unknown: list[str] = []
+        for name in dict.fromkeys(str(n)[:100] for n in names):
+            entry = known.get(name)
+            if entry is None:
+                unknown.append(name)
+            else:
+                specs.append(dict(entry.spec))
+        return specs, unknown
+
+    def placeholders(self) -> list[str]:
+        return [e.service for e in self.entries if e.placeholder]
+
+
+def _entry(name: str, svc: _Service) -> CatalogEntry:
+    if not SERVICE_NAME.match(name):
+        raise CatalogError(f"{name!r} is not a service name (lowercase, digits, '.', '_', '-')")
+    labels = {**(svc.container.get("labels") or {}), SERVICE_LABEL: name}
+    if svc.health:
+        labels[HEALTH_LABEL] = svc.health
+    spec = {**svc.container, "labels": labels}
+    try:
+        ContainerSpecModel.model_validate(spec)
+    except ValidationError as exc:
+        raise CatalogError(f"service {name}: {one_line(exc)}") from exc
+    return CatalogEntry(name, svc.tier, spec, svc.placeholder)
