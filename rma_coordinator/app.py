@@ -1,6 +1,7 @@
 """The reference coordinator as one FastAPI application: Part 1 exactly as the deployed RMA
 coordinator speaks it, Part 2 when enabled (token, assignment resource with ETag, If-None-Match
-and long poll), health, and an admin API protected by a bearer token. The routes live in api/;
+and long poll), or one of Part 3's other dialects (edge, local: api/dialects.py), health, and an
+admin API protected by a bearer token. The routes live in api/;
 this module builds the state they share and the sweeper that marks silent workers offline and
 forgets them. OpenAPI is served at /openapi.json and /docs.
 """
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator import __version__
-from rma_coordinator.api import admin, assignment, workers
+from rma_coordinator.api import admin, assignment, dialects, workers
 from rma_coordinator.api.deps import Config, Coordinator, Notifier
 from rma_coordinator.api.limits import BodyLimit, RateLimit
 from rma_coordinator.db import Registry
@@ -37,7 +38,13 @@ def create_app(config: Config) -> FastAPI:
     app = FastAPI(title="RMA coordinator (reference)", version=__version__, lifespan=lifespan)
     app.state.registry = registry
     app.state.coordinator = state
-    app.include_router(workers.router)
+    app.include_router(workers.common)
+    if config.dialect == "edge":
+        app.include_router(dialects.edge)
+    elif config.dialect == "local":
+        app.include_router(dialects.local)
+    else:
+        app.include_router(workers.router)
     if config.part2:
         app.include_router(assignment.router)
     app.include_router(admin.router)

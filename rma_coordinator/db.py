@@ -29,7 +29,12 @@ CREATE TABLE IF NOT EXISTS workers (
     available_memory TEXT,
     reported TEXT,
     converged_generation INTEGER,
-    heartbeats INTEGER NOT NULL DEFAULT 0
+    heartbeats INTEGER NOT NULL DEFAULT 0,
+    services TEXT,
+    tunnel_url TEXT,
+    ip_address TEXT,
+    services_status TEXT,
+    gpu_utilization REAL
 );
 CREATE TABLE IF NOT EXISTS retired (
     id TEXT PRIMARY KEY,
@@ -61,6 +66,11 @@ class Worker:
     reported: list[dict[str, Any]] | None
     converged_generation: int | None
     heartbeats: int
+    services: list[dict[str, Any]] | None = None  # what the worker registered (Parts 3 and 4)
+    tunnel_url: str | None = None
+    ip_address: str | None = None
+    services_status: dict[str, Any] | None = None
+    gpu_utilization: float | None = None
 
     def public(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "token_hash"}
@@ -69,7 +79,7 @@ class Worker:
 
 def _worker(row: sqlite3.Row) -> Worker:
     data = dict(row)
-    for key in ("capabilities", "containers", "reported"):
+    for key in ("capabilities", "containers", "reported", "services", "services_status"):
         data[key] = json.loads(data[key]) if data[key] is not None else None
     return Worker(**data)
 
@@ -97,12 +107,16 @@ class Registry:
         capabilities: dict[str, Any],
         containers: list[dict[str, Any]],
         now: float,
+        services: list[dict[str, Any]] | None = None,
+        tunnel_url: str | None = None,
+        ip_address: str | None = None,
     ) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM retired WHERE id = ?", (worker_id,))
             self._conn.execute(
                 "INSERT OR REPLACE INTO workers (id, token_hash, tier, capabilities, containers,"
-                " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " registered_at, last_heartbeat, services, tunnel_url, ip_address)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     worker_id,
                     token_hash,
@@ -111,6 +125,9 @@ class Registry:
                     json.dumps(containers),
                     now,
                     now,
+                    json.dumps(services) if services is not None else None,
+                    tunnel_url,
+                    ip_address,
                 ),
             )
 
@@ -144,13 +161,16 @@ class Registry:
         memory: str | None,
         reported: list[dict[str, Any]] | None,
         converged: int | None,
+        services_status: dict[str, Any] | None = None,
+        gpu_utilization: float | None = None,
     ) -> int | None:
         """Record a heartbeat; the worker's assignment generation, or None if unknown."""
         with self._lock:
             row = self._conn.execute(
                 "UPDATE workers SET last_heartbeat = ?, status = 'online', health = ?,"
                 " current_load = ?, available_memory = ?, reported = ?,"
-                " converged_generation = ?, heartbeats = heartbeats + 1 WHERE id = ?"
+                " converged_generation = ?, heartbeats = heartbeats + 1,"
+                " services_status = ?, gpu_utilization = ? WHERE id = ?"
                 " RETURNING generation",
                 (
                     now,
@@ -159,6 +179,8 @@ class Registry:
                     memory,
                     json.dumps(reported) if reported is not None else None,
                     converged,
+                    json.dumps(services_status) if services_status is not None else None,
+                    gpu_utilization,
                     worker_id,
                 ),
             ).fetchone()

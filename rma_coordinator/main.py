@@ -25,13 +25,17 @@ OPTIONS = (
 SECONDS = (
     ("--heartbeat-interval", "HEARTBEAT_INTERVAL", "30"),
     ("--offline-after", "OFFLINE_AFTER", "300"),
-    ("--forget-after", "FORGET_AFTER", "1800"),
+)
+DIALECTS = ("full", "part1", "edge", "local")
+SWITCHES = (
+    ("--part1-only", "PART1_ONLY", "the same as --dialect part1"),
+    ("--test-mode", "TEST_MODE", "with --dialect edge: its debugging build (stores nothing)"),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="rma-coordinator", description="Reference RMA coordinator (worker API Parts 1+2)."
+        prog="rma-coordinator", description="Reference RMA coordinator (worker API Parts 1-3)."
     )
     for flag, env, default, text in OPTIONS:
         p.add_argument(flag, default=_env(env, default), help=text)
@@ -47,12 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, env, seconds in SECONDS:
         p.add_argument(flag, type=float, default=float(_env(env, seconds) or seconds))
+    forget = _env("FORGET_AFTER")
     p.add_argument(
-        "--part1-only",
-        action="store_true",
-        default=_env("PART1_ONLY", "") in ("1", "true"),
-        help="behave like the deployed coordinator: no token, no assignment resource",
+        "--forget-after",
+        type=float,
+        default=float(forget) if forget else None,
+        help="seconds of silence before a worker is forgotten (default 1800; local: 600)",
     )
+    p.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default=_env("DIALECT", "full"),
+        help="full: Parts 1 + 2; part1: the service coordinator; edge, local: Part 3's others",
+    )
+    for flag, env, text in SWITCHES:
+        p.add_argument(flag, action="store_true", default=_env(env, "") in ("1", "true"), help=text)
     return p
 
 
@@ -60,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # noqa: PLC0415 (optional extra)
 
     args = build_parser().parse_args(argv)
+    dialect = "part1" if args.part1_only else args.dialect
     config = Config(
         db_path=args.db,
         catalog=Catalog.load(args.catalog),
@@ -67,8 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_token=args.admin_token,
         heartbeat_interval=args.heartbeat_interval,
         offline_after=args.offline_after,
-        forget_after=args.forget_after,
-        part2=not args.part1_only,
+        forget_after=args.forget_after or (600.0 if dialect == "local" else 1800.0),
+        dialect=dialect,
+        test_mode=args.test_mode,
     )
     uvicorn.run(
         create_app(config),

@@ -5,6 +5,7 @@ and records every call with the token it carried."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
@@ -35,6 +36,8 @@ class FakeCoordinator:
         self.assigns_ids = True  # False: keeps the worker's own id (the edge/local dialects)
         self.test_mode = False  # stores nothing: every heartbeat is 404
         self.refuse_register = 0  # how many next registrations answer 422
+        self.clock: Callable[[], float] = lambda: 0.0  # stamps each call (virtual time)
+        self.times: list[float] = []
 
     def _maybe_down(self) -> None:
         if self.down:
@@ -43,6 +46,7 @@ class FakeCoordinator:
 
     def register(self, body: dict[str, Any], *, token: str | None = None) -> RegisterResponse:
         self.calls.append(("register", body))
+        self.times.append(self.clock())
         self.register_tokens.append(token)
         self._maybe_down()
         if self.refuse_register:
@@ -59,6 +63,7 @@ class FakeCoordinator:
         self, path: str, body: dict[str, Any], *, token: str | None = None
     ) -> HeartbeatResponse:
         self.calls.append(("heartbeat", body))
+        self.times.append(self.clock())
         self.token = token or self.token
         self._maybe_down()
         if self.forgotten:
@@ -72,6 +77,7 @@ class FakeCoordinator:
         self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0
     ) -> AssignmentResponse | None:
         self.calls.append(("fetch", (path, etag, wait)))
+        self.times.append(self.clock())
         self.token = token or self.token
         if wait:
             self.poll_gate.wait(0.05)
@@ -81,7 +87,12 @@ class FakeCoordinator:
 
     def unregister(self, worker_id: str, *, token: str | None = None, timeout: float = 5.0) -> None:
         self.calls.append(("unregister", worker_id))
+        self.times.append(self.clock())
         self._maybe_down()
+
+    def at(self, kind: str) -> list[float]:
+        """When each call of `kind` came (the clock's time)."""
+        return [t for (k, _), t in zip(self.calls, self.times, strict=True) if k == kind]
 
     def count(self, kind: str) -> int:
         return sum(1 for k, _ in self.calls if k == kind)

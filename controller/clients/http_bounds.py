@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -68,13 +69,27 @@ def origin(url: str) -> tuple[str, str]:
 
 
 def detail(resp: requests.Response) -> str:
+    """The coordinator's own words for a refusal, whatever its dialect's shape: FastAPI's
+    `detail` (a string, or a list of field errors), `error` / `message`, or plain text."""
     try:
         data = resp.json()
     except (ValueError, RecursionError):
         return resp.text[:200] or resp.reason
-    if isinstance(data, dict) and "detail" in data:
-        return str(data["detail"])[:200]
+    if isinstance(data, dict):
+        found = data.get("detail", data.get("error", data.get("message")))
+        if isinstance(found, list):
+            return "; ".join(_field_error(e) for e in found[:5])[:300]
+        if found is not None:
+            return str(found)[:200]
     return str(data)[:200]
+
+
+def _field_error(error: Any) -> str:
+    """FastAPI's 422 entry {"loc": ["body", "worker_id"], "msg": "Field required"}."""
+    if isinstance(error, dict) and "msg" in error:
+        loc = ".".join(str(p) for p in error.get("loc") or ())
+        return f"{loc}: {error['msg']}" if loc else str(error["msg"])
+    return str(error)[:100]
 
 
 def short(exc: Exception) -> str:

@@ -8,8 +8,9 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -29,8 +30,13 @@ class Config:
     heartbeat_interval: float = 30.0
     offline_after: float = 300.0
     forget_after: float = 1800.0
-    part2: bool = True
+    dialect: str = "full"  # full (Parts 1 + 2) | part1 | edge | local (the contract's Part 3)
+    test_mode: bool = False  # the edge coordinator's debugging build: stores nothing
     clock: Callable[[], float] = time.time
+
+    @property
+    def part2(self) -> bool:
+        return self.dialect == "full"
 
 
 class Notifier:
@@ -58,6 +64,7 @@ class Coordinator:
     registry: Registry
     notifier: Notifier
     register_rate: RateLimit
+    requests: Counter[str] = field(default_factory=Counter)  # per route, for /health
 
 
 async def coordinator(request: Request) -> Coordinator:

@@ -1,5 +1,6 @@
 """Part 1 of the worker API, exactly as the deployed coordinator speaks it, plus Part 2's token
-and generation when enabled: health, register, heartbeat, unregister.
+and generation when enabled: health, register, heartbeat, unregister. The services a worker
+announces (Parts 3 and 4: `containers`, `tunnel_url`) are kept for the service index.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rma_coordinator.tiers import tier_for
 
 WORKER_ID_RE = re.compile(r"^worker-[0-9a-f]{8}$")
 router = APIRouter()
+common = APIRouter()  # every dialect's
 
 
 def _new_worker_id(registry: Registry, previous: str | None, authorization: str | None) -> str:
@@ -33,14 +35,33 @@ def _new_worker_id(registry: Registry, previous: str | None, authorization: str 
     return f"worker-{secrets.token_hex(4)}"
 
 
-@router.get("/health")
+@common.get("/health")
 def health(state: State) -> dict[str, Any]:
+    """Every dialect's; `requests` (per route, since start) lets tests bound what a worker sent."""
     counts = state.registry.counts()
     return {
         "status": "healthy",
         "version": __version__,
+        "dialect": state.config.dialect,
         "workers": {"total": sum(counts.values()), **counts},
+        "requests": dict(state.requests),
     }
+
+
+def record_heartbeat(state: Coordinator, body: HeartbeatBody) -> int | None:
+    """Record a heartbeat in any dialect; the assignment generation, or None: not known."""
+    state.requests["heartbeat"] += 1
+    return state.registry.heartbeat(
+        body.worker_id,
+        now=state.config.clock(),
+        health=body.status,
+        load=body.current_load,
+        memory=body.available_memory,
+        reported=body.containers,
+        converged=body.assignment_generation,
+        services_status=body.services_status,
+        gpu_utilization=body.gpu_utilization,
+    )
 
 
 @router.post("/api/worker/register", dependencies=[Depends(registration_allowed)])
@@ -48,6 +69,7 @@ def register(
     body: RegisterBody, state: State, authorization: Annotated[str | None, Header()] = None
 ) -> dict[str, Any]:
     config, registry = state.config, state.registry
+    state.requests["register"] += 1
     caps = body.capabilities.model_dump()
     # The id hint is an extension: a Part 1 coordinator ignores it, like the deployed one.
     previous = body.previous_worker_id if config.part2 else None
@@ -62,6 +84,9 @@ def register(
         capabilities=caps,
         containers=containers,
         now=config.clock(),
+        services=[c.model_dump() for c in body.containers or ()],
+        tunnel_url=body.tunnel_url,
+        ip_address=body.ip_address,
     )
     answer: dict[str, Any] = {
         "worker_id": worker_id,
@@ -83,15 +108,7 @@ async def heartbeat(body: HeartbeatBody, request: Request) -> dict[str, Any]:
     fewer heartbeats per second here (`make bench`), the GIL passed among 40 threads."""
     state: Coordinator = request.app.state.coordinator
     check_token(state.registry, body.worker_id, request.headers.get("authorization"))
-    generation = state.registry.heartbeat(
-        body.worker_id,
-        now=state.config.clock(),
-        health=body.status,
-        load=body.current_load,
-        memory=body.available_memory,
-        reported=body.containers,
-        converged=body.assignment_generation,
-    )
+    generation = record_heartbeat(state, body)
     if generation is None:
         raise HTTPException(404, "Worker not found")
     answer: dict[str, Any] = {"status": "ok"}

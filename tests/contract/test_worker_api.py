@@ -54,7 +54,7 @@ def test_a_previous_id_comes_back_only_with_its_token(serve: Serve) -> None:
 
 
 def test_part1_only_answers_parse_and_need_no_token(serve: Serve) -> None:
-    client = serve(part2=False).client()
+    client = serve(dialect="part1").client()
     reg = client.register({"capabilities": capabilities(TIER2)})
     assert reg.token is None and reg.assignment_url is None
     got = client.heartbeat(reg.heartbeat_url, {"worker_id": reg.worker_id})

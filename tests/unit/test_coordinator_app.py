@@ -237,7 +237,7 @@ def test_admin_needs_its_token(api: TestClient, tmp_path: Path) -> None:
 
 
 def test_part1_only_mode_speaks_only_part1(tmp_path: Path) -> None:
-    with make(tmp_path, part2=False) as api:
+    with make(tmp_path, dialect="part1") as api:
         w = register(api)
         assert "token" not in w and "assignment_url" not in w
         resp = api.post("/api/worker/heartbeat", json={"worker_id": w["worker_id"]})
@@ -289,5 +289,5 @@ def test_sweep_marks_offline_then_forgets(tmp_path: Path) -> None:
 
 
 def test_part1_only_ignores_the_previous_id_hint(tmp_path: Path) -> None:
-    with make(tmp_path, part2=False) as api:
+    with make(tmp_path, dialect="part1") as api:
         assert register(api, previous_worker_id="worker-0000abcd")["worker_id"] != "worker-0000abcd"

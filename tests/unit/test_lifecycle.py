@@ -13,6 +13,7 @@ import pytest
 
 from controller.clients.store import Identity, StateStore, StoredAssignment
 from controller.contract.api import AssignmentResponse
+from controller.contract.catalog import Catalog
 from controller.contract.schema import parse_specs
 from controller.contract.services import Announcement, announce
 from controller.core.errors import (
@@ -32,13 +33,20 @@ def digest(*entries: dict[str, Any]) -> str:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, coord: FakeCoordinator, long_poll_wait: float = 1) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        coord: FakeCoordinator,
+        long_poll_wait: float = 1,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.coord = coord
         self.store = StateStore(tmp_path, "default")
-        self.source = AssignmentSource()
+        self.source = AssignmentSource(catalog=catalog)
         self.stop = threading.Event()
         self.changes = threading.Event()
         self.time = ManualTime()
+        coord.clock = lambda: self.time.now
         self.life = Lifecycle(
             coord,
             self.store,
@@ -66,8 +74,8 @@ class Rig:
 def make(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
 
-    def build(long_poll_wait: float = 1, **kw: Any) -> Rig:
-        rig = Rig(tmp_path, FakeCoordinator(**kw), long_poll_wait)
+    def build(long_poll_wait: float = 1, catalog: Catalog | None = None, **kw: Any) -> Rig:
+        rig = Rig(tmp_path, FakeCoordinator(**kw), long_poll_wait, catalog)
         rigs.append(rig)
         return rig
 
