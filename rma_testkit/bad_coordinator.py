@@ -9,6 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODES = ("http500", "invalid_json", "wrong_types", "huge", "hang")
+# Refusals of Part 3: a 422 in FastAPI's shape; an edge router with no coordinator behind it.
+REFUSE_422, NO_COORDINATORS = "refuse_422", "no_coordinators"
+REFUSAL = {"detail": [{"loc": ["body", "tunnel_url"], "msg": "Field required", "type": "missing"}]}
+CANNED = {
+    "http500": (500, b'{"detail": "boom"}'),
+    REFUSE_422: (422, json.dumps(REFUSAL).encode()),
+    NO_COORDINATORS: (503, b'{"error": "No coordinators available"}'),
+}
 # Answers meant to wedge or spin an agent (not in MODES: they get tests of their own).
 TRICKLE_BODY, TRICKLE_HEADERS, EARLY_304 = "trickle_body", "trickle_headers", "early_304"
 
@@ -45,8 +53,9 @@ class BadCoordinator:
         if self.mode == "hang":
             time.sleep(120)
             return
-        if self.mode == "http500":
-            return self._send(h, 500, b'{"detail": "boom"}')
+        if self.mode in CANNED:
+            status, canned = CANNED[self.mode]
+            return self._send(h, status, canned)
         if self.mode == "invalid_json":
             return self._send(h, 200, b"{not json")
         if self.mode == "wrong_types":

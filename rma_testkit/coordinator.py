@@ -23,6 +23,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def write_agent_catalog(path: Path, services: dict[str, tuple[int, dict[str, Any]]]) -> Path:
+    """The agent's service catalog (--catalog): {service name: (tier, container spec)}."""
+    data = {"services": {n: {"tier": t, "container": c} for n, (t, c) in services.items()}}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def services_index(coordinator: Coordinator) -> dict[str, list[dict[str, Any]]]:
+    """Which worker serves each service, at which URL (the reference's admin API)."""
+    resp = requests.get(coordinator.url + "/api/admin/services", headers=ADMIN, timeout=5)
+    resp.raise_for_status()
+    return dict(resp.json())
+
+
+def requests_seen(coordinator: Coordinator) -> dict[str, int]:
+    """How many registrations and heartbeats it answered since it started."""
+    return dict(requests.get(coordinator.url + "/health", timeout=5).json()["requests"])
+
+
 def write_catalog(path: Path, containers: list[dict[str, Any]]) -> Path:
     """The same containers for tiers 2 and 3 (machines here have no GPU, so never tier 1)."""
     tiers = {2: {"containers": containers}, 3: {"containers": containers}}
@@ -74,8 +93,12 @@ class Coordinator:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def restart(self, *, wipe: bool = False) -> None:
+    def restart(self, *, wipe: bool = False, dialect: str | None = None) -> None:
+        """Again on the same port; `dialect`: come back speaking another one (Part 3)."""
         self.stop()
+        if dialect is not None:
+            self._argv = [a for a in self._argv if not a.startswith("--dialect=")]
+            self._argv.append(f"--dialect={dialect}")
         if wipe:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(self.db) + suffix).unlink(missing_ok=True)
