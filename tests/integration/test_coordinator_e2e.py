@@ -119,6 +119,9 @@ def test_coordinator_restarted_with_its_database_deleted(
 ) -> None:
     agent, names, _ = join(client, instance, coordinator, start_agent)
     worker_id = the_worker(coordinator)["id"]
+    # Once it is known (a 404 on a fresh registration's first heartbeat is a coordinator that
+    # forgets every registration: that one is backed off, test_dialects_e2e.py).
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
     coordinator.restart(wipe=True)
     wait_until(coordinator.workers, what="the agent to register again")
     # Nothing left to prove the old id against: a new id (never a claimable one), and the
@@ -136,6 +139,7 @@ def test_a_forgotten_worker_proves_its_id_and_keeps_its_containers(
 ) -> None:
     agent, names, before = join(client, instance, coordinator, start_agent)
     worker_id = the_worker(coordinator)["id"]
+    wait_until(lambda: the_worker(coordinator)["heartbeats"] >= 1, what="heartbeats")
     coordinator.forget(worker_id)  # as the sweep does after a long silence
     wait_until(coordinator.workers, what="the agent to register again")
     assert the_worker(coordinator)["id"] == worker_id  # its old token proved it
