@@ -7,6 +7,7 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rma_coordinator.app import Config, create_app
 from rma_coordinator.tiers import Catalog
@@ -27,6 +28,16 @@ SECONDS = (
     ("--offline-after", "OFFLINE_AFTER", "300"),
 )
 DIALECTS = ("full", "part1", "edge", "local")
+# Options without a fixed default: flag, environment variable, type, help.
+UNSET: tuple[tuple[str, str, type[Any], str], ...] = (
+    ("--catalog", "CATALOG", Path, "tier catalog YAML (default: the RMA catalog in the package)"),
+    (
+        "--forget-after",
+        "FORGET_AFTER",
+        float,
+        "seconds of silence before a worker is forgotten (default 1800; local: 600)",
+    ),
+)
 SWITCHES = (
     ("--part1-only", "PART1_ONLY", "the same as --dialect part1"),
     ("--test-mode", "TEST_MODE", "with --dialect edge: its debugging build (stores nothing)"),
@@ -42,22 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080))
     db = _env("DB", "rma-coordinator.db") or ""
     p.add_argument("--db", type=Path, default=Path(db), help="SQLite file of the worker pool")
-    catalog = _env("CATALOG")
-    p.add_argument(
-        "--catalog",
-        type=Path,
-        default=Path(catalog) if catalog else None,
-        help="tier catalog YAML (default: the RMA catalog shipped with the package)",
-    )
+    for flag, env, kind, text in UNSET:
+        raw = _env(env)
+        p.add_argument(flag, type=kind, default=kind(raw) if raw else None, help=text)
     for flag, env, seconds in SECONDS:
         p.add_argument(flag, type=float, default=float(_env(env, seconds) or seconds))
-    forget = _env("FORGET_AFTER")
-    p.add_argument(
-        "--forget-after",
-        type=float,
-        default=float(forget) if forget else None,
-        help="seconds of silence before a worker is forgotten (default 1800; local: 600)",
-    )
     p.add_argument(
         "--dialect",
         choices=DIALECTS,
