@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator import __version__
-from rma_coordinator.api import admin, assignment, dialects, workers
+from rma_coordinator.api import admin, assignment, dialects, proxy, workers
 from rma_coordinator.api.deps import Config, Coordinator, Notifier
 from rma_coordinator.api.limits import BodyLimit, RateLimit
 from rma_coordinator.db import Registry
@@ -48,6 +48,7 @@ def create_app(config: Config) -> FastAPI:
     if config.part2:
         app.include_router(assignment.router)
     app.include_router(admin.router)
+    app.include_router(proxy.router)
     app.add_middleware(BodyLimit)
     return app
 
