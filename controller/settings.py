@@ -14,14 +14,17 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from controller.core.addresses import loopback
 from controller.core.limits import MEMORY_PATTERN
 from controller.core.models import NAME_RE
 from controller.settings_fields import OFF, ContainmentSettings, default_state_dir
 from controller.settings_fields import setting as _f
+from controller.settings_ingress import IngressSettings
 
 __all__ = ["GROUPS", "Settings", "env_for", "flag_for", "group_of", "parse_host_port"]
 
@@ -29,7 +32,7 @@ DEFAULT_COORDINATOR = "http://localhost:8080"
 GROUPS = ("contributor", "operator", "tuning")
 
 
-class Settings(ContainmentSettings):
+class Settings(ContainmentSettings, IngressSettings):
     model_config = SettingsConfigDict(env_prefix="RMA_", extra="ignore", populate_by_name=True)
 
     # -- operator: how this agent runs ---------------------------------------------------------
@@ -216,6 +219,23 @@ class Settings(ContainmentSettings):
                 f"image_gc_high ({self.image_gc_high:g})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _url_needs_an_address(self) -> Settings:
+        if self.ingress == "url" and not (self.advertise_url or self.advertise_ip):
+            raise ValueError("--ingress url needs --advertise-url (or --advertise-ip)")
+        return self
+
+    @property
+    def ingress_mode(self) -> str:
+        """`auto` resolved: a tunnel for a coordinator elsewhere, none for one on this machine
+        and in manifest mode."""
+        if self.ingress != "auto":
+            return self.ingress
+        if self.manifest is not None:
+            return "none"
+        host = urlsplit(self.effective_coordinator).hostname or ""
+        return "none" if loopback(host) else "tunnel"
 
     @property
     def effective_coordinator(self) -> str:

@@ -3,6 +3,7 @@
 #   services.sh engine    the Docker engine (docker.io), started unless one already answers
 #   services.sh registry  a local registry on 127.0.0.1:5000 (docker-registry, no auth)
 #   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static)
+#                         and the stand-in tunnel rma-test/tunnel:1 (manifests/tunnel/)
 #   services.sh tools     docker-compose and systemd-analyze (deployment tests), wrk (benchmarks)
 #   services.sh all       all of them
 set -euo pipefail
@@ -11,6 +12,7 @@ REGISTRY_ADDR=${RMA_TEST_REGISTRY:-127.0.0.1:5000}
 WORK=${RMA_SERVICES_DIR:-/tmp/rma-services}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DEMO_IMAGE=rma-demo/busybox:1
+TUNNEL_IMAGE=rma-test/tunnel:1
 APT_UPDATED=
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "services.sh: run as root (or use sudo) to install $*" >&2; exit 1; }; }
@@ -76,6 +78,23 @@ images() {
   echo "image: $DEMO_IMAGE built"
 }
 
+# The stand-in tunnel (manifests/tunnel/cloudflared) on the same busybox base: cloudflared's
+# arguments, a banner with a URL, and a real HTTP relay to the origin — for tests, offline.
+tunnel_image() {
+  docker image inspect "$TUNNEL_IMAGE" >/dev/null 2>&1 && { echo "image: $TUNNEL_IMAGE present"; return; }
+  local root; root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in sh sleep nc echo cat cut hostname true; do
+    ln -s busybox "$root/bin/$applet"
+  done
+  install -m 0755 "$HERE/tunnel/cloudflared" "$root/bin/cloudflared"
+  tar -C "$root" -c . | docker import -c 'ENTRYPOINT ["/bin/cloudflared"]' \
+    -c 'ENV PATH=/bin' - "$TUNNEL_IMAGE" >/dev/null
+  rm -rf "$root"
+  echo "image: $TUNNEL_IMAGE built"
+}
+
 tools() {
   command -v docker-compose >/dev/null || apt_install docker-compose
   command -v systemd-analyze >/dev/null || apt_install systemd
@@ -86,8 +105,8 @@ tools() {
 case "${1:-all}" in
   engine) engine ;;
   registry) registry ;;
-  images) engine; images ;;
+  images) engine; images; tunnel_image ;;
   tools) tools ;;
-  all) engine; registry; images; tools ;;
+  all) engine; registry; images; tunnel_image; tools ;;
   *) echo "usage: $0 engine|registry|images|tools|all" >&2; exit 2 ;;
 esac

@@ -68,6 +68,8 @@ class Catalog:
             labels = {**(service["container"].get("labels") or {}), "rma.service": name}
             if service.get("health"):
                 labels["rma.health"] = service["health"]
+            if service.get("http"):
+                labels["rma.http"] = "true"
             entry = {**service["container"], "labels": labels}
             tiers.setdefault(int(service["tier"]), []).append(entry)
         return cls(tiers)

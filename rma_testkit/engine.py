@@ -16,6 +16,9 @@ from controller.core.models import LABEL_INSTANCE
 REGISTRY = os.environ.get("RMA_TEST_REGISTRY", "127.0.0.1:5000")
 LOCAL_IMAGE = "rma-demo/busybox:1"
 REGISTRY_IMAGE = f"{REGISTRY}/rma-test/busybox:1"
+LOCAL_TUNNEL_IMAGE = "rma-test/tunnel:1"  # the stand-in tunnel (manifests/tunnel/)
+REGISTRY_TUNNEL_IMAGE = f"{REGISTRY}/rma-test/tunnel:1"
+TUNNEL_URL = r"http://[0-9.]+:[0-9]+"  # what the stand-in prints
 # PID 1 shells ignore SIGTERM unless they trap it.
 LOOP = "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"
 

@@ -18,7 +18,14 @@ from controller.clients import firewall
 from controller.core.models import LABEL_INSTANCE
 from rma_testkit.agent import AgentProcess, agent_argv
 from rma_testkit.coordinator import Coordinator, write_catalog
-from rma_testkit.engine import LOCAL_IMAGE, REGISTRY_IMAGE, services, wait_until
+from rma_testkit.engine import (
+    LOCAL_IMAGE,
+    LOCAL_TUNNEL_IMAGE,
+    REGISTRY_IMAGE,
+    REGISTRY_TUNNEL_IMAGE,
+    services,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,18 +39,29 @@ def client() -> Iterator[docker.DockerClient]:
     c.close()
 
 
-@pytest.fixture(scope="session")
-def registry_image(client: docker.DockerClient) -> str:
-    """The test image, pushed to the local registry (the agent must pull it from there)."""
+def pushed(client: docker.DockerClient, local: str, remote: str) -> str:
+    """`local`, pushed to the local registry as `remote` (the agent must pull it from there)."""
     try:
-        image = client.images.get(LOCAL_IMAGE)
+        image = client.images.get(local)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"{LOCAL_IMAGE} missing: run `make services`")
-    image.tag(REGISTRY_IMAGE)
-    for line in client.api.push(REGISTRY_IMAGE, stream=True, decode=True):
+        pytest.fail(f"{local} missing: run `make services`")
+    image.tag(remote)
+    for line in client.api.push(remote, stream=True, decode=True):
         if "error" in line:
             pytest.fail(f"push to the local registry failed: {line['error']}")
-    return REGISTRY_IMAGE
+    return remote
+
+
+@pytest.fixture(scope="session")
+def registry_image(client: docker.DockerClient) -> str:
+    """The test image in the local registry."""
+    return pushed(client, LOCAL_IMAGE, REGISTRY_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def tunnel_image(client: docker.DockerClient) -> str:
+    """The stand-in tunnel (manifests/tunnel/) in the local registry."""
+    return pushed(client, LOCAL_TUNNEL_IMAGE, REGISTRY_TUNNEL_IMAGE)
 
 
 @pytest.fixture

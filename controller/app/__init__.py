@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
-from controller.app.parts import Wiring, limits_from, loop_of, source_of, totals_of, url_host
+from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of, totals_of
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore, atomic_write_text
 from controller.core.observe import PullProgress
@@ -29,7 +29,6 @@ from controller.settings import Settings
 
 if TYPE_CHECKING:
     from controller.contract.services import Announcement
-    from controller.core.limits import Limits
     from controller.membership.lifecycle import Lifecycle
     from controller.ops.metrics import Metrics
 
@@ -48,18 +47,21 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
 
 
 def _reporting(
-    settings: Settings, source: AssignmentSource, agent: Agent, limits: Limits
+    settings: Settings, source: AssignmentSource, agent: Agent, runtime: DockerRuntime
 ) -> tuple[Callable[[], Announcement], Callable[[], dict[str, Any]]]:
     """What the worker announces (its services' URLs) and the heartbeat it sends."""
     from controller.clients import hardware  # noqa: PLC0415
     from controller.contract.api import heartbeat_fields  # noqa: PLC0415
-    from controller.contract.services import announce  # noqa: PLC0415
+    from controller.contract.services import announce, only, serving  # noqa: PLC0415
 
-    host, lent = url_host(settings), frozenset(limits.gpus or ())
+    reach, limits = reach_of(settings, runtime), limits_from(settings)
+    lent, lock, ready = frozenset(limits.gpus or ()), threading.Lock(), [frozenset[str]()]
 
     def announcement() -> Announcement:
-        desired = source.current()
-        return announce(desired.specs if desired else (), host)
+        with lock:  # the lifecycle thread and the status endpoint both ask
+            ready[0] = serving(agent.status(), ready[0])
+            desired = source.current()
+            return announce(desired.specs if desired else (), only(ready[0], reach()))
 
     def report() -> dict[str, Any]:
         gpu = hardware.gpu_utilization(lent=lent) if limits.gpus != () else None
@@ -91,7 +93,8 @@ def _lifecycle(
             allow_insecure=settings.allow_insecure_coordinator,
         )
 
-    announcement, report = _reporting(settings, source, agent, limits := wiring.limits)
+    announcement, report = _reporting(settings, source, agent, runtime)
+    limits = wiring.limits
     return Lifecycle(
         client(),
         StateStore(settings.state_dir, settings.instance),
@@ -183,6 +186,7 @@ def build(
         manifest=str(settings.manifest) if settings.manifest else None,
         resync_interval=settings.resync_interval,
         kept_volumes=lambda: keeper.kept,
+        ingress=settings.ingress_mode,
     )
     health = start_health(settings, snap, wiring.metrics)
     return Parts(runtime, agent, lifecycle, health)

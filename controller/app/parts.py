@@ -17,6 +17,13 @@ from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.manifest import ManifestSource
 from controller.clients.store import StateStore
+from controller.contract.services import (
+    Reach,
+    at_host,
+    from_template,
+    through_tunnels,
+    unreachable,
+)
 from controller.core.admission import Admission
 from controller.core.containment import Containment
 from controller.core.errors import ConfigError
@@ -25,11 +32,13 @@ from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
+from controller.core.tunnels import with_tunnels
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
 from controller.engine.imagegc import PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent, DesiredSource
+from controller.engine.tunnels import TunnelURLs
 from controller.engine.volumes import DAY, VolumeKeeper
 from controller.membership.source import AssignmentSource
 from controller.settings import Settings
@@ -101,12 +110,25 @@ def secret_lookup(store: StateStore) -> Callable[[str], str]:
     return lookup
 
 
-def url_host(settings: Settings) -> str:
-    """The address in the services' URLs: the advertised one, else the one ports bind to when
-    it is a single address (127.0.0.1 by default: reachable from this machine only)."""
-    if settings.advertise_ip:
-        return settings.advertise_ip
-    return "" if settings.publish_address in ("", "0.0.0.0", "::") else settings.publish_address
+def reach_of(settings: Settings, runtime: DockerRuntime) -> Callable[[], Reach]:
+    """How the pool reaches a service now, by the ingress mode: the tunnels' URLs as their logs
+    say, the owner's address, or not at all."""
+    mode = settings.ingress_mode
+    if mode == "tunnel":
+        urls = TunnelURLs(runtime, settings.tunnel_url_pattern)
+        return lambda: through_tunnels(urls.snapshot())
+    static: Reach = unreachable
+    if mode == "url":
+        template = settings.advertise_url
+        static = from_template(template) if template else at_host(settings.advertise_ip or "")
+    return lambda: static
+
+
+def tunnels_of(settings: Settings) -> Callable[[DesiredState], DesiredState]:
+    """With ingress `tunnel`, each HTTP service's tunnel joins the desired state."""
+    if settings.ingress_mode != "tunnel":
+        return lambda desired: desired
+    return lambda desired: with_tunnels(desired, settings.tunnel_image)
 
 
 def totals_of(settings: Settings, limits: Limits) -> Limits | None:
@@ -174,7 +196,7 @@ def loop_of(
         trusted=_trusted(settings, runtime, pulled),
     )
     executor = _executor(settings, runtime, puller, stop)
-    limits, contain = wiring.limits, containment_of(settings, runtime)
+    limit, contain = _pipeline(settings, runtime, wiring.limits, store)
     agent = Agent(
         source,
         runtime,
@@ -184,13 +206,25 @@ def loop_of(
         resync_interval=settings.resync_interval,
         observer=metrics,
         housekeeping=_housekeeping(settings, runtime, pulled, keeper),
-        limit=lambda desired: contain.apply_all(
-            limits.apply_all(fill(desired, secret_lookup(store)))
-        ),
+        limit=limit,
         backoffs=(puller.next_due,),
         network=contain.network,
     )
     return puller, agent, keeper
+
+
+def _pipeline(
+    settings: Settings, runtime: DockerRuntime, limits: Limits, store: StateStore
+) -> tuple[Callable[[DesiredState], DesiredState], Containment]:
+    """What every desired state goes through before a pass: secrets filled in, the tunnels
+    added, the owner's caps, then the containment (so tunnels are held to it too)."""
+    contain, tunnels = containment_of(settings, runtime), tunnels_of(settings)
+    lookup = secret_lookup(store)
+
+    def limit(desired: DesiredState) -> DesiredState:
+        return contain.apply_all(limits.apply_all(tunnels(fill(desired, lookup))))
+
+    return limit, contain
 
 
 def _executor(

@@ -71,6 +71,9 @@ def _membership_lines(data: dict[str, Any]) -> list[str]:
     ]
     if data.get("coordinator_notice"):
         lines.append(f"Notice:         {data['coordinator_notice']}")
+    reachable = ", ".join(f"{s['name']} at {s['service_url']}" for s in data.get("reachable") or [])
+    ingress = data.get("ingress", "none")
+    lines.append(f"Reachable:      {reachable or 'nothing'} (ingress {ingress})")
     return lines
 
 

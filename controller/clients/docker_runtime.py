@@ -225,6 +225,13 @@ class DockerRuntime:
         self.owned.remove_network(network)
         self.owned.release_cgroup()
 
+    def logs(self, container_id: str, tail: int = 200) -> str:
+        """The last `tail` lines a container wrote (both streams), at most 64 KiB of them."""
+        raw = self._call(
+            lambda: self.client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+        )
+        return bytes(raw[-65536:]).decode("utf-8", "replace")
+
     def remove_image(self, image: str) -> bool:
         """Remove an image; False when it is in use (Docker refuses), True when gone."""
         try:

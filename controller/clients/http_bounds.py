@@ -5,12 +5,15 @@ Retry-After understood, origins compared, loopback recognised, and errors shorte
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from controller.core.addresses import loopback
+
+__all__ = ["detail", "loopback", "origin", "parse_retry_after", "read_capped", "short"]
 
 from controller.core.errors import CoordinatorProtocolError, CoordinatorUnreachable
 
@@ -52,15 +55,6 @@ def read_capped(resp: requests.Response, *, deadline: float) -> None:
     finally:
         resp.close()
     resp._content = b"".join(chunks)  # requests' own cache: .json() and .text read it
-
-
-def loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def origin(url: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.contract.schema import ContainerSpecModel, one_line
-from controller.core.models import HEALTH_LABEL, SERVICE_LABEL
+from controller.core.models import HEALTH_LABEL, HTTP_LABEL, SERVICE_LABEL
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 MAX_NAMES = 64  # service names a coordinator may list; more is refused whole
@@ -33,6 +33,7 @@ class _Service(BaseModel):
     tier: int = Field(ge=1, le=4)
     health: str | None = Field(default=None, pattern=r"^/[^\s]{0,200}$")
     placeholder: bool = False  # the image is a stand-in until the RMA project publishes one
+    http: bool = False  # it speaks HTTP on its first port (a tunnel can carry it)
     container: dict[str, Any]
 
 
@@ -94,6 +95,8 @@ def _entry(name: str, svc: _Service) -> CatalogEntry:
     labels = {**(svc.container.get("labels") or {}), SERVICE_LABEL: name}
     if svc.health:
         labels[HEALTH_LABEL] = svc.health
+    if svc.http:
+        labels[HTTP_LABEL] = "true"
     spec = {**svc.container, "labels": labels}
     try:
         ContainerSpecModel.model_validate(spec)

@@ -25,6 +25,7 @@ from pydantic import (
 from controller.core.limits import MEMORY_PATTERN
 from controller.core.models import (
     GPU_ALL,
+    HTTP_LABEL,
     LABEL_PREFIX,
     NAME_RE,
     ContainerSpec,
@@ -85,6 +86,7 @@ class ContainerSpecModel(BaseModel):
     cpus: float | None = Field(default=None, gt=0, le=1024)
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     labels: dict[str, str] = {}
+    http: bool = False  # Part 4: it speaks HTTP on its first port (the `rma.http` label)
 
     @model_validator(mode="before")
     @classmethod
@@ -139,8 +141,11 @@ class ContainerSpecModel(BaseModel):
             memory_limit=self.memory_limit.lower() if self.memory_limit else None,
             cpus=self.cpus,
             restart=self.restart,
-            labels=tuple(sorted(self.labels.items())),
+            labels=tuple(sorted({**self.labels, **self._http_label()}.items())),
         )
+
+    def _http_label(self) -> dict[str, str]:
+        return {HTTP_LABEL: "true"} if self.http else {}
 
     def _ports(self, host_ip: str) -> tuple[PortMapping, ...]:
         found = [

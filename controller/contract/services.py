@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from controller.core.models import HEALTH_LABEL, SERVICE_LABEL, ContainerSpec
 from controller.core.status import AgentStatus, ContainerStatus
+from controller.core.tunnels import TUNNEL_PREFIX, is_http, tunnel_name
 
 
 @dataclass(frozen=True)
@@ -58,21 +59,86 @@ def service_name(spec: ContainerSpec) -> str:
     return spec.labels_dict.get(SERVICE_LABEL, spec.name)
 
 
-def announce(specs: Iterable[ContainerSpec], host: str, tunnel_url: str = "") -> Announcement:
-    """Each spec's service at `http://<host>:<first published port>` ("" without either)."""
+# How a service is reached: its URL from (spec, service name, first published TCP port), or ""
+# when the pool cannot reach it (then it is not announced).
+Reach = Callable[[ContainerSpec, str, int | None], str]
+
+
+def at_host(host: str) -> Reach:
+    """`http://<host>:<first published port>`: a port forward to an address the owner gave."""
+    return lambda spec, service, port: f"http://{_bracketed(host)}:{port}" if host and port else ""
+
+
+def from_template(template: str) -> Reach:
+    """The owner's `--advertise-url`: `{service}` and `{port}` filled in."""
+
+    def reach(spec: ContainerSpec, service: str, port: int | None) -> str:
+        if "{port}" in template and port is None:
+            return ""
+        return template.replace("{service}", service).replace("{port}", str(port or ""))
+
+    return reach
+
+
+def unreachable(spec: ContainerSpec, service: str, port: int | None) -> str:
+    return ""
+
+
+def serving(status: AgentStatus, before: frozenset[str]) -> frozenset[str]:
+    """The containers whose service may be announced: running now (and not failing or still
+    starting a health check), or announced before and only being recreated or pulled — so a
+    service recreated for a new worker id keeps its URL (no registration again, never a loop
+    with the service coordinator), while one that crashed or turned unhealthy is withdrawn."""
+    found = set()
+    for c in status.containers:
+        up = c.state == "running" and c.health not in ("unhealthy", "starting")
+        passing = (
+            c.name in before
+            and c.state in ("running", "missing", "created", "pulling")
+            and c.health != "unhealthy"
+        )
+        if up or passing:
+            found.add(c.name)
+    return frozenset(found)
+
+
+def only(names: frozenset[str], reach: Reach) -> Reach:
+    """`reach`, for the containers in `names` only."""
+    return lambda spec, service, port: reach(spec, service, port) if spec.name in names else ""
+
+
+def through_tunnels(found: dict[str, str]) -> Reach:
+    """An HTTP service at the URL its tunnel printed (`found`: by tunnel container name);
+    TCP-only services are not reachable through a quick tunnel."""
+    return lambda spec, service, port: (
+        found.get(tunnel_name(spec.name), "") if is_http(spec) else ""
+    )
+
+
+def announce(specs: Iterable[ContainerSpec], reach: Reach) -> Announcement:
+    """The services the pool can reach, each at the URL `reach` gives; `tunnel_url` is the
+    first one's (the service and community coordinators route to that one URL)."""
     found = []
     for spec in specs:
         port = next((p.host for p in spec.ports if p.protocol == "tcp"), None)
-        url = f"http://{_bracketed(host)}:{port}" if host and port else ""
+        name = service_name(spec)
+        url = reach(spec, name, port)
+        if not url:
+            continue
         health = spec.labels_dict.get(HEALTH_LABEL, "")
-        found.append(ServiceURL(service_name(spec), spec.name, port, url, health, _tag(spec.image)))
-    return Announcement(tuple(sorted(found, key=lambda s: s.name)), tunnel_url)
+        found.append(ServiceURL(name, spec.name, port, url, health, _tag(spec.image)))
+    ordered = tuple(sorted(found, key=lambda s: s.name))
+    return Announcement(ordered, ordered[0].service_url if ordered else "")
 
 
 def services_status(status: AgentStatus) -> dict[str, str]:
     """Per service: `healthy`, `starting`, `unhealthy` or `stopped` — Docker's health state where
     the image has a health check, else running or not. Refused entries are not services."""
-    return {c.service or c.name: _state(c) for c in status.containers if c.state != "refused"}
+    return {
+        c.service or c.name: _state(c)
+        for c in status.containers
+        if c.state != "refused" and not c.name.startswith(TUNNEL_PREFIX)
+    }
 
 
 def _state(c: ContainerStatus) -> str:

@@ -24,6 +24,7 @@ LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # on a volume: the spec's name for it
 # catalog sets them; contract/services.py reads them for what the agent announces).
 SERVICE_LABEL = "rma.service"
 HEALTH_LABEL = "rma.health"
+HTTP_LABEL = "rma.http"  # "true": the service speaks HTTP (it may get a tunnel)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 GPU_ALL = -1

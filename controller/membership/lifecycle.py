@@ -101,6 +101,10 @@ class Lifecycle:
     def last_error(self) -> str | None:
         return self._heartbeater.last_error
 
+    def announced(self) -> list[dict[str, Any]]:
+        """The services the pool can reach now, at their URLs (what a registration sends)."""
+        return self._registrar.announced()
+
     @property
     def notice(self) -> str | None:
         """What the owner should know about the coordinator's behaviour, when anything."""

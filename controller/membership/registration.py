@@ -147,6 +147,9 @@ class Registrar:
         self._hold = min(2 ** (self._streak - 1) - 1, 20)  # 0, 1, 3, 7, 15, 20 ticks
         self.register_until_done()
 
+    def announced(self) -> list[dict[str, Any]]:
+        return self._announcement().containers()
+
     def announcement_changed(self) -> bool:
         """Whether to register again now for what is announced (checked once a tick)."""
         identity = self._shared.standing.identity

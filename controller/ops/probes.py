@@ -31,7 +31,9 @@ class Snapshot:
         manifest: str | None,
         resync_interval: float,
         kept_volumes: Callable[[], tuple[str, ...]] = tuple,
+        ingress: str = "none",
     ) -> None:
+        self._ingress = ingress
         self._kept_volumes = kept_volumes
         self._instance = instance
         self._coordinator = coordinator
@@ -70,6 +72,8 @@ class Snapshot:
             "last_heartbeat": _iso(life.last_heartbeat_at) if life else None,
             "heartbeat_error": life.last_error if life else None,
             "coordinator_notice": life.notice if life else None,
+            "ingress": self._ingress,
+            "reachable": life.announced() if life else [],
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
             "containers": [c.as_json() for c in agent_status.containers],

@@ -13,7 +13,7 @@ import requests
 from controller.contract.api import heartbeat_fields
 from controller.contract.capabilities import capabilities, registration_body
 from controller.contract.schema import parse_specs
-from controller.contract.services import Announcement, announce
+from controller.contract.services import Announcement, announce, at_host
 from controller.core.errors import CoordinatorRejected, WorkerForgotten
 from controller.core.machine import GIB, HardwareInfo
 from controller.core.status import AgentStatus, ContainerStatus
@@ -31,7 +31,7 @@ Serve = Callable[..., Served]
 
 
 def announced(*specs: dict[str, Any]) -> Announcement:
-    return announce(parse_specs(list(specs))[0], "127.0.0.1")
+    return announce(parse_specs(list(specs))[0], at_host("127.0.0.1"))
 
 
 def body(*specs: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,9 @@ from rma_testkit.engine import container_spec, managed, running, wait_until
 
 pytestmark = pytest.mark.integration
 BEAT = ("--heartbeat-interval", "0.5")  # the agent's own: a coordinator's is raised to 5 s
+# The coordinator is on loopback (no tunnel by default): the services are announced where the
+# agent publishes them.
+REACH = ("--ingress", "url", "--advertise-url", "http://127.0.0.1:{port}")
 
 
 class Pool:
@@ -84,7 +87,7 @@ def runs(client: docker.DockerClient, instance: str, names: set[str]) -> dict[st
 def join(
     client: docker.DockerClient, instance: str, url: str, pool: Pool, start: StartAgent
 ) -> AgentProcess:
-    return start(url, instance, "--catalog", str(pool.catalog), *BEAT)
+    return start(url, instance, "--catalog", str(pool.catalog), *BEAT, *REACH)
 
 
 @pytest.mark.parametrize("dialect", [("--dialect", "edge")], indirect=True)

@@ -15,7 +15,7 @@ from controller.clients.store import Identity, StateStore, StoredAssignment
 from controller.contract.api import AssignmentResponse
 from controller.contract.catalog import Catalog
 from controller.contract.schema import parse_specs
-from controller.contract.services import Announcement, announce
+from controller.contract.services import Announcement, announce, at_host
 from controller.core.errors import (
     TransientError,
 )
@@ -29,7 +29,7 @@ HOST = "127.0.0.1"
 
 def digest(*entries: dict[str, Any]) -> str:
     """What a registration that announced these specs recorded."""
-    return announce(parse_specs(list(entries))[0], HOST).digest()
+    return announce(parse_specs(list(entries))[0], at_host(HOST)).digest()
 
 
 class Rig:
@@ -62,7 +62,7 @@ class Rig:
 
     def announcement(self) -> Announcement:
         desired = self.source.current()
-        return announce(desired.specs if desired else (), HOST)
+        return announce(desired.specs if desired else (), at_host(HOST))
 
     def until(self, cond: Callable[[], Any]) -> None:
         """Let virtual time pass, 5 s a step (the heartbeat interval is the coordinator's

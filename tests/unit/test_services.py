@@ -13,7 +13,13 @@ from controller.clients.docker_runtime import _health
 from controller.clients.hardware import gpu_utilization
 from controller.contract.api import heartbeat_fields
 from controller.contract.schema import parse_specs
-from controller.contract.services import announce, services_status
+from controller.contract.services import (
+    announce,
+    at_host,
+    from_template,
+    services_status,
+    unreachable,
+)
 from controller.core.machine import GIB
 from controller.core.status import AgentStatus, ContainerStatus
 from tests.unit.test_hardware import fake_nvml
@@ -31,29 +37,41 @@ def specs(*entries: dict[str, Any]) -> Any:
     return parse_specs(list(entries))[0]
 
 
-def test_each_service_is_announced_at_its_url_with_its_version() -> None:
-    ann = announce(specs(NOTES, PLAIN), "203.0.113.7")
-    assert ann.containers() == [
+def test_each_reachable_service_is_announced_at_its_url_with_its_version() -> None:
+    ann = announce(specs(NOTES, PLAIN), at_host("203.0.113.7"))
+    assert ann.containers() == [  # `plain` publishes no port: not reachable, not announced
         {
             "name": "notes-coa",
             "service_url": "http://203.0.113.7:8100",
             "port": 8100,
             "health_endpoint": "/health",
             "version": "1.2",
-        },
-        {"name": "plain", "service_url": "", "port": None, "health_endpoint": "", "version": ""},
+        }
     ]
-    assert announce(specs(NOTES), "2001:db8::1").services[0].service_url == (
+    assert ann.tunnel_url == "http://203.0.113.7:8100"  # the first service's
+    assert announce(specs(NOTES), at_host("2001:db8::1")).services[0].service_url == (
         "http://[2001:db8::1]:8100"
     )
-    assert announce(specs(NOTES), "").services[0].service_url == ""  # no address: no URL
+    assert announce(specs(NOTES), at_host("")).services == ()  # no address: nothing
+    assert announce(specs(NOTES, PLAIN), unreachable) == announce((), unreachable)
+
+
+def test_the_owners_template_names_the_service_or_its_port() -> None:
+    named = announce(specs(NOTES, PLAIN), from_template("https://{service}.example.org"))
+    assert [(s.name, s.service_url) for s in named.services] == [
+        ("notes-coa", "https://notes-coa.example.org"),
+        ("plain", "https://plain.example.org"),
+    ]
+    forwarded = announce(specs(NOTES, PLAIN), from_template("http://203.0.113.7:{port}"))
+    assert [s.service_url for s in forwarded.services] == ["http://203.0.113.7:8100"]
 
 
 def test_the_digest_changes_with_a_url_and_only_then() -> None:
-    one = announce(specs(NOTES), "127.0.0.1")
-    assert one.digest() == announce(specs(NOTES), "127.0.0.1").digest()
-    assert one.digest() != announce(specs(NOTES), "10.0.0.2").digest()
-    assert one.digest() != announce(specs(NOTES, PLAIN), "127.0.0.1").digest()
+    one = announce(specs(NOTES), at_host("127.0.0.1"))
+    assert one.digest() == announce(specs(NOTES), at_host("127.0.0.1")).digest()
+    assert one.digest() != announce(specs(NOTES), at_host("10.0.0.2")).digest()
+    other = {**NOTES, "name": "rma-notes-2", "labels": {"rma.service": "notes-2"}, "port": 8101}
+    assert one.digest() != announce(specs(NOTES, other), at_host("127.0.0.1")).digest()
 
 
 @pytest.mark.parametrize(
@@ -108,7 +126,7 @@ def test_the_heartbeat_carries_urls_states_unknown_names_and_gpu_only_when_known
         ContainerStatus("rma-notes", "running", "i", service="notes-coa"),
         ContainerStatus("document-processing", "refused", "", error="x", unknown_service=True),
     )
-    ann = announce(specs(NOTES), "127.0.0.1")
+    ann = announce(specs(NOTES), at_host("127.0.0.1"))
     body = heartbeat_fields(AgentStatus(rows), 0.5, 8 * GIB, announced=ann)
     assert body["services_status"] == {"notes-coa": "healthy"}
     assert body["unknown_services"] == ["document-processing"]

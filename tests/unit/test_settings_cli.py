@@ -72,6 +72,10 @@ FLAGS_AND_ENV = {
     "--manifest": "RMA_MANIFEST",
     "--catalog": "RMA_CATALOG",
     "--advertise-ip": "RMA_ADVERTISE_IP",
+    "--ingress": "RMA_INGRESS",
+    "--advertise-url": "RMA_ADVERTISE_URL",
+    "--tunnel-image": "RMA_TUNNEL_IMAGE",
+    "--tunnel-url-pattern": "RMA_TUNNEL_URL_PATTERN",
     "--state-dir": "RMA_STATE_DIR",
     "--instance": "RMA_INSTANCE",
     "--once": "RMA_ONCE",
@@ -206,3 +210,36 @@ def test_settings_are_grouped_by_who_sets_them() -> None:
     assert group_of("max_memory") == "contributor" and group_of("state_dir") == "operator"
     assert group_of("resync_interval") == "tuning"
     assert {group_of(n) for n in Settings.model_fields} == set(GROUPS)
+
+
+@pytest.mark.parametrize(
+    ("args", "mode"),
+    [
+        (("--coordinator", "https://api.rmatool.org.uk"), "tunnel"),
+        (("--coordinator", "http://127.0.0.1:8080"), "none"),
+        (("--coordinator", "http://localhost:8080"), "none"),
+        (("--manifest", "m.yaml"), "none"),
+        (("--coordinator", "https://c.example", "--ingress", "none"), "none"),
+        (("--ingress", "url", "--advertise-url", "https://{service}.example.org"), "url"),
+        (("--ingress", "url", "--advertise-ip", "203.0.113.7"), "url"),
+    ],
+)
+def test_the_ingress_by_default_tunnels_only_for_a_coordinator_elsewhere(
+    args: tuple[str, ...], mode: str
+) -> None:
+    assert settings(*args).ingress_mode == mode
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--ingress", "url"),  # no address to announce
+        ("--ingress", "url", "--advertise-url", "ftp://x"),
+        ("--tunnel-image", "cloudflare/cloudflared"),  # unpinned
+        ("--tunnel-image", "cloudflare/cloudflared:latest"),
+        ("--tunnel-url-pattern", "(unclosed"),
+    ],
+)
+def test_bad_ingress_settings_are_configuration_errors(args: tuple[str, ...]) -> None:
+    with pytest.raises((ValueError, SystemExit)):
+        settings(*args)

@@ -1,0 +1,55 @@
+"""The agent's own tunnels (the contract's Part 4, ingress `tunnel`): one container per HTTP
+service, on the agent's network, that opens an outbound quick tunnel to the service by its name
+and prints the public URL in its log (engine/tunnels.py reads it). Pure: derived from the desired
+state, reconciled with it like any container (self-heal, back-off, containment), removed with
+its service.
+
+The tunnels are the agent's, not a coordinator's: a coordinator's spec can neither name one (the
+`rma-tunnel-` prefix is refused) nor change one (their image and arguments come from the owner's
+settings). A service is HTTP when its catalog entry or spec says so (`rma.http` label); TCP-only
+services (Postgres, Redis) get no tunnel: a quick tunnel carries HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from controller.core.models import HTTP_LABEL, ContainerSpec, DesiredState, Refusal
+
+TUNNEL_PREFIX = "rma-tunnel-"
+TUNNEL_FOR = "rma.tunnel-for"  # on a tunnel: the container it serves
+MAX_NAME = 128
+OWN_NAME = f"names starting with {TUNNEL_PREFIX!r} are the agent's own tunnels"
+
+
+def is_http(spec: ContainerSpec) -> bool:
+    return spec.labels_dict.get(HTTP_LABEL) == "true" and bool(spec.ports)
+
+
+def tunnel_name(service_container: str) -> str:
+    name = TUNNEL_PREFIX + service_container
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(service_container.encode()).hexdigest()[:12]
+    return name[: MAX_NAME - 13] + "-" + digest
+
+
+def tunnel_spec(service: ContainerSpec, image: str) -> ContainerSpec:
+    port = service.ports[0].container
+    return ContainerSpec(
+        name=tunnel_name(service.name),
+        image=image,
+        command=("tunnel", "--no-autoupdate", "--url", f"http://{service.name}:{port}"),
+        labels=((TUNNEL_FOR, service.name),),
+        memory_limit="256m",
+    )
+
+
+def with_tunnels(desired: DesiredState, image: str) -> DesiredState:
+    """The desired state plus a tunnel for each HTTP service; a spec that takes a tunnel's name
+    is refused (the rest runs)."""
+    kept = [s for s in desired.specs if not s.name.startswith(TUNNEL_PREFIX)]
+    refused = [Refusal(s.name, OWN_NAME) for s in desired.specs if s not in kept]
+    tunnels = [tunnel_spec(s, image) for s in kept if is_http(s)]
+    return replace(desired, specs=(*kept, *tunnels), refused=(*desired.refused, *refused))

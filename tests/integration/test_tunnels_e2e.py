@@ -1,0 +1,140 @@
+"""Reachable from the pool, end to end and offline: the agent registered with the reference
+coordinator (each dialect) runs an HTTP service and its tunnel (the stand-in of
+manifests/tunnel/, which prints a URL like cloudflared and really forwards to the service), the
+coordinator lists that URL, and a request to the coordinator's proxy path returns the
+container's page. The tunnel killed: back with a new URL, announced again, requests work again.
+The service removed: its tunnel is removed and its URL withdrawn."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+
+from rma_testkit.agent import StartAgent, agent_status
+from rma_testkit.coordinator import (
+    Coordinator,
+    free_port,
+    requests_seen,
+    services_index,
+    write_agent_catalog,
+    write_catalog,
+)
+from rma_testkit.engine import TUNNEL_URL, managed, wait_until
+
+pytestmark = pytest.mark.integration
+PAGE = "RMA demo worker"  # manifests/demo/index.html, served by busybox httpd in the service
+WEB = "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
+
+
+def web_spec(instance: str, image: str) -> dict[str, Any]:
+    return {
+        "name": f"{instance}-notes",
+        "image": image,
+        "command": ["sh", "-c", WEB],
+        "ports": [{"container": 8080, "host": free_port()}],
+        "http": True,
+        "labels": {"rma.service": "notes-coa"},
+    }
+
+
+@dataclass
+class Served:
+    coord: Coordinator
+    dialect: str
+    agent_args: tuple[str, ...]
+
+    @property
+    def route(self) -> str:
+        return "/service" if self.dialect == "local" else "/api/service"
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path,
+    instance: str,
+    registry_image: str,
+    tunnel_image: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[Served]:
+    """A coordinator of `request.param`'s dialect whose worker will run `notes-coa`: from its
+    own catalog (full, part1) or from the agent's (edge: by tier; local: by name)."""
+    spec = web_spec(instance, registry_image)
+    args = ("--dialect", request.param, "--heartbeat-interval", "0.5")
+    coord = Coordinator(tmp_path, write_catalog(tmp_path / "c.yaml", [spec]), *args)
+    catalog = write_agent_catalog(
+        tmp_path / "agent-catalog.yaml", {"notes-coa": (2, {**spec, "labels": {}})}
+    )
+    agent_args = (
+        *("--catalog", str(catalog), "--heartbeat-interval", "0.5", "--ingress", "tunnel"),
+        *("--tunnel-image", tunnel_image, "--tunnel-url-pattern", TUNNEL_URL),
+    )
+    yield Served(coord, request.param, agent_args)
+    coord.stop()
+
+
+def url_of(coord: Coordinator) -> str:
+    entries = services_index(coord).get("notes-coa") or []
+    urls = [e["service_url"] for e in entries if e["service_url"]]
+    return urls[0] if len(urls) == 1 else ""
+
+
+def through(served: Served) -> str:
+    try:
+        resp = requests.get(f"{served.coord.url}{served.route}/notes-coa/index.html", timeout=5)
+    except requests.RequestException:
+        return ""
+    return resp.text if resp.status_code == 200 and PAGE in resp.text else ""
+
+
+@pytest.mark.parametrize("served", ["full", "part1", "edge", "local"], indirect=True)
+def test_a_request_through_the_coordinator_reaches_the_container(
+    client: docker.DockerClient,
+    served: Served,
+    instance: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
+    coord = served.coord
+    agent = start_agent(coord.url, instance, *served.agent_args)
+    first = wait_until(lambda: url_of(coord), timeout=60, what="the tunnel's URL listed")
+    assert re.fullmatch(TUNNEL_URL, first)
+    assert wait_until(lambda: through(served), what="the page through the coordinator")
+    status = agent_status(tmp_path / "state", instance)
+    assert status["ingress"] == "tunnel"
+    assert [s["service_url"] for s in status["reachable"]] == [first]
+
+    tunnel = f"rma-tunnel-{instance}-notes"
+    client.api.remove_container(tunnel, force=True)  # killed: the agent brings it back
+    second = wait_until(
+        lambda: (u := url_of(coord)) and u != first and u, timeout=60, what="a new URL"
+    )
+    assert re.fullmatch(TUNNEL_URL, second)
+    assert wait_until(lambda: through(served), what="the page again")
+    assert len(coord.workers()) == 1  # no ghost left by registering again (part1)
+    # Registered; again with the URL, without it while the tunnel was down, with the new one
+    # (Part 2's heartbeats carry them instead): the service recreated for each new id of the
+    # service coordinator kept its URL, so no registration more, never a loop.
+    assert requests_seen(coord)["register"] <= (1 if served.dialect == "full" else 4)
+    assert agent.stop() == 0
+    assert managed(client, instance) == {}
+
+
+@pytest.mark.parametrize("served", ["full"], indirect=True)
+def test_a_removed_service_takes_its_tunnel_and_url_with_it(
+    client: docker.DockerClient, served: Served, instance: str, start_agent: StartAgent
+) -> None:
+    coord = served.coord
+    start_agent(coord.url, instance, *served.agent_args)
+    wait_until(lambda: url_of(coord), timeout=60, what="the tunnel's URL listed")
+    coord.set_assignment(coord.workers()[0]["id"], [])
+    wait_until(lambda: managed(client, instance) == {}, what="service and tunnel removed")
+    wait_until(lambda: services_index(coord) == {}, what="the URL withdrawn")
+    resp = requests.get(f"{coord.url}/api/service/notes-coa/index.html", timeout=5)
+    assert resp.status_code == 503
