@@ -42,6 +42,15 @@ class IngressSettings(BaseSettings):
         "regular expression of the public URL in a tunnel's log",
     )
 
+    drain_seconds: float = setting(
+        10.0,
+        "tuning",
+        "on SIGTERM: seconds between withdrawing the services' URLs and stopping the "
+        "containers, for requests in flight (0: stop at once)",
+        ge=0,
+        le=600,
+    )
+
     @field_validator("advertise_url")
     @classmethod
     def _a_url(cls, v: str | None) -> str | None:

@@ -47,17 +47,23 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
 
 
 def _reporting(
-    settings: Settings, source: AssignmentSource, agent: Agent, runtime: DockerRuntime
+    settings: Settings,
+    source: AssignmentSource,
+    agent: Agent,
+    runtime: DockerRuntime,
+    withdrawn: threading.Event,
 ) -> tuple[Callable[[], Announcement], Callable[[], dict[str, Any]]]:
     """What the worker announces (its services' URLs) and the heartbeat it sends."""
     from controller.clients import hardware  # noqa: PLC0415
     from controller.contract.api import heartbeat_fields  # noqa: PLC0415
-    from controller.contract.services import announce, only, serving  # noqa: PLC0415
+    from controller.contract.services import Announcement, announce, only, serving  # noqa: PLC0415
 
     reach, limits = reach_of(settings, runtime), limits_from(settings)
     lent, lock, ready = frozenset(limits.gpus or ()), threading.Lock(), [frozenset[str]()]
 
     def announcement() -> Announcement:
+        if withdrawn.is_set():  # draining: nothing is reachable any more
+            return Announcement()
         with lock:  # the lifecycle thread and the status endpoint both ask
             ready[0] = serving(agent.status(), ready[0])
             desired = source.current()
@@ -93,7 +99,7 @@ def _lifecycle(
             allow_insecure=settings.allow_insecure_coordinator,
         )
 
-    announcement, report = _reporting(settings, source, agent, runtime)
+    announcement, report = _reporting(settings, source, agent, runtime, wiring.withdrawn)
     limits = wiring.limits
     return Lifecycle(
         client(),
@@ -144,6 +150,7 @@ class Parts:
     agent: Agent
     lifecycle: Lifecycle | None
     health: HealthServer | None
+    withdrawn: threading.Event
 
 
 def _metrics(settings: Settings) -> Metrics | None:
@@ -189,7 +196,28 @@ def build(
         ingress=settings.ingress_mode,
     )
     health = start_health(settings, snap, wiring.metrics)
-    return Parts(runtime, agent, lifecycle, health)
+    return Parts(runtime, agent, lifecycle, health, wiring.withdrawn)
+
+
+def _drained(settings: Settings, parts: Parts, signals: Signals) -> bool:
+    """Before the teardown (False: leave the containers running): withdraw the services' URLs,
+    then give requests in flight `--drain-seconds` (the seed's "stop accepting new tasks,
+    complete current tasks, then stop and remove containers, then unregister")."""
+    if signals.leave_running.is_set():
+        return False
+    life = parts.lifecycle
+    if life is None or settings.drain_seconds <= 0 or not life.announced():
+        return True
+    life.close()  # the membership threads are done: this thread speaks for the worker now
+    parts.withdrawn.set()
+    life.withdraw()
+    log.info(
+        "draining",
+        seconds=settings.drain_seconds,
+        note="requests in flight finish; a second signal stops at once",
+    )
+    threading.Event().wait(settings.drain_seconds)
+    return True
 
 
 def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
@@ -211,7 +239,7 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
             parts.lifecycle.start()
         if settings.once:
             return parts.agent.run_once(settings.once_timeout)
-        code = parts.agent.run(teardown=lambda: not signals.leave_running.is_set())
+        code = parts.agent.run(teardown=lambda: _drained(settings, parts, signals))
         if parts.lifecycle is not None:
             parts.lifecycle.close()
             if not signals.leave_running.is_set():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -61,13 +61,15 @@ def limits_from(settings: Settings) -> Limits:
 class Wiring:
     """What every part is connected through: the stop event, the loop's doorbell, metrics
     (None when the endpoint that serves them is off: then prometheus_client is never loaded),
-    and the contributor's limits (applied to the specs and to what is offered)."""
+    the contributor's limits (applied to the specs and to what is offered), and `withdrawn`:
+    set when shutting down, the services' URLs are no longer announced (draining)."""
 
     stop: threading.Event
     doorbell: Doorbell
     metrics: Metrics | None
     progress_sink: Callable[[PullProgress], None] | None
     limits: Limits
+    withdrawn: threading.Event = field(default_factory=threading.Event)
 
     @property
     def observer(self) -> Observer:

@@ -101,6 +101,11 @@ class Lifecycle:
     def last_error(self) -> str | None:
         return self._heartbeater.last_error
 
+    def withdraw(self) -> bool:
+        """Tell the coordinator to stop routing here (the caller emptied the announcement and
+        stopped the threads): before the containers stop."""
+        return self._registrar.withdraw(self._heartbeater.beat)
+
     def announced(self) -> list[dict[str, Any]]:
         """The services the pool can reach now, at their URLs (what a registration sends)."""
         return self._registrar.announced()

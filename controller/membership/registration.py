@@ -147,6 +147,30 @@ class Registrar:
         self._hold = min(2 ** (self._streak - 1) - 1, 20)  # 0, 1, 3, 7, 15, 20 ticks
         self.register_until_done()
 
+    def withdraw(self, beat: Callable[[], None]) -> bool:
+        """Stop the pool routing to this worker before its containers stop (the announcement
+        is already empty): a heartbeat without the URLs (Part 2), a registration under the same
+        id without services (a coordinator that keeps ids), else — the service coordinator,
+        which routes by worker — unregistering now. True when the coordinator heard it."""
+        identity = self._shared.standing.identity
+        if identity is None:
+            return False
+        try:
+            if identity.assignment_url:
+                beat()
+                how = "a heartbeat without them"
+            elif identity.worker_id == self._shared.store.own_worker_id():
+                self._client.register(self._body(identity, Announcement()), token=identity.token)
+                how = "a registration without them"
+            else:
+                self._client.unregister(identity.worker_id, token=identity.token)
+                how = "unregistering"
+        except AgentError as exc:
+            log.warning("withdraw_failed", error=str(exc), effect="requests may still arrive")
+            return False
+        log.info("services_withdrawn", how=how)
+        return True
+
     def announced(self) -> list[dict[str, Any]]:
         return self._announcement().containers()
 

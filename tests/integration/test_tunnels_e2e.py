@@ -8,6 +8,9 @@ The service removed: its tunnel is removed and its URL withdrawn."""
 from __future__ import annotations
 
 import re
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,7 @@ from rma_testkit.coordinator import (
     write_agent_catalog,
     write_catalog,
 )
-from rma_testkit.engine import TUNNEL_URL, managed, wait_until
+from rma_testkit.engine import TUNNEL_URL, managed, running, wait_until
 
 pytestmark = pytest.mark.integration
 PAGE = "RMA demo worker"  # manifests/demo/index.html, served by busybox httpd in the service
@@ -138,3 +141,51 @@ def test_a_removed_service_takes_its_tunnel_and_url_with_it(
     wait_until(lambda: services_index(coord) == {}, what="the URL withdrawn")
     resp = requests.get(f"{coord.url}/api/service/notes-coa/index.html", timeout=5)
     assert resp.status_code == 503
+
+
+SLOW = (
+    "busybox mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
+    "sleep 3\\necho done\\n' > /w/cgi-bin/slow && busybox chmod +x /w/cgi-bin/slow && "
+    "trap 'exit 0' TERM; httpd -f -p 8080 -h /w & wait"
+)
+
+
+@pytest.mark.parametrize("dialect", ["edge", "full"])
+def test_sigterm_withdraws_the_url_first_and_a_slow_request_completes(
+    client: docker.DockerClient,
+    instance: str,
+    registry_image: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+    dialect: str,
+) -> None:
+    spec = {**web_spec(instance, registry_image), "command": ["sh", "-c", SLOW]}
+    coord = Coordinator(tmp_path, write_catalog(tmp_path / "c.yaml", [spec]), "--dialect", dialect)
+    try:
+        catalog = write_agent_catalog(tmp_path / "a.yaml", {"notes-coa": (2, spec)})
+        agent = start_agent(
+            coord.url,
+            instance,
+            *("--catalog", str(catalog), "--heartbeat-interval", "0.5", "--drain-seconds", "5"),
+            *("--ingress", "url", "--advertise-url", "http://127.0.0.1:{port}"),
+        )
+        wait_until(lambda: url_of(coord), what="the URL listed")
+        answers: list[requests.Response] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                requests.get(f"{coord.url}/api/service/notes-coa/cgi-bin/slow", timeout=20)
+            )
+        )
+        slow.start()
+        time.sleep(0.5)  # the request is in flight at the service
+        agent.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: not url_of(coord), what="the URL withdrawn")
+        assert running(client, instance)  # withdrawn while the service still runs
+        slow.join(20)
+        assert answers and answers[0].status_code == 200 and answers[0].text.strip() == "done"
+        assert agent.proc.wait(30) == 0
+        assert managed(client, instance) == {}
+        events = [e["event"] for e in agent.events()]
+        assert events.index("services_withdrawn") < events.index("teardown_started")
+    finally:
+        coord.stop()

@@ -76,6 +76,7 @@ FLAGS_AND_ENV = {
     "--advertise-url": "RMA_ADVERTISE_URL",
     "--tunnel-image": "RMA_TUNNEL_IMAGE",
     "--tunnel-url-pattern": "RMA_TUNNEL_URL_PATTERN",
+    "--drain-seconds": "RMA_DRAIN_SECONDS",
     "--state-dir": "RMA_STATE_DIR",
     "--instance": "RMA_INSTANCE",
     "--once": "RMA_ONCE",
