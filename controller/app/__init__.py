@@ -19,6 +19,7 @@ from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore, atomic_write_text
 from controller.core.observe import PullProgress
 from controller.engine.doorbell import Doorbell
+from controller.engine.drain import Drain
 from controller.engine.loop import Agent
 from controller.membership.source import AssignmentSource
 from controller.ops.health import HealthServer
@@ -29,6 +30,7 @@ from controller.settings import Settings
 
 if TYPE_CHECKING:
     from controller.contract.services import Announcement
+    from controller.core.limits import Limits
     from controller.membership.lifecycle import Lifecycle
     from controller.ops.metrics import Metrics
 
@@ -51,7 +53,7 @@ def _reporting(
     source: AssignmentSource,
     agent: Agent,
     runtime: DockerRuntime,
-    withdrawn: threading.Event,
+    wiring: Wiring,
 ) -> tuple[Callable[[], Announcement], Callable[[], dict[str, Any]]]:
     """What the worker announces (its services' URLs) and the heartbeat it sends."""
     from controller.clients import hardware  # noqa: PLC0415
@@ -62,12 +64,13 @@ def _reporting(
     lent, lock, ready = frozenset(limits.gpus or ()), threading.Lock(), [frozenset[str]()]
 
     def announcement() -> Announcement:
-        if withdrawn.is_set():  # draining: nothing is reachable any more
+        if wiring.withdrawn.is_set():  # shutting down: nothing is reachable any more
             return Announcement()
         with lock:  # the lifecycle thread and the status endpoint both ask
             ready[0] = serving(agent.status(), ready[0])
             desired = source.current()
-            return announce(desired.specs if desired else (), only(ready[0], reach()))
+            serving_now = ready[0] - wiring.drain.withdrawing()  # not those about to stop
+            return announce(desired.specs if desired else (), only(serving_now, reach()))
 
     def report() -> dict[str, Any]:
         gpu = hardware.gpu_utilization(lent=lent) if limits.gpus != () else None
@@ -99,7 +102,7 @@ def _lifecycle(
             allow_insecure=settings.allow_insecure_coordinator,
         )
 
-    announcement, report = _reporting(settings, source, agent, runtime, wiring.withdrawn)
+    announcement, report = _reporting(settings, source, agent, runtime, wiring)
     limits = wiring.limits
     return Lifecycle(
         client(),
@@ -161,6 +164,19 @@ def _metrics(settings: Settings) -> Metrics | None:
     return Metrics()
 
 
+def _runtime(settings: Settings, limits: Limits) -> DockerRuntime:
+    # Docker calls keep a plain sleep between their (at most 2 s of) retries: the teardown after
+    # a stop must still ride out an engine blip.
+    return DockerRuntime(
+        settings.instance,
+        base_url=settings.docker_host,
+        pool_size=settings.concurrency + 4,
+        adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
+        totals=totals_of(settings, limits),
+        isolate_lan=settings.isolate_lan,
+    )
+
+
 def build(
     settings: Settings,
     stop: threading.Event,
@@ -168,22 +184,15 @@ def build(
     progress_sink: Callable[[PullProgress], None] | None,
 ) -> Parts:
     """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
-    wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink, limits_from(settings))
-    # Docker calls keep a plain sleep between their (at most 2 s of) retries: the teardown after
-    # a stop must still ride out an engine blip.
-    runtime = DockerRuntime(
-        settings.instance,
-        base_url=settings.docker_host,
-        pool_size=settings.concurrency + 4,
-        adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
-        totals=totals_of(settings, wiring.limits),
-        isolate_lan=settings.isolate_lan,
-    )
+    limits, drain = limits_from(settings), Drain(settings.drain_seconds)
+    wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink, limits, drain=drain)
+    runtime = _runtime(settings, limits)
     source = source_of(settings, wiring.limits)
     puller, agent, keeper = loop_of(settings, runtime, source, wiring)
     lifecycle = None
     if isinstance(source, AssignmentSource):
         lifecycle = _lifecycle(settings, runtime=runtime, source=source, agent=agent, wiring=wiring)
+        wiring.drain.connect(lifecycle.announced_containers, lifecycle.wake_now)
     snap = Snapshot(
         agent,
         lifecycle,

@@ -34,6 +34,7 @@ from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
 from controller.core.tunnels import with_tunnels
 from controller.engine.doorbell import Doorbell
+from controller.engine.drain import Drain
 from controller.engine.executor import Executor
 from controller.engine.imagegc import PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
@@ -70,6 +71,7 @@ class Wiring:
     progress_sink: Callable[[PullProgress], None] | None
     limits: Limits
     withdrawn: threading.Event = field(default_factory=threading.Event)
+    drain: Drain = field(default_factory=lambda: Drain(0))  # before a service is stopped
 
     @property
     def observer(self) -> Observer:
@@ -210,6 +212,7 @@ def loop_of(
         housekeeping=_housekeeping(settings, runtime, pulled, keeper),
         limit=limit,
         backoffs=(puller.next_due,),
+        drain=wiring.drain,
         network=contain.network,
     )
     return puller, agent, keeper

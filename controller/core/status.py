@@ -68,6 +68,8 @@ def build_status(
         error = None
         if outcome is not None and outcome.ok:
             state = "running"
+        elif outcome is not None and outcome.action == "draining":
+            state = "draining"  # still running, its URL withdrawn: stopped after the drain
         elif outcome is not None and outcome.pending:
             state = "pulling"
         elif outcome is not None:

@@ -28,6 +28,7 @@ from controller.core.runtime import ContainerEvent, ContainerRuntime
 from controller.core.status import AgentStatus, build_status
 from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
+from controller.engine.drain import Drain
 from controller.engine.executor import Executor
 from controller.engine.watcher import EventWatcher
 
@@ -67,6 +68,7 @@ class Agent:
         network: str = "",
         limit: Callable[[DesiredState], DesiredState] = lambda desired: desired,
         backoffs: tuple[Callable[[], float | None], ...] = (),
+        drain: Drain | None = None,
     ) -> None:
         self._source, self._runtime, self._executor = source, runtime, executor
         self._stop, self._doorbell, self._clock = stop, doorbell, clock
@@ -83,7 +85,8 @@ class Agent:
         self._housekeeping = housekeeping  # image and volume collection, after a pass
         self._network = network  # the agent's own network, removed after a full teardown
         self._limit = limit
-        self._backoffs = (self._crashloop.next_due, *backoffs)
+        self._drain = drain or Drain(0)
+        self._backoffs = (self._crashloop.next_due, self._drain.next_due, *backoffs)
         self.last_success_at: float | None = None
 
     # -- one pass -----------------------------------------------------------------------------
@@ -126,9 +129,11 @@ class Agent:
         actual = self._runtime.list_managed()
         actions = plan(desired, actual)
         self._crashloop.forget_except({s.name for s in desired.specs})
-        allowed, held = self._crashloop.hold(actions)
+        self._drain.forget_except({c.name for c in actual})
+        draining, held_back = self._drain.hold(actions)
+        allowed, held = self._crashloop.hold(draining)
         executed = self._executor.execute(allowed)
-        report = ExecutionReport(executed.outcomes + tuple(held))
+        report = ExecutionReport(executed.outcomes + tuple(held_back) + tuple(held))
         self._restarts.update(
             o.name for o in report.outcomes if o.ok and o.action in ("start", "recreate")
         )

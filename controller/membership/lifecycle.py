@@ -106,6 +106,23 @@ class Lifecycle:
         stopped the threads): before the containers stop."""
         return self._registrar.withdraw(self._heartbeater.beat)
 
+    def announced_containers(self) -> frozenset[str]:
+        """The containers whose service is announced now and can be withdrawn alone: not with
+        a coordinator that assigns the ids and has no Part 2 (the service coordinator), where
+        withdrawing one service means a registration, so a new id, so every container
+        recreated for it — which would withdraw them again, for ever."""
+        identity = self._shared.standing.identity
+        if identity is None or not (
+            identity.assignment_url or identity.worker_id == self._shared.store.own_worker_id()
+        ):
+            return frozenset()
+        return frozenset(s.container for s in self._registrar.announcement().services)
+
+    def wake_now(self) -> None:
+        """Tell the coordinator now (a heartbeat, or a registration where the announcement
+        changed), not at the next interval."""
+        self._shared.wake.set()
+
     def announced(self) -> list[dict[str, Any]]:
         """The services the pool can reach now, at their URLs (what a registration sends)."""
         return self._registrar.announced()

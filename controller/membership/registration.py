@@ -171,6 +171,9 @@ class Registrar:
         log.info("services_withdrawn", how=how)
         return True
 
+    def announcement(self) -> Announcement:
+        return self._announcement()
+
     def announced(self) -> list[dict[str, Any]]:
         return self._announcement().containers()
 

@@ -189,3 +189,43 @@ def test_sigterm_withdraws_the_url_first_and_a_slow_request_completes(
         assert events.index("services_withdrawn") < events.index("teardown_started")
     finally:
         coord.stop()
+
+
+def test_a_recreated_service_drains_first_and_comes_back_announced(
+    client: docker.DockerClient,
+    instance: str,
+    registry_image: str,
+    tmp_path: Path,
+    start_agent: StartAgent,
+) -> None:
+    spec = {**web_spec(instance, registry_image), "command": ["sh", "-c", SLOW]}
+    coord = Coordinator(tmp_path, write_catalog(tmp_path / "c.yaml", [spec]), "--dialect", "full")
+    try:
+        start_agent(
+            coord.url,
+            instance,
+            *("--heartbeat-interval", "0.5", "--drain-seconds", "5"),
+            *("--ingress", "url", "--advertise-url", "http://127.0.0.1:{port}"),
+        )
+        wait_until(lambda: url_of(coord), what="the URL listed")
+        before = running(client, instance)
+        answers: list[requests.Response] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                requests.get(f"{coord.url}/api/service/notes-coa/cgi-bin/slow", timeout=20)
+            )
+        )
+        slow.start()
+        time.sleep(0.5)
+        changed = {**spec, "env": {"VERSION": "2"}}  # a new spec: the container is recreated
+        coord.set_assignment(coord.workers()[0]["id"], [changed])
+        wait_until(lambda: not url_of(coord), what="the URL withdrawn before the stop")
+        assert running(client, instance) == before  # still the old container, serving
+        slow.join(20)
+        assert answers and answers[0].status_code == 200 and answers[0].text.strip() == "done"
+        wait_until(lambda: (now := running(client, instance)) and now != before, what="recreated")
+        wait_until(lambda: url_of(coord), what="announced again once it runs")
+        again = requests.get(f"{coord.url}/api/service/notes-coa/cgi-bin/slow", timeout=20)
+        assert again.status_code == 200 and again.text.strip() == "done"
+    finally:
+        coord.stop()

@@ -155,3 +155,16 @@ def test_announcing_again_is_spaced_when_every_answer_changes_what_runs(make: Ma
     # Without the spacing: one registration a tick (60 in 30 min); with it, a handful.
     assert rig.coord.count("register") <= 10
     assert rig.coord.count("unregister") == rig.coord.count("register") - 1  # no ghost left
+
+
+def test_a_service_can_be_withdrawn_alone_except_where_that_means_a_new_worker_id(
+    make: Make,
+) -> None:
+    keeps = edge(make, assigned_containers=[WEB])  # keeps the agent's id
+    keeps.life.start()
+    keeps.until(lambda: keeps.life.identity is not None)
+    assert keeps.life.announced_containers() == {"web"}
+    assigns = make(catalog=CATALOG)  # the service coordinator: a new id per registration
+    assigns.life.start()
+    assigns.until(lambda: assigns.coord.count("register") == 2)
+    assert assigns.life.announced_containers() == frozenset()
