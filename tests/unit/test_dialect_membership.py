@@ -157,14 +157,18 @@ def test_announcing_again_is_spaced_when_every_answer_changes_what_runs(make: Ma
     assert rig.coord.count("unregister") == rig.coord.count("register") - 1  # no ghost left
 
 
-def test_a_service_can_be_withdrawn_alone_except_where_that_means_a_new_worker_id(
+def test_a_service_can_be_withdrawn_alone_where_the_coordinator_keeps_the_id(
     make: Make,
 ) -> None:
-    keeps = edge(make, assigned_containers=[WEB])  # keeps the agent's id
-    keeps.life.start()
-    keeps.until(lambda: keeps.life.identity is not None)
-    assert keeps.life.announced_containers() == {"web"}
-    assigns = make(catalog=CATALOG)  # the service coordinator: a new id per registration
-    assigns.life.start()
-    assigns.until(lambda: assigns.coord.count("register") == 2)
-    assert assigns.life.announced_containers() == frozenset()
+    rig = edge(make, assigned_containers=[WEB])
+    rig.life.start()
+    rig.until(lambda: rig.coord.count("register") == 2)
+    assert rig.life.announced_containers() == {"web"}
+
+
+def test_not_where_withdrawing_one_means_a_new_worker_id(make: Make) -> None:
+    rig = make(catalog=CATALOG)  # the service coordinator: a new id per registration
+    rig.life.start()
+    rig.until(lambda: rig.coord.count("register") == 2)
+    assert [s["name"] for s in rig.life.announced()] == ["web"]
+    assert rig.life.announced_containers() == frozenset()
