@@ -164,6 +164,20 @@ def _metrics(settings: Settings) -> Metrics | None:
     return Metrics()
 
 
+def _on_state_change(agent: Agent, notify: Callable[[], None]) -> Callable[[], None]:
+    """After a pass: when a container's state or health changed, `notify` (what is announced
+    may change: the membership looks now rather than at the next heartbeat)."""
+    seen: list[frozenset[tuple[str, str, str]]] = [frozenset()]
+
+    def after_pass() -> None:
+        now = frozenset((c.name, c.state, c.health) for c in agent.status().containers)
+        if now != seen[0]:
+            seen[0] = now
+            notify()
+
+    return after_pass
+
+
 def _runtime(settings: Settings, limits: Limits) -> DockerRuntime:
     # Docker calls keep a plain sleep between their (at most 2 s of) retries: the teardown after
     # a stop must still ride out an engine blip.
@@ -193,6 +207,7 @@ def build(
     if isinstance(source, AssignmentSource):
         lifecycle = _lifecycle(settings, runtime=runtime, source=source, agent=agent, wiring=wiring)
         wiring.drain.connect(lifecycle.announced_containers, lifecycle.wake_now)
+        wiring.after_pass.append(_on_state_change(agent, lifecycle.states_changed))
     snap = Snapshot(
         agent,
         lifecycle,

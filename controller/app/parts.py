@@ -72,6 +72,7 @@ class Wiring:
     limits: Limits
     withdrawn: threading.Event = field(default_factory=threading.Event)
     drain: Drain = field(default_factory=lambda: Drain(0))  # before a service is stopped
+    after_pass: list[Callable[[], None]] = field(default_factory=list)  # called after each pass
 
     @property
     def observer(self) -> Observer:
@@ -168,11 +169,17 @@ def _trusted(
 
 
 def _housekeeping(
-    settings: Settings, runtime: DockerRuntime, pulled: PulledImages, keeper: VolumeKeeper
+    settings: Settings,
+    runtime: DockerRuntime,
+    pulled: PulledImages,
+    keeper: VolumeKeeper,
+    listeners: list[Callable[[], None]],
 ) -> Callable[[DesiredState, list[ActualContainer]], None]:
     disk = docker_disk(runtime.data_root)
 
     def housekeeping(desired: DesiredState, actual: list[ActualContainer]) -> None:
+        for listener in listeners:
+            listener()
         images = {s.image for s in desired.specs} | {c.image for c in actual}
         high, low = settings.image_gc_high, settings.image_gc_low
         collect(pulled, runtime.remove_image, disk, images, high=high, low=low)
@@ -209,7 +216,7 @@ def loop_of(
         doorbell=doorbell,
         resync_interval=settings.resync_interval,
         observer=metrics,
-        housekeeping=_housekeeping(settings, runtime, pulled, keeper),
+        housekeeping=_housekeeping(settings, runtime, pulled, keeper, wiring.after_pass),
         limit=limit,
         backoffs=(puller.next_due,),
         drain=wiring.drain,

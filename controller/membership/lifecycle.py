@@ -32,6 +32,8 @@ from controller.membership.standing import Shared, Wait, real_wait
 log = structlog.get_logger(__name__)
 # Registration and long-poll retries: 1 s doubling to 1 min, each drawn in [d/2, d].
 RETRY = Delays(base=1.0, cap=60.0, jitter="half")
+# After a container changed state: look again after these many seconds, one after the other.
+RECHECKS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 # A coordinator that forgets each fresh registration: 30 s doubling to 10 min between them.
 FORGETS = Delays(base=30.0, cap=600.0)
 
@@ -78,6 +80,8 @@ class Lifecycle:
         self._threads = self._make_threads()
 
     def _make_threads(self) -> list[threading.Thread]:
+        self._rechecks: list[float] = []  # short looks after a state change (states_changed)
+        self._told: str | None = None  # the announcement's digest the last heartbeat carried
         return [
             threading.Thread(target=self._main, name="lifecycle", daemon=True),
             threading.Thread(target=self._poller.run, name="long-poll", daemon=True),
@@ -123,6 +127,12 @@ class Lifecycle:
         changed), not at the next interval."""
         self._shared.wake.set()
 
+    def states_changed(self) -> None:
+        """A container changed state: what is announced may change now or within seconds (a
+        tunnel prints its URL after it starts), so look at once and a few times more."""
+        self._rechecks = list(RECHECKS)
+        self._shared.wake.set()
+
     def announced(self) -> list[dict[str, Any]]:
         """The services the pool can reach now, at their URLs (what a registration sends)."""
         return self._registrar.announced()
@@ -161,23 +171,34 @@ class Lifecycle:
         return self._registrar.unregister(timeout)
 
     def _main(self) -> None:
-        self._guarded(lambda: self._registrar.connect(self._heartbeater.beat), "connect")
+        self._guarded(lambda: self._registrar.connect(self._beat), "connect")
         wake = self._shared.wake
         while not self._stop.is_set():
-            self._shared.wait(wake, self._shared.standing.interval)
+            recheck = bool(self._rechecks)
+            timeout = self._rechecks.pop(0) if recheck else self._shared.standing.interval
+            regular = not self._shared.wait(wake, timeout) and not recheck
             wake.clear()
             if self._stop.is_set():
                 return
-            if self._shared.forgotten.is_set():
-                if self._shared.forgets:  # it forgets each registration: do not hammer it
-                    self._shared.wait(self._stop, FORGETS.delay(self._shared.forgets))
-                    if self._stop.is_set():
-                        return
-                self._guarded(self._registrar.register_until_done, "register")
-            elif self._registrar.announcement_changed():
-                self._guarded(self._registrar.reannounce, "reannounce")
-            else:
-                self._guarded(self._heartbeater.beat, "heartbeat")
+            self._tick(regular)
+
+    def _tick(self, regular: bool) -> None:
+        """One look: register (again), or heartbeat — every interval, and between intervals
+        only when what is announced changed (Part 2 carries it in the heartbeat)."""
+        if self._shared.forgotten.is_set():
+            if self._shared.forgets:  # it forgets each registration: do not hammer it
+                self._shared.wait(self._stop, FORGETS.delay(self._shared.forgets))
+                if self._stop.is_set():
+                    return
+            self._guarded(self._registrar.register_until_done, "register")
+        elif self._registrar.announcement_changed():
+            self._guarded(self._registrar.reannounce, "reannounce")
+        elif regular or self._registrar.announcement().digest() != self._told:
+            self._guarded(self._beat, "heartbeat")
+
+    def _beat(self) -> None:
+        self._told = self._registrar.announcement().digest()
+        self._heartbeater.beat()
 
     @staticmethod
     def _guarded(step: Callable[[], None], name: str) -> None:

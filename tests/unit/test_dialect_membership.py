@@ -4,6 +4,7 @@ a coordinator that forgets every registration, one that refuses it (4xx)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -15,7 +16,7 @@ import structlog
 from controller.clients.store import Identity, StoredAssignment
 from controller.contract.catalog import Catalog
 from rma_testkit.scripted import URL, WEB, FakeCoordinator
-from tests.unit.test_lifecycle import Rig, digest
+from tests.unit.test_lifecycle import Rig, digest, until
 
 CATALOG = Catalog.from_data(
     {
@@ -172,3 +173,19 @@ def test_not_where_withdrawing_one_means_a_new_worker_id(make: Make) -> None:
     rig.until(lambda: rig.coord.count("register") == 2)
     assert [s["name"] for s in rig.life.announced()] == ["web"]
     assert rig.life.announced_containers() == frozenset()
+
+
+def test_a_state_change_is_told_at_once_only_when_the_announcement_changed(make: Make) -> None:
+    rig = make(part2=True, catalog=CATALOG)  # Part 2: the heartbeat carries the URLs
+    rig.life.start()
+    rig.until(lambda: rig.coord.count("heartbeat") >= 1)
+    rig.until(lambda: rig.time.waiting >= 1)
+    beats = rig.coord.count("heartbeat")
+    rig.life.states_changed()  # nothing announced changed: no heartbeat before the interval
+    threading.Event().wait(0.2)
+    assert rig.coord.count("heartbeat") == beats
+    rig.source.set(2, [{**WEB, "port": 9090}], 2)  # now announced at another URL
+    rig.life.states_changed()
+    until(lambda: rig.coord.count("heartbeat") == beats + 1)  # real time only: no interval
+    last = [b for k, b in rig.coord.calls if k == "heartbeat"][-1]
+    assert last["worker_id"]
