@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import psutil
 
-from bench import capacity, converge, heal, idle, propagation, report, scale, startup
+from bench import capacity, converge, heal, idle, propagation, reach, report, scale, startup
 from bench.common import client
 
 FULL: dict[str, Any] = {
@@ -29,6 +29,7 @@ FULL: dict[str, Any] = {
     "converge": {"sizes": [1, 10, 20, 50], "repeats": {1: 7, 10: 5, 20: 5, 50: 5}},
     "heal": {"repeats": 10},
     "propagation": {"repeats": 10, "repeats_no_poll": 5, "heartbeat_interval": 30.0},
+    "reach": {"repeats": 10},
     "idle": {"containers": 20, "seconds": 65.0},
     "scale": {"containers": 200, "resyncs": 10, "changes": 5},
     "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
@@ -38,6 +39,7 @@ QUICK: dict[str, Any] = {
     "converge": {"sizes": [1, 3], "repeats": {1: 1, 3: 1}},
     "heal": {"repeats": 1},
     "propagation": {"repeats": 1, "repeats_no_poll": 1, "heartbeat_interval": 1.0},
+    "reach": {"repeats": 1},
     "idle": {"containers": 3, "seconds": 3.0},
     "scale": {"containers": 5, "resyncs": 2, "changes": 1},
     "capacity": {"sizes": [100], "seconds": 1.0, "connections": 4, "repeats": 2},
@@ -94,6 +96,7 @@ def _steps(
         ),
         "heal": lambda: heal.run(cli, work, p["heal"]["repeats"]),
         "propagation": lambda: propagation.run(cli, work, **p["propagation"]),
+        "reach": lambda: reach.run(cli, work, **p["reach"]),
         "idle": lambda: idle.run(cli, work, **p["idle"]),
         "scale": lambda: scale.run(cli, work, **p["scale"]),
         "capacity": lambda: capacity.run(work, **p["capacity"]),
@@ -112,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(FULL))
     parser.add_argument("--readme", type=Path, help="splice the Markdown into this README")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: keep the other sections of the output folder's bench.json",
+    )
     return _run(parser.parse_args(argv))
 
 
@@ -136,8 +144,25 @@ def _run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+    if args.merge:
+        results = _merged(args, results, wanted)
     _write(args, results)
     return 0
+
+
+def _merged(args: argparse.Namespace, fresh: dict[str, Any], wanted: list[str]) -> dict[str, Any]:
+    """The previous results with the sections just run replaced (their dates kept apart)."""
+    out = args.out or Path("bench/results")
+    try:
+        previous: dict[str, Any] = json.loads((out / "bench.json").read_text())
+    except (OSError, ValueError):
+        return fresh
+    dates = previous.get("section_dates") or {}
+    for name in wanted:
+        previous[name] = fresh.get(name)
+        dates[name] = fresh["date"]
+    previous["section_dates"] = dates
+    return previous
 
 
 def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:

@@ -48,6 +48,20 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
     ("self-heal after `docker rm -f` (median)", ("heal", "remove", "median"), "<", 1.0, "s"),
     ("self-heal after `docker kill` (median)", ("heal", "kill", "median"), "<", 1.0, "s"),
     ("propagation with long poll (median)", ("propagation", "long_poll", "median"), "<", 1.0, "s"),
+    (
+        "service running → URL at the coordinator (median)",
+        ("reach", "service_start_to_listed", "median"),
+        "<",
+        2.0,
+        "s",
+    ),
+    (
+        "tunnel killed → requests work again (median)",
+        ("reach", "tunnel_killed_to_working", "median"),
+        "<",
+        2.0,
+        "s",
+    ),
     ("idle CPU, 20 containers", ("idle", "cpu_percent_of_one_core"), "<", 1.0, "% of a core"),
     ("idle RSS, 20 containers", ("idle", "rss_mb_max"), "<", 80.0, "MB"),
     (
@@ -109,6 +123,15 @@ def _latencies(results: dict[str, Any]) -> list[str]:
             f"{_fmt(_get(results, 'propagation', 'heartbeat_interval'))} s)",
             ("propagation", "without_long_poll"),
         ),
+        (
+            "HTTP service started → its URL listed at the coordinator",
+            ("reach", "service_start_to_listed"),
+        ),
+        ("tunnel started → its URL listed (stand-in tunnel)", ("reach", "tunnel_start_to_listed")),
+        (
+            "tunnel killed → requests through the coordinator work",
+            ("reach", "tunnel_killed_to_working"),
+        ),
         ("200 containers: converged resync pass", ("scale", "converged_pass_s")),
         ("200 containers: pass changing one container", ("scale", "one_change_pass_s")),
         (
@@ -151,7 +174,8 @@ def markdown(results: dict[str, Any], plot_path: str | None = None) -> str:
     lines = [
         f"Run {results.get('date', '?')} on {machine.get('summary', 'this machine')}"
         f"{' (quick mode: sizes reduced, not representative)' if results.get('quick') else ''}"
-        ". Medians of repeated runs; JSON in `bench/results/bench.json`.",
+        ". Medians of repeated runs; JSON in `bench/results/bench.json`."
+        + _later_sections(results),
         "",
     ]
     if plot_path:
@@ -162,6 +186,13 @@ def markdown(results: dict[str, Any], plot_path: str | None = None) -> str:
         lines.append(f"| {t['target']} | {t['goal']} | {_fmt(t['measured'])} | {met} |")
     lines += ["", *_converge(results), "", *_latencies(results), "", *_idle_and_capacity(results)]
     return "\n".join(lines) + "\n"
+
+
+def _later_sections(results: dict[str, Any]) -> str:
+    """Sections run again on their own (`--only … --merge`), with their date."""
+    dates = results.get("section_dates") or {}
+    said = [f"{name} on {date}" for name, date in sorted(dates.items())]
+    return f" Run again alone: {', '.join(said)}." if said else ""
 
 
 def splice(readme: str, block: str) -> str:
