@@ -81,7 +81,7 @@ def test_health_server_routes() -> None:
 
 
 STATUS: dict[str, Any] = {
-    "version": "0.4.0",
+    "version": "0.5.0",
     "instance": "default",
     "mode": "coordinator",
     "coordinator": "http://c:8080",
