@@ -57,25 +57,28 @@ def _reporting(
 ) -> tuple[Callable[[], Announcement], Callable[[], dict[str, Any]]]:
     """What the worker announces (its services' URLs) and the heartbeat it sends."""
     from controller.clients import hardware  # noqa: PLC0415
+    from controller.contract import services as svc  # noqa: PLC0415
     from controller.contract.api import heartbeat_fields  # noqa: PLC0415
-    from controller.contract.services import Announcement, announce, only, serving  # noqa: PLC0415
 
     reach, limits = reach_of(settings, runtime), limits_from(settings)
     lent, lock, ready = frozenset(limits.gpus or ()), threading.Lock(), [frozenset[str]()]
 
     def announcement() -> Announcement:
         if wiring.withdrawn.is_set():  # shutting down: nothing is reachable any more
-            return Announcement()
+            return svc.Announcement()
         with lock:  # the lifecycle thread and the status endpoint both ask
-            ready[0] = serving(agent.status(), ready[0])
+            ready[0] = svc.serving(agent.status(), ready[0])
             desired = source.current()
             serving_now = ready[0] - wiring.drain.withdrawing()  # not those about to stop
-            return announce(desired.specs if desired else (), only(serving_now, reach()))
+            return svc.announce(desired.specs if desired else (), svc.only(serving_now, reach()))
 
     def report() -> dict[str, Any]:
         gpu = hardware.gpu_utilization(lent=lent) if limits.gpus != () else None
+        status, announced = agent.status(), announcement()
+        hidden = svc.not_reachable(status, announced, settings.ingress_mode)
+        load = hardware.load_snapshot()
         return heartbeat_fields(
-            agent.status(), *hardware.load_snapshot(), announced=announcement(), gpu_utilization=gpu
+            status, *load, announced=announced, gpu_utilization=gpu, unreachable=hidden
         )
 
     return announcement, report

@@ -74,6 +74,8 @@ def _membership_lines(data: dict[str, Any]) -> list[str]:
     reachable = ", ".join(f"{s['name']} at {s['service_url']}" for s in data.get("reachable") or [])
     ingress = data.get("ingress", "none")
     lines.append(f"Reachable:      {reachable or 'nothing'} (ingress {ingress})")
+    for name, why in (data.get("not_reachable") or {}).items():
+        lines.append(f"Not reachable:  {name}: {why}")
     return lines
 
 

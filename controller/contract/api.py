@@ -61,6 +61,7 @@ def heartbeat_fields(
     *,
     announced: Announcement | None = None,
     gpu_utilization: float | None = None,
+    unreachable: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The heartbeat body, less worker_id: Part 1 fields; Part 2's containers, each with the
     URL it is served at (Part 4); Part 3's services_status and GPU use (absent when unknown)."""
@@ -87,6 +88,8 @@ def heartbeat_fields(
     unknown = [c.name for c in status.containers if c.state == "refused" and c.unknown_service]
     if unknown:
         body["unknown_services"] = unknown
+    if unreachable:
+        body["not_reachable"] = unreachable
     if gpu_utilization is not None:
         body["gpu_utilization"] = round(min(max(gpu_utilization, 0.0), 100.0), 1)
     return body

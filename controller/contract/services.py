@@ -131,6 +131,23 @@ def announce(specs: Iterable[ContainerSpec], reach: Reach) -> Announcement:
     return Announcement(ordered, ordered[0].service_url if ordered else "")
 
 
+def not_reachable(status: AgentStatus, announced: Announcement, ingress: str) -> dict[str, str]:
+    """Per service the pool cannot reach now: why (for `status` and the heartbeat)."""
+    urls = {s.container for s in announced.services}
+    found = {}
+    for c in status.containers:
+        if c.state == "refused" or c.name.startswith(TUNNEL_PREFIX) or c.name in urls:
+            continue
+        if ingress == "none":
+            why = "ingress none: nothing is announced"
+        elif ingress == "tunnel" and not c.http:
+            why = "TCP only: a quick tunnel carries HTTP (announced with --ingress url)"
+        else:
+            why = f"not serving yet ({c.state})" if c.state != "running" else "no URL yet"
+        found[c.service or c.name] = why
+    return found
+
+
 def services_status(status: AgentStatus) -> dict[str, str]:
     """Per service: `healthy`, `starting`, `unhealthy` or `stopped` — Docker's health state where
     the image has a health check, else running or not. Refused entries are not services."""

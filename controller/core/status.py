@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core.models import SERVICE_LABEL, ActualContainer, DesiredState
+from controller.core.models import HTTP_LABEL, SERVICE_LABEL, ActualContainer, DesiredState
 from controller.core.results import ExecutionReport
 
 ACTIONABLE = frozenset({"refused", "failed", "conflict", "backoff"})
@@ -29,6 +29,7 @@ class ContainerStatus:
     service: str = ""  # the RMA service it serves (its rma.service label, else its name)
     health: str = ""  # Docker's health state, when the image checks one
     unknown_service: bool = False
+    http: bool = False  # it speaks HTTP (a tunnel can carry it)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,7 +79,10 @@ def build_status(
         service = spec.labels_dict.get(SERVICE_LABEL, spec.name)
         health = current.health if current and state == "running" else ""
         count = restarts.get(spec.name, 0)
-        rows.append(ContainerStatus(spec.name, state, spec.image, count, error, service, health))
+        http = spec.labels_dict.get(HTTP_LABEL) == "true"
+        rows.append(
+            ContainerStatus(spec.name, state, spec.image, count, error, service, health, http=http)
+        )
     rows += [
         ContainerStatus(r.name, "refused", "", 0, r.message, unknown_service=r.unknown_service)
         for r in desired.refused

@@ -13,6 +13,7 @@ read-only facts `status` shows.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +58,9 @@ class Lifecycle:
         retry: Delays = RETRY,
         observer: Observer | None = None,
         wait: Wait = real_wait,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._stop = stop
+        self._stop, self._clock = stop, clock
         self._shared = Shared(
             store, source, on_change=on_change, heartbeat_override=heartbeat_override, wait=wait
         )
@@ -70,17 +72,14 @@ class Lifecycle:
             poll_client or client, self._shared, stop=stop, wait=long_poll_wait, delays=retry
         )
         self._heartbeater = Heartbeater(
-            client,
-            self._shared,
-            report=report,
-            observer=observer or NullObserver(),
-            stop=stop,
-            fetch_now=self._poller.fetch_now,
-        )
+            client, self._shared, report=report, observer=observer or NullObserver(),
+            stop=stop, fetch_now=self._poller.fetch_now,
+        )  # fmt: skip
         self._threads = self._make_threads()
 
     def _make_threads(self) -> list[threading.Thread]:
         self._rechecks: list[float] = []  # short looks after a state change (states_changed)
+        self._due = 0.0  # when the next heartbeat is due (the clock's time)
         self._told: str | None = None  # the announcement's digest the last heartbeat carried
         return [
             threading.Thread(target=self._main, name="lifecycle", daemon=True),
@@ -133,6 +132,9 @@ class Lifecycle:
         self._rechecks = list(RECHECKS)
         self._shared.wake.set()
 
+    def announcement(self) -> Announcement:
+        return self._registrar.announcement()
+
     def announced(self) -> list[dict[str, Any]]:
         """The services the pool can reach now, at their URLs (what a registration sends)."""
         return self._registrar.announced()
@@ -173,14 +175,15 @@ class Lifecycle:
     def _main(self) -> None:
         self._guarded(lambda: self._registrar.connect(self._beat), "connect")
         wake = self._shared.wake
+        self._due = self._clock() + self._shared.standing.interval
         while not self._stop.is_set():
-            recheck = bool(self._rechecks)
-            timeout = self._rechecks.pop(0) if recheck else self._shared.standing.interval
-            regular = not self._shared.wait(wake, timeout) and not recheck
+            remaining = max(0.0, self._due - self._clock())
+            timeout = min(self._rechecks.pop(0), remaining) if self._rechecks else remaining
+            self._shared.wait(wake, timeout)
             wake.clear()
             if self._stop.is_set():
                 return
-            self._tick(regular)
+            self._tick(regular=self._clock() >= self._due)
 
     def _tick(self, regular: bool) -> None:
         """One look: register (again), or heartbeat — every interval, and between intervals
@@ -195,9 +198,14 @@ class Lifecycle:
             self._guarded(self._registrar.reannounce, "reannounce")
         elif regular or self._registrar.announcement().digest() != self._told:
             self._guarded(self._beat, "heartbeat")
+            return
+        else:
+            return  # a look between heartbeats that found nothing new to tell
+        self._due = self._clock() + self._shared.standing.interval  # registered: it counts
 
     def _beat(self) -> None:
         self._told = self._registrar.announcement().digest()
+        self._due = self._clock() + self._shared.standing.interval
         self._heartbeater.beat()
 
     @staticmethod

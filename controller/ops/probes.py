@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller import __version__
+from controller.contract.services import not_reachable
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent
 from controller.membership.lifecycle import Lifecycle
@@ -74,6 +75,9 @@ class Snapshot:
             "coordinator_notice": life.notice if life else None,
             "ingress": self._ingress,
             "reachable": life.announced() if life else [],
+            "not_reachable": (
+                not_reachable(agent_status, life.announcement(), self._ingress) if life else {}
+            ),
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
             "containers": [c.as_json() for c in agent_status.containers],

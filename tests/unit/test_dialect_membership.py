@@ -189,3 +189,15 @@ def test_a_state_change_is_told_at_once_only_when_the_announcement_changed(make:
     until(lambda: rig.coord.count("heartbeat") == beats + 1)  # real time only: no interval
     last = [b for k, b in rig.coord.calls if k == "heartbeat"][-1]
     assert last["worker_id"]
+
+
+def test_state_changes_all_the_time_never_hold_back_the_heartbeat(make: Make) -> None:
+    rig = make(part2=True, catalog=CATALOG)
+    rig.life.start()
+    rig.until(lambda: rig.coord.count("heartbeat") >= 1)
+    beats = rig.coord.count("heartbeat")
+    for _ in range(40):  # a crash-looping container: a new state every 2 s for 80 s
+        rig.life.states_changed()
+        threading.Event().wait(0.01)
+        rig.time.advance(2.0)
+    until(lambda: rig.coord.count("heartbeat") >= beats + 2)  # every 30 s all the same

@@ -58,6 +58,7 @@ class Rig:
             on_change=self.changes.set,
             long_poll_wait=long_poll_wait,
             wait=self.time.wait,
+            clock=lambda: self.time.now,
         )
 
     def announcement(self) -> Announcement:

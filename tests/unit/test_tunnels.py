@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controller.contract.api import heartbeat_fields
 from controller.contract.schema import parse_specs
-from controller.contract.services import announce, serving, through_tunnels
+from controller.contract.services import (
+    announce,
+    not_reachable,
+    serving,
+    through_tunnels,
+    unreachable,
+)
 from controller.core.errors import TransientError
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.status import AgentStatus, ContainerStatus
@@ -120,3 +127,18 @@ def test_a_service_is_announced_once_running_kept_while_recreated_withdrawn_when
         assert serving(AgentStatus((row("web", down),)), now) == frozenset()
     assert serving(AgentStatus((row("web", "running", "unhealthy"),)), now) == frozenset()
     assert serving(AgentStatus(()), now) == frozenset()  # left the assignment
+
+
+def test_what_the_pool_cannot_reach_is_said_with_why() -> None:
+    web = ContainerStatus("web", "running", "i", service="web", http=True)
+    db = ContainerStatus("db", "running", "i", service="postgres")
+    tunnel = ContainerStatus("rma-tunnel-web", "running", "i", service="rma-tunnel-web")
+    status = AgentStatus((web, db, tunnel))
+    specs = desired(WEB, DB).specs
+    ann = announce(specs, through_tunnels({"rma-tunnel-web": "https://a.trycloudflare.com"}))
+    assert not_reachable(status, ann, "tunnel") == {
+        "postgres": "TCP only: a quick tunnel carries HTTP (announced with --ingress url)"
+    }
+    assert set(not_reachable(status, announce(specs, unreachable), "none")) == {"web", "postgres"}
+    body = heartbeat_fields(status, 0.1, 1 << 30, announced=ann, unreachable={"postgres": "x"})
+    assert body["not_reachable"] == {"postgres": "x"}
