@@ -25,6 +25,7 @@ from controller.core.models import NAME_RE
 from controller.settings_fields import OFF, ContainmentSettings, default_state_dir
 from controller.settings_fields import setting as _f
 from controller.settings_ingress import IngressSettings
+from controller.settings_owner import OwnerSettings
 
 __all__ = ["GROUPS", "Settings", "env_for", "flag_for", "group_of", "parse_host_port"]
 
@@ -32,7 +33,7 @@ DEFAULT_COORDINATOR = "http://localhost:8080"
 GROUPS = ("contributor", "operator", "tuning")
 
 
-class Settings(ContainmentSettings, IngressSettings):
+class Settings(ContainmentSettings, IngressSettings, OwnerSettings):
     model_config = SettingsConfigDict(env_prefix="RMA_", extra="ignore", populate_by_name=True)
 
     # -- operator: how this agent runs ---------------------------------------------------------

@@ -25,6 +25,7 @@ class FakeRuntime:
     fail_create: dict[str, Exception] = field(default_factory=dict)  # by name
     list_error: Exception | None = None
     calls: list[str] = field(default_factory=list)
+    graces: list[float] = field(default_factory=list)  # each stop's grace, in order
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,7 +94,9 @@ class FakeRuntime:
             self.containers[c.id] = c
             return c.id
 
-    def start(self, container_id: str, *, unpause: bool = False) -> None:
+    def start(
+        self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""
+    ) -> None:
         self.calls.append(f"start:{container_id}")
         c = self.containers.get(container_id)
         if c is None:
@@ -102,6 +105,7 @@ class FakeRuntime:
 
     def stop(self, container_id: str, grace: float) -> None:
         self.calls.append(f"stop:{container_id}")
+        self.graces.append(grace)
         c = self.containers.get(container_id)
         if c is not None:
             self.containers[container_id] = replace(c, state="exited")

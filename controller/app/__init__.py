@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
+from controller.app.endpoint import metrics_of, start_health
+from controller.app.owner import Owner, owner_of
 from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of, totals_of
 from controller.clients.docker_runtime import DockerRuntime
-from controller.clients.store import StateStore, atomic_write_text
+from controller.clients.store import StateStore
 from controller.core.observe import PullProgress
 from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from controller.contract.services import Announcement
     from controller.core.limits import Limits
     from controller.membership.lifecycle import Lifecycle
-    from controller.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,8 @@ def _reporting(
     agent: Agent,
     runtime: DockerRuntime,
     wiring: Wiring,
+    *,
+    owner: Owner,
 ) -> tuple[Callable[[], Announcement], Callable[[], dict[str, Any]]]:
     """What the worker announces (its services' URLs) and the heartbeat it sends."""
     from controller.clients import hardware  # noqa: PLC0415
@@ -77,8 +80,11 @@ def _reporting(
         status, announced = agent.status(), announcement()
         hidden = svc.not_reachable(status, announced, settings.ingress_mode)
         load = hardware.load_snapshot()
-        return heartbeat_fields(
-            status, *load, announced=announced, gpu_utilization=gpu, unreachable=hidden
+        return (
+            heartbeat_fields(
+                status, *load, announced=announced, gpu_utilization=gpu, unreachable=hidden
+            )
+            | owner.heartbeat()
         )
 
     return announcement, report
@@ -91,6 +97,7 @@ def _lifecycle(
     source: AssignmentSource,
     agent: Agent,
     wiring: Wiring,
+    owner: Owner,
 ) -> Lifecycle:
     # Imported here: an agent in manifest mode never needs them (a faster start).
     from controller.clients import hardware  # noqa: PLC0415
@@ -105,7 +112,7 @@ def _lifecycle(
             allow_insecure=settings.allow_insecure_coordinator,
         )
 
-    announcement, report = _reporting(settings, source, agent, runtime, wiring)
+    announcement, report = _reporting(settings, source, agent, runtime, wiring, owner=owner)
     limits = wiring.limits
     return Lifecycle(
         client(),
@@ -124,32 +131,6 @@ def _lifecycle(
     )
 
 
-def start_health(
-    settings: Settings, snap: Snapshot, metrics: Metrics | None
-) -> HealthServer | None:
-    """The health/metrics/status endpoint; its URL is written to the state dir for `status`."""
-    addr = settings.health_address
-    url_file = settings.state_dir / f"{settings.instance}.health"
-    if addr is None or metrics is None:
-        url_file.unlink(missing_ok=True)
-        return None
-    try:
-        server = HealthServer(
-            addr, alive=snap.alive, ready=snap.ready, status=snap.status, metrics=metrics.render
-        )
-    except OSError as exc:
-        log.error(
-            "health_endpoint_failed",
-            address=settings.health_addr,
-            error=exc.strerror,
-            effect="running without /healthz, /metrics and `rma-worker status`",
-        )
-        return None
-    server.start()
-    atomic_write_text(url_file, server.url + "\n")
-    return server
-
-
 @dataclass
 class Parts:
     runtime: DockerRuntime
@@ -157,14 +138,7 @@ class Parts:
     lifecycle: Lifecycle | None
     health: HealthServer | None
     withdrawn: threading.Event
-
-
-def _metrics(settings: Settings) -> Metrics | None:
-    if settings.health_address is None:
-        return None  # nothing would serve them
-    from controller.ops.metrics import Metrics  # noqa: PLC0415
-
-    return Metrics()
+    owner: Owner
 
 
 def _on_state_change(agent: Agent, notify: Callable[[], None]) -> Callable[[], None]:
@@ -202,13 +176,18 @@ def build(
 ) -> Parts:
     """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
     limits, drain = limits_from(settings), Drain(settings.drain_seconds)
-    wiring = Wiring(stop, doorbell, _metrics(settings), progress_sink, limits, drain=drain)
+    wiring = Wiring(stop, doorbell, metrics_of(settings), progress_sink, limits, drain=drain)
     runtime = _runtime(settings, limits)
     source = source_of(settings, wiring.limits)
-    puller, agent, keeper = loop_of(settings, runtime, source, wiring)
+    built: list[Agent] = []  # the owner's sensors read the loop's latest listing
+    owner = owner_of(settings, wiring, lambda: built[0].actual() if built else ())
+    puller, agent, keeper = loop_of(settings, runtime, source, wiring, owner.conditions.apply)
+    built.append(agent)
     lifecycle = None
     if isinstance(source, AssignmentSource):
-        lifecycle = _lifecycle(settings, runtime=runtime, source=source, agent=agent, wiring=wiring)
+        lifecycle = _lifecycle(
+            settings, runtime=runtime, source=source, agent=agent, wiring=wiring, owner=owner
+        )
         wiring.drain.connect(lifecycle.announced_containers, lifecycle.wake_now)
         wiring.after_pass.append(_on_state_change(agent, lifecycle.states_changed))
     snap = Snapshot(
@@ -221,9 +200,10 @@ def build(
         resync_interval=settings.resync_interval,
         kept_volumes=lambda: keeper.kept,
         ingress=settings.ingress_mode,
+        owner=owner.view,
     )
     health = start_health(settings, snap, wiring.metrics)
-    return Parts(runtime, agent, lifecycle, health, wiring.withdrawn)
+    return Parts(runtime, agent, lifecycle, health, wiring.withdrawn, owner)
 
 
 def _drained(settings: Settings, parts: Parts, signals: Signals) -> bool:
@@ -262,6 +242,7 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
         manifest=str(settings.manifest or "") or None,
     )
     try:
+        parts.owner.start(stop)  # its first check before the first pass: a pause holds at once
         if parts.lifecycle is not None:
             parts.lifecycle.start()
         if settings.once:
@@ -274,6 +255,7 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
         return code
     finally:
         stop.set()
+        parts.owner.close()
         if parts.health is not None:
             parts.health.close()
         signals.close()

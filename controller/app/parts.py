@@ -188,10 +188,13 @@ def _housekeeping(
     return housekeeping
 
 
+Hook = Callable[[DesiredState], DesiredState]
+
+
 def loop_of(
-    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring
+    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring, hold: Hook
 ) -> tuple[ImagePuller, Agent, VolumeKeeper]:
-    """The puller, executor, reconcile loop and volume keeper."""
+    """The puller, executor, loop (`hold`: the owner's conditions) and volume keeper."""
     stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
     store = StateStore(settings.state_dir, settings.instance)
     pulled, disk = PulledImages(store), docker_disk(runtime.data_root)
@@ -221,6 +224,7 @@ def loop_of(
         backoffs=(puller.next_due,),
         drain=wiring.drain,
         network=contain.network,
+        hold=hold,
     )
     return puller, agent, keeper
 

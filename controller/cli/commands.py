@@ -8,6 +8,8 @@ line wins over the environment.
     rma-worker status [--json]           ask the running agent how it is doing
     rma-worker cleanup [--dry-run] [--volumes]  remove what carries the agent's labels
     rma-worker adopt-volume NAME...      use an earlier agent's unprefixed volumes as they are
+    rma-worker pause [--for 2h] [--gpu-only]  hold the containers stopped (kept) until resumed
+    rma-worker resume                    end the pause
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def _add_setting_flags(
         kwargs: dict[str, Any] = {"dest": spec["name"], "default": default, "help": help_text}
         if spec["kind"] == "bool":
             kwargs["action"] = "store_true"
+            if spec.get("negatable"):  # on by default: --no-<flag> turns it off
+                off = "--no-" + spec["flag"].removeprefix("--")
+                parser.add_argument(
+                    off, dest=spec["name"], action="store_const", const=False, default=default,
+                    help=f"turn {spec['flag']} off",
+                )  # fmt: skip
         else:
             kwargs["type"] = TYPES[spec["kind"]]
             if spec["choices"]:
@@ -68,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     specs = flag_specs()  # read once for the parser and both subcommands
     _add_setting_flags(parser, specs, sub=False)
-    commands = parser.add_subparsers(dest="command", metavar="{status,cleanup,adopt-volume}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{status,pause,resume,cleanup,adopt-volume}"
+    )
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(status, specs, sub=True)
@@ -83,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--volumes", action="store_true", help="the agent's volumes too (their data is lost)"
     )
     _add_setting_flags(cleanup, specs, sub=True)
+    _owner_commands(commands, specs)
     adopt = commands.add_parser(
         "adopt-volume",
         help="use existing (unprefixed) volumes of an earlier agent as they are",
@@ -92,13 +103,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _owner_commands(commands: Any, specs: list[dict[str, Any]]) -> None:
+    pause = commands.add_parser(
+        "pause",
+        help="pause the running agent: its containers are stopped (kept), the coordinator told",
+    )
+    pause.add_argument(
+        "--for", dest="duration", metavar="DURATION", help="end by itself after 2h, 90m, 1d…"
+    )
+    pause.add_argument(
+        "--gpu-only", action="store_true", help="only the GPU containers (the rest keeps running)"
+    )
+    _add_setting_flags(pause, specs, sub=True)
+    resume = commands.add_parser("resume", help="end a pause (started again, not pulled again)")
+    _add_setting_flags(resume, specs, sub=True)
+
+
 def load_settings(args: argparse.Namespace) -> Settings:
     from controller.settings import Settings  # noqa: PLC0415 (not needed for --help)
 
     overrides = {
-        k: v
-        for k, v in vars(args).items()
-        if k in Settings.model_fields and v is not None and v is not False
+        k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }
     return Settings(**overrides)
 
@@ -106,6 +131,12 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
     from controller.cli import console  # noqa: PLC0415
 
+    if args.command in ("pause", "resume"):
+        from controller.cli import owner  # noqa: PLC0415
+
+        if args.command == "resume":
+            return owner.resume_command(settings)
+        return owner.pause_command(settings, args.duration, gpu_only=args.gpu_only)
     if args.command == "adopt-volume":
         return console.adopt_command(settings, args.volumes)
     if args.command == "cleanup":

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TextIO
 
+from controller.cli.owner import owner_lines
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore, read_private
 from controller.core.errors import AgentError
@@ -90,7 +91,11 @@ def render_status(data: dict[str, Any]) -> str:
     state = ("converged" if data["converged"] else "converging") + (
         ", healthy" if data["healthy"] else ", degraded"
     )
-    lines += [f"State:          {state}", ""]
+    if data.get("state") in ("paused", "yielded"):
+        state = f"{data['state']} ({state})"
+    lines += [f"State:          {state}"]
+    lines += owner_lines(data)
+    lines.append("")
     rows = [("NAME", "STATE", "RESTARTS", "IMAGE", "LAST ERROR")]
     rows += [
         (c["name"], c["state"], str(c["restarts"]), c["image"], c["error"] or "")

@@ -84,6 +84,7 @@ def flags() -> str:
                 "kind": kind,
                 "choices": choices,
                 "help": str(info.description),
+                "negatable": kind == "bool" and info.default is True,
             }
         )
     return json.dumps(specs, indent=1) + "\n"

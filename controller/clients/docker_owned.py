@@ -121,6 +121,20 @@ class OwnedResources:
         self._isolated = network.get("Id")
         log.info("lan_isolated", network=network.get("Name"), subnets=subnets, bridge=bridge)
 
+    def join_network(self, container_id: str, name: str, alias: str) -> None:
+        """Connect a container (stopped by a hold, which left the network) again before it
+        starts, under its name; one already connected is fine."""
+        with self._endpoints:
+            try:
+                self._call(
+                    lambda: self._client().api.connect_container_to_network(
+                        container_id, name, aliases=[alias]
+                    )
+                )
+            except PermanentError as exc:
+                if "already exists" not in str(exc):
+                    raise
+
     def leave_network(self, container_id: str, name: str) -> None:
         """Disconnect a container from the agent's network, one at a time (see
         DockerRuntime.stop); one not connected, or already gone, is fine."""

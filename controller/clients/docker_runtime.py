@@ -2,7 +2,7 @@
 
 It sees only containers carrying this agent instance's ownership labels (one label-filtered list
 call per pass), writes the spec hash into a label at creation, and lets no docker-py or requests
-error out: every call runs inside the error boundary of docker_errors.py.
+error out (every call runs inside the error boundary of docker_errors.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from controller.core.runtime import ContainerEvent, ProgressCallback
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-
 _WATCHED_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause"})
 
 
@@ -184,11 +183,16 @@ class DockerRuntime:
             raise
         return str(result["Id"])
 
-    def start(self, container_id: str, *, unpause: bool = False) -> None:
+    def start(
+        self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""
+    ) -> None:
+        """Start (or unpause) a container; with `network`, joined again first (`stop` leaves)."""
         if unpause:
             self._call(lambda: self.client.api.unpause(container_id))
             return
         try:
+            if network:
+                self.owned.join_network(container_id, network, alias)
             self._call(lambda: self.client.api.start(container_id))
         except PermanentError as exc:
             if "network" not in str(exc) or "not found" not in str(exc):

@@ -8,6 +8,7 @@ contract tests (tests/contract/) check the two against each other, never by shar
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,7 +65,28 @@ def heartbeat_fields(
     unreachable: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The heartbeat body, less worker_id: Part 1 fields; Part 2's containers, each with the
-    URL it is served at (Part 4); Part 3's services_status and GPU use (absent when unknown)."""
+    URL it is served at (Part 4); Part 3's services_status and GPU use (absent when unknown).
+    `status` is `paused` while the owner holds everything stopped (the heartbeater says
+    `degraded` instead to a coordinator without Part 2, which knows only those two)."""
+    body: dict[str, Any] = {
+        "status": "paused" if status.paused else "healthy" if status.healthy else "degraded",
+        "current_load": round(min(max(load, 0.0), 1.0), 3),
+        "available_memory": format_gb(available_bytes),
+        "containers": _rows(status, announced),
+        "services_status": services_status(status),
+    }
+    unknown = [c.name for c in status.containers if c.state == "refused" and c.unknown_service]
+    if unknown:
+        body["unknown_services"] = unknown
+    if unreachable:
+        body["not_reachable"] = unreachable
+    if gpu_utilization is not None:
+        body["gpu_utilization"] = round(min(max(gpu_utilization, 0.0), 100.0), 1)
+    return body | held_fields(status)
+
+
+def _rows(status: AgentStatus, announced: Announcement | None) -> list[dict[str, Any]]:
+    """Part 2's container rows, each announced one with its service's URL (Part 4)."""
     urls = {s.container: s for s in (announced.services if announced else ())}
     rows = []
     for c in status.containers:
@@ -78,18 +100,24 @@ def heartbeat_fields(
                 "health_endpoint": service.health_endpoint,
             }
         rows.append(row)
-    body: dict[str, Any] = {
-        "status": "healthy" if status.healthy else "degraded",
-        "current_load": round(min(max(load, 0.0), 1.0), 3),
-        "available_memory": format_gb(available_bytes),
-        "containers": rows,
-        "services_status": services_status(status),
-    }
-    unknown = [c.name for c in status.containers if c.state == "refused" and c.unknown_service]
-    if unknown:
-        body["unknown_services"] = unknown
-    if unreachable:
-        body["not_reachable"] = unreachable
-    if gpu_utilization is not None:
-        body["gpu_utilization"] = round(min(max(gpu_utilization, 0.0), 100.0), 1)
-    return body
+    return rows
+
+
+def held_fields(status: AgentStatus) -> dict[str, Any]:
+    """Why the owner holds containers stopped (extra keys): `paused` (everything: the owner's
+    pause, the schedule, the battery, a busy CPU) and `yielded` (each GPU given back)."""
+    out: dict[str, Any] = {}
+    whole = [h for h in status.holds if h.scope == "all"]
+    if whole:
+        out["paused"] = {"reason": whole[0].reason, "since": _iso(whole[0].since)}
+    yielded = [
+        {"gpu": h.devices[0] if h.devices else "all", "since": _iso(h.since), "reason": h.reason}
+        for h in status.yielded
+    ]
+    if yielded:
+        out["yielded"] = yielded
+    return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

@@ -126,12 +126,44 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A reason the owner's machine holds some of the agent's containers stopped (kept, not
+    removed): `scope` "all" or "gpu" (the containers with a GPU; with `devices`, only those
+    that may use one of them). Wall-clock times; `until`: when it ends by itself. An `urgent`
+    hold (the GPU given back) stops at once, without draining."""
+
+    condition: str  # pause, schedule, battery, busy, gpu-busy, gpu-temp
+    scope: str  # all, gpu
+    reason: str
+    since: float
+    until: float | None = None
+    urgent: bool = False
+    devices: tuple[str, ...] = ()  # scope gpu: these GPUs (index and UUID); () every one
+
+    @property
+    def state(self) -> str:
+        """What a container it holds shows: `yielded` (the GPU given back) or `paused`."""
+        return "yielded" if self.condition.startswith("gpu-") else "paused"
+
+
+@dataclass(frozen=True)
+class Held:
+    """One desired container held stopped, and the hold that stops it."""
+
+    name: str
+    hold: Hold
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """The set of containers this machine should run, keyed by unique name, plus the entries
-    that were refused (reported, never run)."""
+    that were refused (reported, never run), the holds active now and the containers they hold
+    stopped (core/holds.py)."""
 
     specs: tuple[ContainerSpec, ...] = ()
     refused: tuple[Refusal, ...] = ()
+    holds: tuple[Hold, ...] = ()
+    held: tuple[Held, ...] = ()
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.specs]
@@ -141,6 +173,9 @@ class DesiredState:
 
     def by_name(self) -> dict[str, ContainerSpec]:
         return {s.name: s for s in self.specs}
+
+    def held_by_name(self) -> dict[str, Hold]:
+        return {h.name: h.hold for h in self.held}
 
 
 # Container states as the Docker engine reports them.

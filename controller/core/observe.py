@@ -37,6 +37,10 @@ class Observer(Protocol):
 
     def pull_bytes(self, n: int) -> None: ...
 
+    def energy(self, source: str, joules: float) -> None: ...
+
+    def holds(self, active: dict[str, bool]) -> None: ...
+
 
 class NullObserver:
     def pass_done(self, ok: bool, seconds: float) -> None:
@@ -52,4 +56,10 @@ class NullObserver:
         pass
 
     def pull_bytes(self, n: int) -> None:
+        pass
+
+    def energy(self, source: str, joules: float) -> None:
+        pass
+
+    def holds(self, active: dict[str, bool]) -> None:
         pass

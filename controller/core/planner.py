@@ -1,10 +1,11 @@
 """The pure diff between desired and actual container state.
 
 `plan(desired, actual)` does no I/O and reads no clock: given the same inputs it returns the same
-actions, so it is tested exhaustively without Docker. Containers are compared by the spec-hash
-label the agent wrote when it created them, never by inspecting their configuration field by
-field. Foreign containers (without the agent's labels) are never acted on: a desired name held by
-one is reported as a conflict.
+actions, so it is tested exhaustively without Docker. A container the owner's holds stop (pause,
+schedule, the GPU given back: `desired.held`) is stopped and kept, never removed. Containers are
+compared by the spec-hash label the agent wrote when it created them, never by inspecting their
+configuration field by field. Foreign containers (without the agent's labels) are never acted
+on: a desired name held by one is reported as a conflict.
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ class Remove:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """Stop (keep) the managed container `container_id`: a hold of the owner's stops it (pause,
+    schedule, the GPU given back). `urgent`: at once, without draining."""
+
+    name: str
+    container_id: str
+    urgent: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class ReportConflict:
     """A desired name is held by a container the agent does not own. Nothing is touched."""
 
@@ -92,13 +107,13 @@ class ReportConflict:
         return self.name
 
 
-Action = Pull | Create | Start | Recreate | Remove | ReportConflict
-MUTATING = (Create, Start, Recreate, Remove)
+Action = Pull | Create | Start | Recreate | Remove | Stop | ReportConflict
+MUTATING = (Create, Start, Recreate, Remove, Stop)
 
 
 def plan(desired: DesiredState, actual: Iterable[ActualContainer]) -> list[Action]:
     """The actions that take `actual` to `desired`: removals, then pulls, then the rest."""
-    wanted = desired.by_name()
+    wanted, held = desired.by_name(), desired.held_by_name()
     managed: dict[str, ActualContainer] = {}
     foreign: dict[str, ActualContainer] = {}
     for c in actual:
@@ -109,7 +124,11 @@ def plan(desired: DesiredState, actual: Iterable[ActualContainer]) -> list[Actio
     ]
     changes: list[Action] = []
     for name, spec in sorted(wanted.items()):
-        step = _step(spec, managed.get(name), foreign.get(name))
+        hold = held.get(name)
+        if hold is not None:
+            step = _held_step(name, managed.get(name), foreign.get(name), hold.urgent)
+        else:
+            step = _step(spec, managed.get(name), foreign.get(name))
         if step is not None:
             changes.append(step)
     pulls: list[Action] = [Pull(image) for image in _images_needed(changes)]
@@ -127,6 +146,18 @@ def _step(
         return Recreate(spec, mine.id)
     if mine.state in STARTABLE_STATES:
         return Start(spec, mine.id, unpause=mine.state == "paused")
+    return None
+
+
+def _held_step(
+    name: str, mine: ActualContainer | None, other: ActualContainer | None, urgent: bool
+) -> Action | None:
+    """A held container is stopped and kept as it is (even outdated: it is recreated when the
+    hold ends); a missing one is not created; a foreign one is still reported."""
+    if mine is None:
+        return ReportConflict(name, other.id) if other is not None else None
+    if mine.state in RUNNING_STATES or mine.state == "paused":
+        return Stop(name, mine.id, urgent)
     return None
 
 

@@ -13,8 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core.models import HTTP_LABEL, SERVICE_LABEL, ActualContainer, DesiredState
-from controller.core.results import ExecutionReport
+from controller.core.models import (
+    HTTP_LABEL,
+    RUNNING_STATES,
+    SERVICE_LABEL,
+    ActualContainer,
+    DesiredState,
+    Hold,
+)
+from controller.core.results import ActionOutcome, ExecutionReport
 
 ACTIONABLE = frozenset({"refused", "failed", "conflict", "backoff"})
 
@@ -30,25 +37,70 @@ class ContainerStatus:
     health: str = ""  # Docker's health state, when the image checks one
     unknown_service: bool = False
     http: bool = False  # it speaks HTTP (a tunnel can carry it)
+    reason: str = ""  # held stopped (paused, yielded): why
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "name": self.name,
             "state": self.state,
             "image": self.image,
             "restarts": self.restarts,
             "error": self.error,
         }
+        if self.reason:
+            row["reason"] = self.reason
+        return row
 
 
 @dataclass(frozen=True)
 class AgentStatus:
     containers: tuple[ContainerStatus, ...] = ()
     converged: bool = False
+    holds: tuple[Hold, ...] = ()  # the owner's conditions holding containers stopped now
 
     @property
     def healthy(self) -> bool:
         return not any(c.state in ACTIONABLE or c.error for c in self.containers)
+
+    @property
+    def paused(self) -> bool:
+        """Everything is held: the owner paused it, the schedule, the battery, a busy CPU."""
+        return any(h.scope == "all" for h in self.holds)
+
+    @property
+    def yielded(self) -> tuple[Hold, ...]:
+        return tuple(h for h in self.holds if h.state == "yielded")
+
+    @property
+    def state(self) -> str:
+        """The worker in one word: paused, yielded, degraded, converged or converging."""
+        if self.paused:
+            return "paused"
+        if self.yielded:
+            return "yielded"
+        if not self.healthy:
+            return "degraded"
+        return "converged" if self.converged else "converging"
+
+
+def _state(
+    current: ActualContainer | None, outcome: ActionOutcome | None, hold: Hold | None
+) -> tuple[str, str | None]:
+    """A desired container's state after the pass (and the error that explains it)."""
+    state = current.state if current else "missing"
+    if hold is not None and (outcome is None or outcome.ok):
+        stopped = current is None or current.state not in RUNNING_STATES
+        return (hold.state if stopped or outcome is not None else "stopping"), None
+    if outcome is None:
+        return state, None
+    if outcome.ok:
+        return "running", None
+    if outcome.action == "draining":
+        return "draining", None  # still running, its URL withdrawn: stopped after the drain
+    if outcome.pending:
+        return "pulling", None
+    kind = outcome.action if outcome.action in ("conflict", "backoff") else "failed"
+    return kind, outcome.error
 
 
 def build_status(
@@ -61,30 +113,27 @@ def build_status(
 ) -> AgentStatus:
     seen = {c.name: c for c in actual if c.managed}
     outcomes = {o.name: o for o in report.outcomes}
+    held = desired.held_by_name()
     rows: list[ContainerStatus] = []
     for spec in desired.specs:
-        outcome = outcomes.get(spec.name)
-        current = seen.get(spec.name)
-        state = current.state if current else "missing"
-        error = None
-        if outcome is not None and outcome.ok:
-            state = "running"
-        elif outcome is not None and outcome.action == "draining":
-            state = "draining"  # still running, its URL withdrawn: stopped after the drain
-        elif outcome is not None and outcome.pending:
-            state = "pulling"
-        elif outcome is not None:
-            state = outcome.action if outcome.action in ("conflict", "backoff") else "failed"
-            error = outcome.error
-        service = spec.labels_dict.get(SERVICE_LABEL, spec.name)
-        health = current.health if current and state == "running" else ""
-        count = restarts.get(spec.name, 0)
-        http = spec.labels_dict.get(HTTP_LABEL) == "true"
+        current, hold = seen.get(spec.name), held.get(spec.name)
+        state, error = _state(current, outcomes.get(spec.name), hold)
+        labels = spec.labels_dict
         rows.append(
-            ContainerStatus(spec.name, state, spec.image, count, error, service, health, http=http)
+            ContainerStatus(
+                spec.name,
+                state,
+                spec.image,
+                restarts.get(spec.name, 0),
+                error,
+                labels.get(SERVICE_LABEL, spec.name),
+                current.health if current and state == "running" else "",
+                http=labels.get(HTTP_LABEL) == "true",
+                reason=hold.reason if hold is not None else "",
+            )
         )
     rows += [
         ContainerStatus(r.name, "refused", "", 0, r.message, unknown_service=r.unknown_service)
         for r in desired.refused
     ]
-    return AgentStatus(tuple(rows), converged=converged)
+    return AgentStatus(tuple(rows), converged=converged, holds=desired.holds)

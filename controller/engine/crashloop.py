@@ -1,7 +1,9 @@
 """CrashLoopBackOff: restarts of a container that keeps stopping are held back.
 
 Each Start of an existing container is a restart. The first is immediate; the next ones wait
-10 s, 20 s, 40 s … up to 5 min; a container that ran for 10 minutes starts over. A held restart
+10 s, 20 s, 40 s … up to 5 min; a container that ran for 10 minutes starts over. A container
+the owner's hold stopped (`stopped`) is not crashing: its next Start is a resume, never held back
+nor counted (`resumed`: those of the last `hold`). A held restart
 becomes a `backoff` outcome (shown in status, metrics and the heartbeat); the loop asks
 `next_due()` how soon to look again, so no timer is needed. Other containers are never delayed.
 """
@@ -26,14 +28,23 @@ class CrashLoop:
     ) -> None:
         self._backoff = KeyedBackoff(delays, reset_after=reset_after)
         self._clock = clock
+        self._stopped: set[str] = set()
+        self.resumed: frozenset[str] = frozenset()
+
+    def stopped(self, names: Iterable[str]) -> None:
+        """These were stopped by a hold (pause, schedule, the GPU given back)."""
+        self._stopped.update(names)
 
     def hold(self, actions: Iterable[Action]) -> tuple[list[Action], list[ActionOutcome]]:
         """The actions allowed now, and the outcomes of the restarts held back."""
         kept: list[Action] = []
         held: list[ActionOutcome] = []
-        now = self._clock()
+        now, resumed = self._clock(), set()
         for action in actions:
-            if isinstance(action, Start) and not action.unpause:
+            if isinstance(action, Start) and action.target in self._stopped:
+                self._stopped.discard(action.target)
+                resumed.add(action.target)
+            elif isinstance(action, Start) and not action.unpause:
                 name = action.target
                 wait = self._backoff.remaining(name, now)
                 if wait > 0:
@@ -51,6 +62,7 @@ class CrashLoop:
                     continue
                 self._backoff.failure(name, now)
             kept.append(action)
+        self.resumed = frozenset(resumed)
         return kept, held
 
     def next_due(self) -> float | None:
@@ -59,3 +71,4 @@ class CrashLoop:
 
     def forget_except(self, names: set[str]) -> None:
         self._backoff.forget_except(names)
+        self._stopped &= names

@@ -1,6 +1,7 @@
 """Draining before a stop (the contract's Part 4, and the seed's promise "stop accepting new
 tasks, complete current tasks, then stop"): an action that would stop a container whose service
-is announced — removing it, recreating it — is first held while the service's URL is withdrawn
+is announced — removing it, recreating it, stopping it for a pause (not for giving the GPU back,
+which is urgent) — is first held while the service's URL is withdrawn
 (`withdrawing()`: the announcement leaves it out, and the membership is woken to tell the
 coordinator now), for `seconds`; then it goes. Like CrashLoop, a gate on the pass's actions that
 needs no timer: held actions become `draining` outcomes and the loop asks `next_due()` when to
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from controller.core.planner import Action, Recreate, Remove
+from controller.core.planner import Action, Recreate, Remove, Stop
 from controller.core.results import ActionOutcome
 
 log = structlog.get_logger(__name__)
@@ -44,7 +45,11 @@ class Drain:
     def hold(self, actions: Iterable[Action]) -> tuple[list[Action], list[ActionOutcome]]:
         """The actions allowed now, and the stops held while their service drains."""
         actions = list(actions)
-        stopping = [a for a in actions if isinstance(a, Remove | Recreate)]
+        stopping = [
+            a
+            for a in actions
+            if isinstance(a, Remove | Recreate) or (isinstance(a, Stop) and not a.urgent)
+        ]
         if self._seconds <= 0 or not stopping:
             return actions, []
         now, announced = self._clock(), self._announced()

@@ -23,12 +23,14 @@ from controller.core.planner import (
     Remove,
     ReportConflict,
     Start,
+    Stop,
 )
 from controller.core.results import ActionOutcome, ExecutionReport
 from controller.core.runtime import ContainerRuntime
 from controller.engine.images import ImagePuller, ImageState
 
 log = structlog.get_logger(__name__)
+URGENT_GRACE = 2.0  # seconds a container has to stop when the GPU is given back (5 s promised)
 
 
 class Executor:
@@ -112,8 +114,14 @@ class Executor:
             )
         if isinstance(action, Remove):
             self._stop_and_remove(action.container_id)
+        elif isinstance(action, Stop):
+            grace = min(self._grace, URGENT_GRACE) if action.urgent else self._grace
+            self._runtime.stop(action.container_id, grace)
         elif isinstance(action, Start):
-            self._runtime.start(action.container_id, unpause=action.unpause)
+            spec = action.spec
+            self._runtime.start(
+                action.container_id, unpause=action.unpause, network=spec.network, alias=spec.name
+            )
         elif isinstance(action, Create | Recreate):
             image = images.get(action.spec.image) or self._puller.ensure(action.spec.image)
             if not image.ready:

@@ -1,10 +1,10 @@
 """The reconcile loop: level-based, idempotent, and alive until it is told to stop.
 
-Every pass re-reads the desired state (when its source changed) and the actual state (one list
-call), plans, and executes. Passes are triggered by a desired-state change, by an engine event
-about a managed container, by a finished image pull, and by a resync timer as the safety net. A
-failed pass is logged and retried with capped backoff. Shutdown sets an event that interrupts every
-wait; teardown converges to the empty state (stop and remove every managed container).
+Every pass re-reads the desired state (when its source changed), applies the owner's holds, reads
+the actual state (one list call), plans, and executes. Passes are triggered by a desired-state
+change, an engine event about a managed container, a finished pull, the owner's conditions, and
+a resync timer as the safety net. A failed pass is retried with capped backoff. Shutdown sets an
+event that interrupts every wait; teardown stops and removes every managed container.
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from controller.engine.executor import Executor
 from controller.engine.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
-# After an engine event or a pass that acted, look again this soon, then this much later: the
-# engine may send `kill`/`die` before its list says `exited`, and a pass that acted is confirmed
-# (and reported converged) by the next.
+# After an engine event or a pass that acted, look again this soon, then later: the engine may
+# send `kill`/`die` before its list says `exited`; a pass that acted is confirmed by the next.
 RECHECKS = (0.1, 0.4)
 # A pass that failed as a whole is retried sooner: 1 s, 2 s … 32 s (never past the resync).
 FAILED_PASS = Delays(base=0.5, cap=32.0)
@@ -69,23 +68,22 @@ class Agent:
         limit: Callable[[DesiredState], DesiredState] = lambda desired: desired,
         backoffs: tuple[Callable[[], float | None], ...] = (),
         drain: Drain | None = None,
+        hold: Callable[[DesiredState], DesiredState] = lambda desired: desired,
     ) -> None:
         self._source, self._runtime, self._executor = source, runtime, executor
         self._stop, self._doorbell, self._clock = stop, doorbell, clock
         self._resync, self._poll = resync_interval, poll_interval
         self._desired: DesiredState | None = None
         self._load_error: AgentError | None = None
-        self._pass_ids = itertools.count(1)
-        self._failures = 0
-        self._event_seen = threading.Event()
-        self._restarts: Counter[str] = Counter()
+        self._pass_ids, self._failures = itertools.count(1), 0
+        self._event_seen, self._restarts = threading.Event(), Counter[str]()
         self._status = AgentStatus()
         self._observer: Observer = observer or NullObserver()
         self._crashloop = crashloop or CrashLoop(clock=clock)
         self._housekeeping = housekeeping  # image and volume collection, after a pass
         self._network = network  # the agent's own network, removed after a full teardown
-        self._limit = limit
-        self._drain = drain or Drain(0)
+        self._limit, self._drain = limit, drain or Drain(0)
+        self._hold, self._actual = hold, tuple[ActualContainer, ...]()  # owner's conditions
         self._backoffs = (self._crashloop.next_due, self._drain.next_due, *backoffs)
         self.last_success_at: float | None = None
 
@@ -126,7 +124,9 @@ class Agent:
                 error=f"no valid desired state yet from {self._source.describe()}",
                 retryable=waiting,
             )
+        desired = self._hold(desired)
         actual = self._runtime.list_managed()
+        self._actual = tuple(actual)
         actions = plan(desired, actual)
         self._crashloop.forget_except({s.name for s in desired.specs})
         self._drain.forget_except({c.name for c in actual})
@@ -134,8 +134,11 @@ class Agent:
         allowed, held = self._crashloop.hold(draining)
         executed = self._executor.execute(allowed)
         report = ExecutionReport(executed.outcomes + tuple(held_back) + tuple(held))
+        done = [o for o in report.outcomes if o.ok]
+        self._crashloop.stopped(o.name for o in done if o.action == "stop")
+        resumed = self._crashloop.resumed
         self._restarts.update(
-            o.name for o in report.outcomes if o.ok and o.action in ("start", "recreate")
+            o.name for o in done if o.action in ("start", "recreate") and o.name not in resumed
         )
         self._status = build_status(desired, actual, report, self._restarts, converged=not actions)
         if self._housekeeping is not None:
@@ -145,6 +148,10 @@ class Agent:
     def status(self) -> AgentStatus:
         """The latest pass's view of the containers (an immutable snapshot, any thread)."""
         return self._status
+
+    def actual(self) -> tuple[ActualContainer, ...]:
+        """The managed containers as the latest pass listed them (for the owner's sensors)."""
+        return self._actual
 
     def _refresh_desired(self) -> DesiredState | None:
         if self._desired is None or self._source.changed():

@@ -83,7 +83,7 @@ class Heartbeater:
         identity = standing.identity
         if identity is None:
             return
-        body = {"worker_id": identity.worker_id, **self._report()}
+        body = self._body(identity)
         generation = self._shared.source.generation
         if generation is not None:
             body["assignment_generation"] = generation
@@ -116,6 +116,12 @@ class Heartbeater:
         hinted = resp.assignment_generation
         if hinted is not None and hinted != generation and identity.assignment_url:
             self._fetch_now()
+
+    def _body(self, identity: Identity) -> dict[str, Any]:
+        body = {"worker_id": identity.worker_id, **self._report()}
+        if body.get("status") == "paused" and not identity.assignment_url:
+            body["status"] = "degraded"  # Part 1 knows two states: this one takes us out of routing
+        return body
 
     def _rejected(self, exc: CoordinatorRejected) -> None:
         """A refused heartbeat is logged; a token refused (401/403) three times in a row means

@@ -2,7 +2,9 @@
 
 rma_worker_passes_total{result}, rma_worker_pass_duration_seconds, rma_worker_actions_total{kind,
 outcome}, rma_worker_containers{state}, rma_worker_heartbeats_total{result},
-rma_worker_pull_bytes_total.
+rma_worker_pull_bytes_total, rma_worker_energy_joules_total{source} (the energy receipt: measured
+energy attributed to the agent's work), rma_worker_hold{condition} (1 while one of the owner's
+conditions holds containers stopped).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ STATES = (
     "exited",
     "created",
     "paused",
+    "yielded",
     "restarting",
     "missing",
     "pulling",
@@ -45,6 +48,18 @@ class Metrics:
             "rma_worker_heartbeats", "Heartbeats sent", ["result"], registry=r
         )
         self._pull_bytes = Counter("rma_worker_pull_bytes", "Image bytes downloaded", registry=r)
+        self._energy = Counter(
+            "rma_worker_energy_joules",
+            "Measured energy attributed to the agent's containers",
+            ["source"],
+            registry=r,
+        )
+        self._holds = Gauge(
+            "rma_worker_hold",
+            "1 while an owner's condition holds containers stopped",
+            ["condition"],
+            registry=r,
+        )
 
     def pass_done(self, ok: bool, seconds: float) -> None:
         self._passes.labels("ok" if ok else "error").inc()
@@ -63,6 +78,14 @@ class Metrics:
     def pull_bytes(self, n: int) -> None:
         if n > 0:
             self._pull_bytes.inc(n)
+
+    def energy(self, source: str, joules: float) -> None:
+        if joules > 0:
+            self._energy.labels(source).inc(joules)
+
+    def holds(self, active: dict[str, bool]) -> None:
+        for condition, on in active.items():
+            self._holds.labels(condition).set(1 if on else 0)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -33,7 +33,9 @@ class Snapshot:
         resync_interval: float,
         kept_volumes: Callable[[], tuple[str, ...]] = tuple,
         ingress: str = "none",
+        owner: Callable[[], dict[str, Any]] = dict,
     ) -> None:
+        self._owner = owner  # the owner's conditions, GPUs and energy receipt
         self._ingress = ingress
         self._kept_volumes = kept_volumes
         self._instance = instance
@@ -78,6 +80,8 @@ class Snapshot:
             "not_reachable": (
                 not_reachable(agent_status, life.announcement(), self._ingress) if life else {}
             ),
+            "state": agent_status.state,
+            "holds": sorted({h.condition for h in agent_status.holds}),  # as the last pass saw
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
             "containers": [c.as_json() for c in agent_status.containers],
@@ -92,7 +96,7 @@ class Snapshot:
                 }
                 for p in self._puller.progress()
             ],
-        }
+        } | self._owner()
 
 
 def _iso(ts: float | None) -> str | None:

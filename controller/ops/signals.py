@@ -1,7 +1,8 @@
-"""Signals as the agent understands them: SIGTERM/SIGINT stop gracefully (containers removed,
-worker unregistered); SIGUSR1 stops and leaves the containers running and the worker registered
-(for agent upgrades: the next start adopts them); a second signal during shutdown exits at once
-with 130.
+"""Signals as the agent understands them: SIGTERM/SIGINT/SIGHUP stop gracefully (containers
+removed, worker unregistered; SIGHUP is the terminal the agent runs in closing, which must not
+leave its containers running unattended); SIGUSR1 stops and leaves the containers running and
+the worker registered (for agent upgrades: the next start adopts them); a second signal during
+shutdown exits at once with 130.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ EXIT_FORCED = 130
 
 
 class Signals:
-    """Turns SIGTERM/SIGINT/SIGUSR1 into events; restores the previous handlers on close."""
+    """Turns SIGTERM/SIGINT/SIGHUP/SIGUSR1 into events; restores the previous handlers on
+    close."""
 
     def __init__(self, stop: threading.Event, wake: Callable[[], None]) -> None:
         self.stop = stop
@@ -29,7 +31,7 @@ class Signals:
         self._wake = wake
         self._previous = {
             sig: signal.signal(sig, self._handle)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
         }
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:

@@ -108,6 +108,16 @@ FLAGS_AND_ENV = {
     "--stop-grace": "RMA_STOP_GRACE",
     "--concurrency": "RMA_CONCURRENCY",
     "--image-refresh-interval": "RMA_IMAGE_REFRESH_INTERVAL",
+    # issue 14: the volunteer stays in charge
+    "--schedule": "RMA_SCHEDULE",
+    "--pause-on-battery": "RMA_PAUSE_ON_BATTERY",
+    "--pause-when-busy": "RMA_PAUSE_WHEN_BUSY",
+    "--busy-cooldown": "RMA_BUSY_COOLDOWN",
+    "--gpu-yield-cooldown": "RMA_GPU_YIELD_COOLDOWN",
+    "--gpu-max-temp": "RMA_GPU_MAX_TEMP",
+    "--gpu-power-limit": "RMA_GPU_POWER_LIMIT",
+    "--energy-price": "RMA_ENERGY_PRICE",
+    "--carbon-intensity": "RMA_CARBON_INTENSITY",
 }
 
 

@@ -1,0 +1,145 @@
+"""The composition root's owner side: the conditions the volunteer set (pause, schedule,
+battery, busy, the GPU given back), the opt-in GPU power limit and the energy receipt, built from
+Settings and wired to the loop (`conditions.apply` at every pass), the status endpoint (`view`)
+and the heartbeat (`heartbeat`). Split from `app/__init__.py` to keep each module readable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from controller.app.parts import Wiring
+from controller.clients import power
+from controller.clients.cpu_use import CpuUse
+from controller.clients.gpu_watch import Nvml
+from controller.clients.pause_file import PauseFile, pause_path
+from controller.core.errors import PermanentError
+from controller.core.holds import BusyGuard, Condition, GpuGuard
+from controller.core.limits import Limits
+from controller.core.models import ActualContainer
+from controller.core.schedule import Schedule
+from controller.ops.conditions import Conditions, Sensors
+from controller.ops.energy import EnergyMeter
+from controller.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Owner:
+    conditions: Conditions
+    meter: EnergyMeter
+    nvml: Nvml | None
+    power_limit: Condition | None = None  # the --gpu-power-limit outcome, for status
+
+    def start(self, stop: threading.Event) -> None:
+        self.conditions.start()
+        threading.Thread(target=self.meter.run, args=(stop,), name="energy", daemon=True).start()
+
+    def close(self) -> None:
+        self.meter.save()
+        if self.nvml is not None:
+            self.nvml.close()  # the power limit goes back to what it was
+
+    def view(self) -> dict[str, Any]:
+        """The conditions, the GPUs as last read and the receipt, for `status`."""
+        found = list(self.conditions.conditions())
+        if self.power_limit is not None:
+            found.append(self.power_limit)
+        gpus = [
+            {
+                "index": u.snapshot.index,
+                "uuid": u.snapshot.uuid,
+                "temperature": u.snapshot.temperature,
+                "power_w": u.snapshot.power_w,
+                "agent": u.agent,
+                "others": u.others,
+            }
+            for u in self.conditions.gpu_use
+        ]
+        return {
+            "conditions": [_condition(c) for c in found],
+            "gpus": gpus,
+            "energy": self.meter.receipt(),
+        }
+
+    def heartbeat(self) -> dict[str, Any]:
+        return {"energy_today_wh": self.meter.receipt()["today"]["wh"]}
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+def _condition(c: Condition) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "active": c.active,
+        "reason": c.reason,
+        "next_check": _iso(c.next_check),
+        "since": _iso(min(h.since for h in c.holds)) if c.holds else None,
+        "until": _iso(c.holds[0].until) if c.holds and c.holds[0].until else None,
+    }
+
+
+def _nvml(limits: Limits) -> Nvml | None:
+    if limits.gpus == ():
+        return None  # no GPU lent: nothing to watch or give back
+    nvml = Nvml(frozenset(limits.gpus or ()))
+    return nvml if nvml.available else None
+
+
+def _power_limit(settings: Settings, nvml: Nvml | None) -> Condition | None:
+    watts = settings.gpu_power_limit
+    if watts is None:
+        return None
+    try:
+        if nvml is None:
+            raise PermanentError("--gpu-power-limit: no NVIDIA GPU lent to limit")
+        done = nvml.limit_power(watts)
+    except PermanentError as exc:
+        log.error("gpu_power_limit_refused", error=str(exc), effect="running at the card's own")
+        return Condition("power-limit", False, f"refused: {exc}")
+    log.info("gpu_power_limited", gpus=done, note="restored when the agent stops")
+    return Condition("power-limit", True, "; ".join(done))
+
+
+def owner_of(
+    settings: Settings, wiring: Wiring, containers: Callable[[], tuple[ActualContainer, ...]]
+) -> Owner:
+    """`containers`: the loop's latest listing (which processes and cgroups are the agent's)."""
+    nvml, observer = _nvml(wiring.limits), wiring.observer
+    cpu = CpuUse()
+    busy = settings.pause_when_busy
+    sensors = Sensors(
+        pause=PauseFile(pause_path(settings.state_dir, settings.instance)),
+        schedule=Schedule.parse(settings.schedule) if settings.schedule else None,
+        battery=power.battery if settings.pause_on_battery else None,
+        busy=BusyGuard(busy, settings.busy_cooldown) if busy else None,
+        cpu=cpu,
+        gpu=GpuGuard(settings.gpu_max_temp, settings.gpu_yield_cooldown),
+        nvml=nvml,
+    )
+    ring, stop = wiring.doorbell.ring, wiring.stop
+    conditions = Conditions(sensors, containers, on_change=ring, stop=stop, observer=observer)
+
+    def ours() -> frozenset[str]:
+        return frozenset(c.id for c in containers() if c.state in ("running", "restarting"))
+
+    meter = EnergyMeter(
+        settings.state_dir / f"{settings.instance}.energy.json",
+        nvml=nvml,
+        gpus=lambda: conditions.gpu_use,
+        cpu=cpu,
+        ours=ours,
+        observer=observer,
+        price=settings.price,
+        carbon=settings.carbon_intensity,
+    )
+    return Owner(conditions, meter, nvml, _power_limit(settings, nvml))

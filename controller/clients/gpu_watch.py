@@ -1,0 +1,159 @@
+"""What the owner's conditions and the energy receipt read from NVIDIA GPUs (NVML, through
+pynvml): per lent GPU its temperature, board power, energy counter and the processes on it
+(compute and graphics lists); and the opt-in power limit, set while the agent runs and restored
+on exit. Everything fails soft: no driver, an old card or a field it does not support reads as
+None (unread), never as a made-up value. NVML is initialised once and shut down on `close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import structlog
+
+from controller.core.errors import PermanentError
+
+log = structlog.get_logger(__name__)
+NO_PERMISSION, NOT_SUPPORTED = 4, 3  # NVML_ERROR_NO_PERMISSION, NVML_ERROR_NOT_SUPPORTED
+
+
+@dataclass(frozen=True)
+class GpuSnapshot:
+    index: str
+    uuid: str
+    temperature: float | None  # °C
+    power_w: float | None  # board power now
+    energy_j: float | None  # the driver's energy counter (Volta and later)
+    processes: tuple[tuple[int, int | None], ...]  # (pid, GPU memory bytes or None), deduplicated
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _load() -> ModuleType | None:
+    try:
+        import pynvml  # noqa: PLC0415  (optional: absence means no NVIDIA GPU)
+    except ImportError:
+        return None
+    module: ModuleType = pynvml
+    return module
+
+
+class Nvml:
+    """One NVML session for the agent's lifetime (`lent`: the indices/UUIDs it may watch; empty:
+    every GPU)."""
+
+    def __init__(self, lent: frozenset[str] = frozenset(), nvml: ModuleType | None = None) -> None:
+        self._lib = nvml or _load()
+        self._lent = lent
+        self.error: str | None = None
+        self._restore: list[tuple[Any, int]] = []
+        if self._lib is None:
+            self.error = "pynvml is not installed"
+            return
+        try:
+            self._lib.nvmlInit()
+        except Exception as exc:  # pynvml raises its own NVMLError family: no driver, no GPU
+            self.error = f"NVML: {exc or type(exc).__name__}"
+            self._lib = None
+
+    @property
+    def available(self) -> bool:
+        return self._lib is not None
+
+    def _handles(self) -> list[tuple[str, str, Any]]:
+        lib = self._lib
+        if lib is None:
+            return []
+        found = []
+        for i in range(lib.nvmlDeviceGetCount()):
+            handle = lib.nvmlDeviceGetHandleByIndex(i)
+            uuid = _text(lib.nvmlDeviceGetUUID(handle))
+            if not self._lent or str(i) in self._lent or uuid in self._lent:
+                found.append((str(i), uuid, handle))
+        return found
+
+    def snapshots(self) -> tuple[GpuSnapshot, ...]:
+        """Every lent GPU now; () without NVML (or when it fails as a whole)."""
+        lib = self._lib
+        if lib is None:
+            return ()
+        try:
+            return tuple(self._snapshot(lib, i, u, h) for i, u, h in self._handles())
+        except Exception as exc:
+            log.warning("nvml_read_failed", error=str(exc) or type(exc).__name__)
+            return ()
+
+    def _snapshot(self, lib: Any, index: str, uuid: str, handle: Any) -> GpuSnapshot:
+        temp = _soft(lambda: float(lib.nvmlDeviceGetTemperature(handle, 0)))  # NVML_TEMPERATURE_GPU
+        power = _soft(lambda: lib.nvmlDeviceGetPowerUsage(handle) / 1000.0)
+        energy = _soft(lambda: lib.nvmlDeviceGetTotalEnergyConsumption(handle) / 1000.0)
+        procs: dict[int, int | None] = {}
+        for kind in ("Compute", "Graphics"):
+            query: Callable[[Any], Any] = getattr(lib, f"nvmlDeviceGet{kind}RunningProcesses")
+            for p in _soft(lambda q=query: list(q(handle))) or []:  # type: ignore[misc]
+                used = getattr(p, "usedGpuMemory", None)
+                procs[int(p.pid)] = int(used) if isinstance(used, int) else procs.get(int(p.pid))
+        return GpuSnapshot(index, uuid, temp, power, energy, tuple(sorted(procs.items())))
+
+    def limit_power(self, watts: float) -> list[str]:
+        """Set every lent GPU's power limit (restored by `close`). PermanentError, with the
+        driver's reason, when it cannot be done (not root, not supported, out of range)."""
+        lib = self._lib
+        if lib is None:
+            raise PermanentError(f"--gpu-power-limit: no NVIDIA GPU to limit ({self.error})")
+        done = []
+        for index, _uuid, handle in self._handles():
+            try:
+                low, high = lib.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+                if not low <= watts * 1000 <= high:
+                    raise PermanentError(
+                        f"--gpu-power-limit {watts:g} W: GPU {index} allows "
+                        f"{low / 1000:g}-{high / 1000:g} W"
+                    )
+                previous = int(lib.nvmlDeviceGetPowerManagementLimit(handle))
+                lib.nvmlDeviceSetPowerManagementLimit(handle, int(watts * 1000))
+            except PermanentError:
+                raise
+            except Exception as exc:
+                raise PermanentError(_limit_refusal(index, exc)) from exc
+            self._restore.append((handle, previous))
+            done.append(f"GPU {index}: {previous / 1000:g} W -> {watts:g} W")
+        return done
+
+    def close(self) -> None:
+        lib, self._lib = self._lib, None
+        if lib is None:
+            return
+        for handle, previous in self._restore:
+            try:
+                lib.nvmlDeviceSetPowerManagementLimit(handle, previous)
+            except Exception as exc:
+                log.error("gpu_power_limit_not_restored", error=str(exc), limit_mw=previous)
+        self._restore.clear()
+        with contextlib.suppress(Exception):
+            lib.nvmlShutdown()
+
+
+def _soft(read: Callable[[], Any]) -> Any:
+    """A reading, or None when this GPU does not give it (unsupported, no permission)."""
+    try:
+        return read()
+    except Exception:
+        return None
+
+
+def _limit_refusal(index: str, exc: Exception) -> str:
+    code = getattr(exc, "value", None)
+    if code == NO_PERMISSION:
+        why = "needs root (NVML: insufficient permissions); run the agent as root or drop the flag"
+    elif code == NOT_SUPPORTED:
+        why = "this GPU does not support setting a power limit"
+    else:
+        why = f"NVML: {exc or type(exc).__name__}"
+    return f"--gpu-power-limit refused on GPU {index}: {why}"
