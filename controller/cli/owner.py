@@ -52,13 +52,14 @@ def _at(iso: str) -> str:
 
 
 def pause_command(
-    settings: Settings, duration: str | None, *, gpu_only: bool, out: TextIO = sys.stdout
+    settings: Settings, duration: str | None, *, gpu_only: bool, out: TextIO | None = None
 ) -> int:
     """Write the pause into the agent's state dir (only its owner can), then say what the
     running agent did."""
     from controller.clients.pause_file import pause_path, write_pause  # noqa: PLC0415
     from controller.core.schedule import parse_duration  # noqa: PLC0415
 
+    out = out or sys.stdout
     try:
         seconds = parse_duration(duration) if duration else None
     except ValueError as exc:
@@ -80,9 +81,10 @@ def pause_command(
     return _confirm(settings, out, _paused, said, wait=settings.stop_grace + settings.drain_seconds)
 
 
-def resume_command(settings: Settings, out: TextIO = sys.stdout) -> int:
+def resume_command(settings: Settings, out: TextIO | None = None) -> int:
     from controller.clients.pause_file import clear_pause, pause_path  # noqa: PLC0415
 
+    out = out or sys.stdout
     path = pause_path(settings.state_dir, settings.instance)
     try:
         had = clear_pause(path)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 
@@ -65,6 +66,7 @@ class Sensors:
     cpu: CpuUse | None = None
     gpu: GpuGuard | None = None
     nvml: Nvml | None = None
+    proc: Path = procs.PROC  # where PIDs are looked up (a test's own tree)
 
 
 class Conditions:
@@ -166,7 +168,7 @@ class Conditions:
         cached = self._schedule_next
         if cached is None or cached[0] != allowed or (cached[1] and local >= cached[1]):
             cached = self._schedule_next = (allowed, schedule.next_change(local))
-        change = cached[1].timestamp() if cached[1] else None
+        change = now + (cached[1] - local).total_seconds() if cached[1] else None
         if allowed:
             return Condition("schedule", False, f"inside the schedule {schedule.text!r}", change)
         reason = f"outside the schedule {schedule.text!r}"
@@ -210,12 +212,12 @@ class Conditions:
         for snap in nvml.snapshots():
             foreign, agent = [], False
             for pid, _used in snap.processes:
-                owner = procs.container_of(pid)
+                owner = procs.container_of(pid, self._s.proc)
                 if owner is not None and owner in ours:
                     agent = True
-                elif not procs.visible(pid):
+                elif not procs.visible(pid, self._s.proc):
                     hidden += 1
-                elif (name := procs.name_of(pid)) not in DISPLAY:
+                elif (name := procs.name_of(pid, self._s.proc)) not in DISPLAY:
                     foreign.append((pid, name))
             uses.append(GpuUse(snap, agent, bool(foreign)))
             readings.append(GpuReading(snap.index, snap.uuid, snap.temperature, tuple(foreign)))
