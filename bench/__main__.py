@@ -21,7 +21,18 @@ from typing import Any
 import docker
 import psutil
 
-from bench import capacity, converge, heal, idle, propagation, reach, report, scale, startup
+from bench import (
+    capacity,
+    converge,
+    heal,
+    idle,
+    pause,
+    propagation,
+    reach,
+    report,
+    scale,
+    startup,
+)
 from bench.common import client
 
 FULL: dict[str, Any] = {
@@ -30,6 +41,7 @@ FULL: dict[str, Any] = {
     "heal": {"repeats": 10},
     "propagation": {"repeats": 10, "repeats_no_poll": 5, "heartbeat_interval": 30.0},
     "reach": {"repeats": 10},
+    "pause": {"containers": 10, "repeats": 10},
     "idle": {"containers": 20, "seconds": 65.0},
     "scale": {"containers": 200, "resyncs": 10, "changes": 5},
     "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
@@ -40,6 +52,7 @@ QUICK: dict[str, Any] = {
     "heal": {"repeats": 1},
     "propagation": {"repeats": 1, "repeats_no_poll": 1, "heartbeat_interval": 1.0},
     "reach": {"repeats": 1},
+    "pause": {"containers": 2, "repeats": 1},
     "idle": {"containers": 3, "seconds": 3.0},
     "scale": {"containers": 5, "resyncs": 2, "changes": 1},
     "capacity": {"sizes": [100], "seconds": 1.0, "connections": 4, "repeats": 2},
@@ -97,6 +110,7 @@ def _steps(
         "heal": lambda: heal.run(cli, work, p["heal"]["repeats"]),
         "propagation": lambda: propagation.run(cli, work, **p["propagation"]),
         "reach": lambda: reach.run(cli, work, **p["reach"]),
+        "pause": lambda: pause.run(cli, work, **p["pause"]),
         "idle": lambda: idle.run(cli, work, **p["idle"]),
         "scale": lambda: scale.run(cli, work, **p["scale"]),
         "capacity": lambda: capacity.run(work, **p["capacity"]),

@@ -114,6 +114,7 @@ def _converge(results: dict[str, Any]) -> list[str]:
 
 
 def _latencies(results: dict[str, Any]) -> list[str]:
+    paused = _fmt(_get(results, "pause", "containers"))
     rows = [
         ("self-heal: `docker rm -f` → running", ("heal", "remove")),
         ("self-heal: `docker kill` → running", ("heal", "kill")),
@@ -132,6 +133,8 @@ def _latencies(results: dict[str, Any]) -> list[str]:
             "tunnel killed → requests through the coordinator work",
             ("reach", "tunnel_killed_to_working"),
         ),
+        (f"`rma-worker pause` → {paused} containers stopped", ("pause", "pause_to_stopped")),
+        (f"`rma-worker resume` → {paused} containers running", ("pause", "resume_to_running")),
         ("200 containers: converged resync pass", ("scale", "converged_pass_s")),
         ("200 containers: pass changing one container", ("scale", "one_change_pass_s")),
         (

@@ -27,9 +27,14 @@ def pause_path(state_dir: Path, instance: str) -> Path:
 
 
 def write_pause(path: Path, *, since: float, until: float | None, gpu_only: bool) -> None:
+    """Root writing into an agent's state dir (`sudo rma-worker pause` for the systemd unit's
+    own user) hands the file to the dir's owner, so the agent can read it."""
     private_dir(path.parent)
     body = {"since": since, "until": until, "gpu_only": gpu_only}
     atomic_write_text(path, json.dumps(body) + "\n")
+    owner = path.parent.stat()
+    if os.geteuid() == 0 and owner.st_uid != 0:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def clear_pause(path: Path) -> bool:

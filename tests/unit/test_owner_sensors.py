@@ -198,3 +198,13 @@ def test_a_malformed_pause_file_pauses_everything(tmp_path: Path) -> None:
     assert request is not None and request.until is None and not request.gpu_only
     path.write_text(json.dumps({"since": 5, "until": None, "gpu_only": "yes"}))
     assert PauseFile(path).read() == type(request)(since=5.0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_root_pausing_for_the_units_own_user_hands_it_the_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 4242, 4242)  # the systemd unit's DynamicUser owns its state dir
+    path = pause_path(state, "default")
+    write_pause(path, since=1.0, until=None, gpu_only=False)
+    assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4242)
