@@ -49,6 +49,9 @@ def test_health_server_routes() -> None:
     metrics.containers({"running": 2, "failed": 1})
     metrics.heartbeat(False)
     metrics.pull_bytes(1234)
+    metrics.energy("gpu", 3600.5)
+    metrics.energy("cpu", 0.0)
+    metrics.holds({"pause": True, "gpu-busy": False})
     server = HealthServer(
         ("127.0.0.1", 0),
         alive=lambda: (state["alive"], {"age": 1}),
@@ -68,6 +71,9 @@ def test_health_server_routes() -> None:
         for line in (
             'rma_worker_passes_total{result="ok"} 1.0',
             'rma_worker_actions_total{kind="create",outcome="ok"} 1.0',
+            'rma_worker_energy_joules_total{source="gpu"} 3600.5',
+            'rma_worker_hold{condition="pause"} 1.0',
+            'rma_worker_hold{condition="gpu-busy"} 0.0',
             'rma_worker_containers{state="running"} 2.0',
             'rma_worker_containers{state="exited"} 0.0',
             'rma_worker_heartbeats_total{result="failed"} 1.0',
