@@ -68,6 +68,15 @@ class FakeNvml:
             raise NVMLError(3)  # a card before Volta
         return int(value)
 
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> SimpleNamespace:  # noqa: N802
+        return SimpleNamespace(gpu=int(self._get(h, "utilization")), memory=0)
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:  # noqa: N802
+        """The card's 143 771 MiB (nvidia-smi's reading), used: what its processes hold."""
+        used = sum(int(p["usedGpuMemory"] or 0) for p in self._get(h, "compute"))
+        total = 143771 << 20
+        return SimpleNamespace(total=total, used=used, free=total - used)
+
     def _procs(self, h: int, key: str) -> list[SimpleNamespace]:
         return [SimpleNamespace(**p) for p in self._get(h, key)]
 

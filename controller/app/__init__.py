@@ -180,7 +180,7 @@ def build(
     runtime = _runtime(settings, limits)
     source = source_of(settings, wiring.limits)
     built: list[Agent] = []  # the owner's sensors read the loop's latest listing
-    owner = owner_of(settings, wiring, lambda: built[0].actual() if built else ())
+    owner = owner_of(settings, wiring, lambda: built[0] if built else None)
     puller, agent, keeper = loop_of(settings, runtime, source, wiring, owner.conditions.apply)
     built.append(agent)
     lifecycle = None

@@ -24,6 +24,7 @@ from controller.core.holds import BusyGuard, Condition, GpuGuard
 from controller.core.limits import Limits
 from controller.core.models import ActualContainer
 from controller.core.schedule import Schedule
+from controller.engine.loop import Agent
 from controller.ops.conditions import Conditions, Sensors
 from controller.ops.energy import EnergyMeter
 from controller.settings import Settings
@@ -110,14 +111,9 @@ def _power_limit(settings: Settings, nvml: Nvml | None) -> Condition | None:
     return Condition("power-limit", True, "; ".join(done))
 
 
-def owner_of(
-    settings: Settings, wiring: Wiring, containers: Callable[[], tuple[ActualContainer, ...]]
-) -> Owner:
-    """`containers`: the loop's latest listing (which processes and cgroups are the agent's)."""
-    nvml, observer = _nvml(wiring.limits), wiring.observer
-    cpu = CpuUse()
+def _sensors(settings: Settings, nvml: Nvml | None, cpu: CpuUse) -> Sensors:
     busy = settings.pause_when_busy
-    sensors = Sensors(
+    return Sensors(
         pause=PauseFile(pause_path(settings.state_dir, settings.instance)),
         schedule=Schedule.parse(settings.schedule) if settings.schedule else None,
         battery=power.battery if settings.pause_on_battery else None,
@@ -126,6 +122,23 @@ def owner_of(
         gpu=GpuGuard(settings.gpu_max_temp, settings.gpu_yield_cooldown),
         nvml=nvml,
     )
+
+
+def owner_of(settings: Settings, wiring: Wiring, loop: Callable[[], Agent | None]) -> Owner:
+    """`loop`: the reconcile loop once built — its latest listing says which processes and
+    cgroups are the agent's, its status which services run (the hours each served)."""
+
+    def containers() -> tuple[ActualContainer, ...]:
+        agent = loop()
+        return agent.actual() if agent else ()
+
+    def serving() -> list[str]:
+        agent = loop()
+        running = agent.status().containers if agent else ()
+        return [c.service for c in running if c.state == "running"]
+
+    nvml, observer, cpu = _nvml(wiring.limits), wiring.observer, CpuUse()
+    sensors = _sensors(settings, nvml, cpu)
     ring, stop = wiring.doorbell.ring, wiring.stop
     conditions = Conditions(sensors, containers, on_change=ring, stop=stop, observer=observer)
 
@@ -138,6 +151,7 @@ def owner_of(
         gpus=lambda: conditions.gpu_use,
         cpu=cpu,
         ours=ours,
+        serving=serving,
         observer=observer,
         price=settings.price,
         carbon=settings.carbon_intensity,

@@ -288,11 +288,11 @@ def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
         managed=managed,
         image=str(row.get("Image", "")),
         health=_health(str(row.get("Status", ""))),
+        status=str(row.get("Status", ""))[:120],
     )
 
 
-def _health(status: str) -> str:
-    """Docker's health state from the list's status line: "Up 5 s (health: starting)"."""
+def _health(status: str) -> str:  # from the list's status line: "Up 5 s (health: starting)"
     for marker, state in (("(health: starting)", "starting"), ("(unhealthy)", "unhealthy")):
         if marker in status:
             return state

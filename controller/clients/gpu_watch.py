@@ -29,6 +29,9 @@ class GpuSnapshot:
     power_w: float | None  # board power now
     energy_j: float | None  # the driver's energy counter (Volta and later)
     processes: tuple[tuple[int, int | None], ...]  # (pid, GPU memory bytes or None), deduplicated
+    utilization: float | None = None  # % of the last sample period the GPU was busy
+    memory_used: int | None = None  # bytes
+    memory_total: int | None = None
 
 
 def _text(value: Any) -> str:
@@ -99,7 +102,11 @@ class Nvml:
             for p in _soft(lambda q=query: list(q(handle))) or []:  # type: ignore[misc]
                 used = getattr(p, "usedGpuMemory", None)
                 procs[int(p.pid)] = int(used) if isinstance(used, int) else procs.get(int(p.pid))
-        return GpuSnapshot(index, uuid, temp, power, energy, tuple(sorted(procs.items())))
+        busy = _soft(lambda: float(lib.nvmlDeviceGetUtilizationRates(handle).gpu))
+        memory = _soft(lambda: lib.nvmlDeviceGetMemoryInfo(handle))
+        used, total = (int(memory.used), int(memory.total)) if memory else (None, None)
+        listed = tuple(sorted(procs.items()))
+        return GpuSnapshot(index, uuid, temp, power, energy, listed, busy, used, total)
 
     def limit_power(self, watts: float) -> list[str]:
         """Set every lent GPU's power limit (restored by `close`). PermanentError, with the

@@ -1,6 +1,6 @@
 """The energy receipt: what the agent's work drew, by source and by day, and what that cost and
-emitted at the owner's price and carbon intensity. Pure values; ops/energy.py measures and keeps
-them in the state dir.
+emitted at the owner's price and carbon intensity; and the hours each service ran. Pure values;
+ops/energy.py measures and keeps them in the state dir.
 
 Only measured energy is counted (never an estimate): a GPU's board energy while the agent's
 containers are the only processes on it, and the CPU package energy (RAPL) times the agent's
@@ -42,6 +42,16 @@ class Receipt:
 
     days: dict[str, dict[str, float]] = field(default_factory=dict)
     total: dict[str, float] = field(default_factory=dict)
+    served: dict[str, float] = field(default_factory=dict)  # seconds per service, all time
+
+    def serve(self, seconds: float, services: list[str]) -> Receipt:
+        """`seconds` more for each service running now."""
+        if seconds <= 0 or not services:
+            return self
+        served = dict(self.served)
+        for name in services[:64]:
+            served[name] = served.get(name, 0.0) + seconds
+        return replace(self, served=served)
 
     def add(self, day: str, joules: dict[str, float]) -> Receipt:
         if not any(v > 0 for v in joules.values()):
@@ -65,7 +75,7 @@ class Receipt:
         return out
 
     def as_json(self) -> dict[str, Any]:
-        return {"version": 1, "days": self.days, "total": self.total}
+        return {"version": 1, "days": self.days, "total": self.total, "served": self.served}
 
     @classmethod
     def from_json(cls, data: Any) -> Receipt:
@@ -78,7 +88,8 @@ class Receipt:
             if isinstance(v, dict)
         }
         total = {str(s): float(j) for s, j in dict(data.get("total") or {}).items()}
-        return cls(dict(sorted(days.items())[-KEEP_DAYS:]), total)
+        served = {str(s): float(t) for s, t in dict(data.get("served") or {}).items()}
+        return cls(dict(sorted(days.items())[-KEEP_DAYS:]), total, served)
 
 
 def _period(joules: dict[str, float], price: Price | None, carbon: float | None) -> dict[str, Any]:
@@ -114,4 +125,5 @@ def summary(
             for d in last14
         ],
         "sources": sources or {},
+        "served_hours": {s: round(t / 3600, 2) for s, t in sorted(receipt.served.items())},
     }

@@ -194,6 +194,7 @@ class ActualContainer:
     managed: bool = True
     image: str = ""
     health: str = ""  # Docker's health state (healthy, unhealthy, starting) when it checks one
+    status: str = ""  # Docker's own words ("Up 5 minutes"), for people
 
 
 def owner_labels(instance: str) -> dict[str, str]:

@@ -38,6 +38,7 @@ class ContainerStatus:
     unknown_service: bool = False
     http: bool = False  # it speaks HTTP (a tunnel can carry it)
     reason: str = ""  # held stopped (paused, yielded): why
+    uptime: str = ""  # Docker's words while it runs ("Up 5 minutes")
 
     def as_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -130,6 +131,7 @@ def build_status(
                 current.health if current and state == "running" else "",
                 http=labels.get(HTTP_LABEL) == "true",
                 reason=hold.reason if hold is not None else "",
+                uptime=current.status if current and state == "running" else "",
             )
         )
     rows += [

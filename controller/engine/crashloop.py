@@ -13,9 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+import structlog
+
 from controller.core.backoff import KUBELET, Delays, KeyedBackoff
 from controller.core.planner import Action, Start
 from controller.core.results import ActionOutcome
+
+log = structlog.get_logger(__name__)
 
 
 class CrashLoop:
@@ -29,6 +33,7 @@ class CrashLoop:
         self._backoff = KeyedBackoff(delays, reset_after=reset_after)
         self._clock = clock
         self._stopped: set[str] = set()
+        self._told: dict[str, float] = {}  # name -> the back-off end last logged
         self.resumed: frozenset[str] = frozenset()
 
     def stopped(self, names: Iterable[str]) -> None:
@@ -48,6 +53,7 @@ class CrashLoop:
                 name = action.target
                 wait = self._backoff.remaining(name, now)
                 if wait > 0:
+                    self._tell(name, wait, now)
                     held.append(
                         ActionOutcome(
                             name,
@@ -64,6 +70,18 @@ class CrashLoop:
             kept.append(action)
         self.resumed = frozenset(resumed)
         return kept, held
+
+    def _tell(self, name: str, wait: float, now: float) -> None:
+        """Logged once per back-off (a pass that looks again meanwhile says nothing)."""
+        due = now + wait
+        if abs(self._told.get(name, 0.0) - due) > 1.0:
+            self._told[name] = due
+            log.warning(
+                "crash_loop_backoff",
+                container=name,
+                seconds=round(wait),
+                restarts=self._backoff.failures(name),
+            )
 
     def next_due(self) -> float | None:
         """Seconds until a held restart may go (the loop looks again then), or None."""

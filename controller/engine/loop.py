@@ -23,13 +23,14 @@ from controller.core.errors import AgentError, TransientError
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer
 from controller.core.planner import plan
-from controller.core.results import ExecutionReport, PassResult
+from controller.core.results import ActionOutcome, ExecutionReport, PassResult
 from controller.core.runtime import ContainerEvent, ContainerRuntime
 from controller.core.status import AgentStatus, build_status
 from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
 from controller.engine.executor import Executor
+from controller.engine.teardown import teardown
 from controller.engine.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,16 @@ RECHECKS = (0.1, 0.4)
 # A pass that failed as a whole is retried sooner: 1 s, 2 s … 32 s (never past the resync).
 FAILED_PASS = Delays(base=0.5, cap=32.0)
 Clock = Callable[[], float]
+
+
+def _healed(before: AgentStatus, done: list[ActionOutcome], resumed: frozenset[str]) -> None:
+    """A container the last pass saw running and this one had to create or start again was
+    healed (removed or stopped behind the agent's back): said once, for the owner's page."""
+    was = {c.name for c in before.containers if c.state == "running"}
+    for o in done:
+        if o.action in ("create", "start") and o.name in was and o.name not in resumed:
+            how = "removed: created again" if o.action == "create" else "stopped: started again"
+            log.warning("container_healed", container=o.name, how=how)
 
 
 class DesiredSource(Protocol):
@@ -140,6 +151,7 @@ class Agent:
         self._restarts.update(
             o.name for o in done if o.action in ("start", "recreate") and o.name not in resumed
         )
+        _healed(self._status, done, resumed)
         self._status = build_status(desired, actual, report, self._restarts, converged=not actions)
         if self._housekeeping is not None:
             self._housekeeping(desired, actual)
@@ -280,20 +292,4 @@ class Agent:
 
     def teardown(self) -> bool:
         """Stop and remove every managed container. True when none is left."""
-        log.info("teardown_started")
-        try:
-            actions = plan(DesiredState(), self._runtime.list_managed())
-        except AgentError as exc:
-            log.error("teardown_failed", error=str(exc))
-            return False
-        report = self._executor.execute(actions)
-        ok = not report.failures
-        if ok and self._network:
-            try:
-                self._runtime.release(self._network)
-            except AgentError as exc:
-                log.warning("network_not_removed", network=self._network, error=str(exc))
-        (log.info if ok else log.error)(
-            "teardown_done", removed=len(actions), failed=len(report.failures)
-        )
-        return ok
+        return teardown(self._runtime, self._executor, self._network)

@@ -97,6 +97,18 @@ class Lifecycle:
         return self._shared.standing.tier
 
     @property
+    def dialect(self) -> str | None:
+        """How the coordinator behaves, in the contract's words (Part 3), once registered."""
+        identity = self._shared.standing.identity
+        if identity is None:
+            return None
+        if identity.assignment_url:
+            return "Part 2 (assignment resource)"
+        if identity.worker_id == self._shared.store.own_worker_id():
+            return "keeps the worker's id (edge or local coordinator)"
+        return "assigns the worker's id (service coordinator)"
+
+    @property
     def last_heartbeat_at(self) -> float | None:
         return self._heartbeater.last_heartbeat_at
 

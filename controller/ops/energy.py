@@ -51,6 +51,7 @@ class EnergyMeter:
         gpus: Callable[[], tuple[GpuUse, ...]] = tuple,
         cpu: CpuUse | None,
         ours: Callable[[], frozenset[str]],
+        serving: Callable[[], list[str]] = list,
         zones: tuple[tuple[power.RaplZone, ...], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], date] = date.today,
@@ -60,6 +61,7 @@ class EnergyMeter:
     ) -> None:
         self._path, self._nvml, self._cpu, self._ours = path, nvml, cpu, ours
         self._gpus = gpus  # the conditions' latest NVML read (one reader a second, not two)
+        self._serving = serving  # the services running now (hours served)
         self._zones, problem = zones if zones is not None else power.rapl_zones()
         self._clock, self._today = clock, today
         self._observer = observer or NullObserver()
@@ -107,6 +109,8 @@ class EnergyMeter:
         prev, self._prev = self._prev, Reading(now, cpu, rapl, by_gpu)
         if prev is None or not ours:
             return {}
+        with self._lock:
+            self._receipt = self._receipt.serve(now - prev.at, self._serving())
         joules = {
             "gpu": _gpu_joules(now - prev.at, prev.gpus, by_gpu),
             "cpu": _cpu_joules(prev.cpu, cpu, prev.rapl, rapl),

@@ -11,6 +11,8 @@ from typing import Any
 
 import structlog
 
+from controller.ops.events import RECENT
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -33,6 +35,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            RECENT,  # the owner's page lists the last notable events
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

@@ -72,6 +72,7 @@ class Snapshot:
             "manifest": self._manifest,
             "worker_id": identity.worker_id if identity else None,
             "tier": life.tier if life else None,
+            "dialect": life.dialect if life else None,
             "last_heartbeat": _iso(life.last_heartbeat_at) if life else None,
             "heartbeat_error": life.last_error if life else None,
             "coordinator_notice": life.notice if life else None,

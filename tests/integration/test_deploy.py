@@ -155,7 +155,18 @@ def test_compose_brings_the_agent_up_and_stop_cleans_up(
             filters={"label": "com.docker.compose.project=" + instance}
         )
         assert agent.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        assert agent.attrs["HostConfig"]["PidMode"] == "host"  # whose GPU processes are whose
         assert LABEL_INSTANCE not in agent.labels  # the agent does not manage itself
+        # The owner pauses the agent in its container: the same pause file, in its state volume.
+        ids = running(client, instance)
+        paused = run(*compose, "exec", "-T", "rma-worker", "rma-worker", "pause", env=env)
+        assert paused.returncode == 0 and "Confirmed" in paused.stdout, paused.stdout
+        assert {n: r["State"] for n, r in managed(client, instance).items()} == dict.fromkeys(
+            names, "exited"
+        )
+        resumed = run(*compose, "exec", "-T", "rma-worker", "rma-worker", "resume", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        wait_until(lambda: running(client, instance) == ids, 60, "the same containers again")
         stop = run(*compose, "stop", env=env)
         assert stop.returncode == 0, stop.stderr
         assert managed(client, instance) == {} and coordinator.workers() == []

@@ -67,6 +67,27 @@ def joined(
     return coord, start(coord.url, instance, *args), args
 
 
+def paused_and_kept(
+    client: docker.DockerClient,
+    coord: Coordinator,
+    state: Path,
+    instance: str,
+    before: dict[str, tuple[str, str]],
+) -> dict[str, tuple[str, str]]:
+    """`rma-worker pause`: the same containers, stopped; the heartbeat says so; URL withdrawn."""
+    paused = rma_worker(state, instance, "pause", timeout=60)
+    assert "Confirmed" in paused.stdout, paused.stdout
+    after = states(client, instance)
+    assert {n: i for n, (_, i) in after.items()} == {n: i for n, (_, i) in before.items()}
+    assert {s for s, _ in after.values()} == {"exited"}  # stopped, not removed
+    wait_until(lambda: health(coord) == "paused", what="the heartbeat saying paused")
+    assert not url_of(coord)  # the URL withdrawn
+    status = agent_status(state, instance)
+    assert status["state"] == "paused" and "pause" in status["holds"]
+    assert {c["state"] for c in status["containers"]} == {"paused"}
+    return after
+
+
 def test_pause_stops_keeps_withdraws_survives_a_restart_and_resume_brings_them_back(
     client: docker.DockerClient,
     instance: str,
@@ -81,16 +102,7 @@ def test_pause_stops_keeps_withdraws_survives_a_restart_and_resume_brings_them_b
         before = states(client, instance)
         assert {s for s, _ in before.values()} == {"running"}
 
-        paused = rma_worker(state, instance, "pause", timeout=60)
-        assert "Confirmed" in paused.stdout, paused.stdout
-        after = states(client, instance)
-        assert {n: i for n, (_, i) in after.items()} == {n: i for n, (_, i) in before.items()}
-        assert {s for s, _ in after.values()} == {"exited"}  # stopped, not removed
-        wait_until(lambda: health(coord) == "paused", what="the heartbeat saying paused")
-        assert not url_of(coord)  # the URL withdrawn
-        status = agent_status(state, instance)
-        assert status["state"] == "paused" and "pause" in status["holds"]
-        assert {c["state"] for c in status["containers"]} == {"paused"}
+        after = paused_and_kept(client, coord, state, instance, before)
 
         # The agent is upgraded (SIGUSR1 leaves everything as it is) and starts again: paused.
         assert agent.stop(signal.SIGUSR1) == 0

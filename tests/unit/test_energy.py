@@ -159,3 +159,23 @@ def test_the_receipt_is_kept_across_restarts(tmp_path: Path) -> None:
     assert again["sources"]["gpu"].startswith("not measured")
     (tmp_path / "default.energy.json").write_text("garbage")
     assert meter(tmp_path, Feed()).receipt()["all_time"]["wh"] == 0  # unreadable: starts anew
+
+
+def test_hours_served_per_service(tmp_path: Path) -> None:
+    feed = Feed()
+    serving = [["notes-coa", "redis"]]
+    m = EnergyMeter(
+        tmp_path / "default.energy.json", nvml=None, cpu=None, ours=lambda: feed.ours,
+        serving=lambda: serving[0], zones=((), "none"), clock=lambda: feed.now,
+        today=lambda: DAY,
+    )  # fmt: skip
+    m.sample()
+    feed.now = 1800.0
+    m.sample()
+    serving[0] = ["redis"]
+    feed.now = 3600.0
+    m.sample()
+    assert m.receipt()["served_hours"] == {"notes-coa": 0.5, "redis": 1.0}
+    m.save()
+    stored = json.loads((tmp_path / "default.energy.json").read_text())
+    assert Receipt.from_json(stored).served == {"notes-coa": 1800.0, "redis": 3600.0}

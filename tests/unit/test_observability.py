@@ -41,8 +41,7 @@ def test_parse_addr() -> None:
     assert addr("off") is None and addr("OFF") is None
 
 
-def test_health_server_routes() -> None:
-    state = {"alive": True, "ready": False}
+def observed() -> Metrics:
     metrics = Metrics()
     metrics.pass_done(True, 0.01)
     metrics.action("create", "ok")
@@ -52,6 +51,12 @@ def test_health_server_routes() -> None:
     metrics.energy("gpu", 3600.5)
     metrics.energy("cpu", 0.0)
     metrics.holds({"pause": True, "gpu-busy": False})
+    return metrics
+
+
+def test_health_server_routes() -> None:
+    state = {"alive": True, "ready": False}
+    metrics = observed()
     server = HealthServer(
         ("127.0.0.1", 0),
         alive=lambda: (state["alive"], {"age": 1}),

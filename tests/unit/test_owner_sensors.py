@@ -34,6 +34,8 @@ def test_snapshots_replay_the_recorded_card() -> None:
     fake.mode = "busy"
     busy = nvml.snapshots()[0]
     assert busy.processes == ((450, 9600761856),) and busy.power_w == pytest.approx(622.104)
+    assert busy.utilization == 100 and busy.memory_used == 9600761856
+    assert busy.memory_total == 143771 << 20
 
 
 def test_a_field_the_card_does_not_give_reads_as_none() -> None:
