@@ -68,10 +68,10 @@ class FakeNvml:
             raise NVMLError(3)  # a card before Volta
         return int(value)
 
-    def nvmlDeviceGetUtilizationRates(self, h: int) -> SimpleNamespace:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> SimpleNamespace:
         return SimpleNamespace(gpu=int(self._get(h, "utilization")), memory=0)
 
-    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:
         """The card's 143 771 MiB (nvidia-smi's reading), used: what its processes hold."""
         used = sum(int(p["usedGpuMemory"] or 0) for p in self._get(h, "compute"))
         total = 143771 << 20
