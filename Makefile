@@ -8,7 +8,7 @@ SERVICES := bash manifests/services.sh
 DEMO_MANIFEST ?= manifests/demo/manifest.yaml
 
 .PHONY: install services engine registry demo-images image install-service run run-manifest \
-        run-once test unit integration lint settings-table bench \
+        run-once test unit integration lint settings-table bench screenshot \
         check clean help
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make unit       unit and contract tests (no Docker, no network beyond loopback)"
 	@echo "make lint       ruff check + format, mypy --strict, import contracts"
 	@echo "make settings-table  regenerate the README's settings table from Settings"
+	@echo "make screenshot      the owner's page in a real browser: docs/dashboard.png"
 	@echo "make bench      run the benchmarks (~10 min): bench/results/ and the README's table"
 	@echo "make services   install (if missing) and start the Docker engine and local registry"
 	@echo "make image      build the agent's container image rma-worker:local"
@@ -116,6 +117,11 @@ settings-table: install
 # One run of every benchmark on this machine (about 10 minutes); writes bench/results/bench.json,
 # bench.md and bench.png and puts the table into the README. BENCH_ARGS=--quick: a smoke run.
 BENCH_ARGS ?= --readme README.md
+# The owner's page in a real browser against a real agent; its screenshot is the README's.
+screenshot: install services
+	RMA_REQUIRE_DOCKER=1 RMA_SCREENSHOT=docs/dashboard.png $(BIN)/pytest -q \
+	  tests/integration/test_dashboard_browser.py
+
 bench: install services
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -6,6 +6,8 @@ of Settings (settings.py), like the ingress and containment settings.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import field_validator
 from pydantic_settings import BaseSettings
 
@@ -73,6 +75,14 @@ class OwnerSettings(BaseSettings):
         "(none)",
         ge=0,
         le=5000,
+    )
+
+    dashboard: Literal["on", "read-only", "off"] = setting(
+        "on",
+        "operator",
+        "the owner's page at / on the health endpoint: on (pause and resume from it), read-only, "
+        "off. Anyone who can open the endpoint on this machine can use the page: read-only on a "
+        "machine shared with people who should not pause it",
     )
 
     @field_validator("schedule")

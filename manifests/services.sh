@@ -5,6 +5,7 @@
 #   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static)
 #                         and the stand-in tunnel rma-test/tunnel:1 (manifests/tunnel/)
 #   services.sh tools     docker-compose and systemd-analyze (deployment tests), wrk (benchmarks)
+#   services.sh browser   chromium and chromium-driver (the owner's page, tested in a real browser)
 #   services.sh all       all of them
 set -euo pipefail
 
@@ -102,11 +103,18 @@ tools() {
   echo "tools: docker-compose, systemd-analyze, wrk present"
 }
 
+browser() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+    || apt_install chromium chromium-driver
+  echo "browser: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), chromedriver present"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   registry) registry ;;
   images) engine; images; tunnel_image ;;
   tools) tools ;;
-  all) engine; registry; images; tunnel_image; tools ;;
-  *) echo "usage: $0 engine|registry|images|tools|all" >&2; exit 2 ;;
+  browser) browser ;;
+  all) engine; registry; images; tunnel_image; tools; browser ;;
+  *) echo "usage: $0 engine|registry|images|tools|browser|all" >&2; exit 2 ;;
 esac

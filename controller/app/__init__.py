@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
-from controller.app.endpoint import metrics_of, start_health
+from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
 from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of, totals_of
 from controller.clients.docker_runtime import DockerRuntime
@@ -202,7 +202,9 @@ def build(
         ingress=settings.ingress_mode,
         owner=owner.view,
     )
-    health = start_health(settings, snap, wiring.metrics)
+    health = start_health(
+        settings, snap, wiring.metrics, dashboard_of(settings, snap, runtime.data_root)
+    )
     return Parts(runtime, agent, lifecycle, health, wiring.withdrawn, owner)
 
 

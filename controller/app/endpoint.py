@@ -1,13 +1,21 @@
-"""The composition root's endpoint side: the health/metrics/status endpoint and the metrics it
-serves (none when the endpoint is off, so prometheus_client is never loaded then)."""
+"""The composition root's endpoint side: the health/metrics/status endpoint, the owner's page on
+it, and the metrics it serves (none when the endpoint is off, so prometheus_client is never
+loaded then)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from controller.clients.store import atomic_write_text
+from controller.app.parts import limits_from
+from controller.clients.pause_file import clear_pause, pause_path, write_pause
+from controller.clients.store import StateStore, atomic_write_text
+from controller.core.errors import AgentError
+from controller.ops.dashboard import Dashboard
 from controller.ops.health import HealthServer
 from controller.ops.probes import Snapshot
 from controller.settings import Settings
@@ -18,10 +26,42 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+def dashboard_of(
+    settings: Settings, snap: Snapshot, data_root: Callable[[], str | None]
+) -> Dashboard:
+    """The owner's page: the status and the machine; pause and resume write the same file as
+    `rma-worker pause/resume`; its secret is this install's own, kept in the state dir."""
+    from controller.clients.hardware import machine_use  # noqa: PLC0415 (psutil: only here)
+
+    path = pause_path(settings.state_dir, settings.instance)
+    limits, root = limits_from(settings), [""]
+
+    def data() -> dict[str, Any]:
+        if not root[0]:
+            with contextlib.suppress(AgentError):  # the engine not answering yet: `/` for now
+                root[0] = data_root() or "/"
+        return snap.status() | {"machine": machine_use(root[0] or "/", limits)}
+
+    def pause(seconds: float | None, gpu_only: bool) -> None:
+        now = time.time()
+        write_pause(path, since=now, until=now + seconds if seconds else None, gpu_only=gpu_only)
+
+    secret = StateStore(settings.state_dir, settings.instance).secret("dashboard")
+    writable = settings.dashboard == "on"
+    return Dashboard(
+        secret=secret,
+        data=data,
+        pause=pause,
+        resume=lambda: clear_pause(path),
+        writable=writable,
+    )
+
+
 def start_health(
-    settings: Settings, snap: Snapshot, metrics: Metrics | None
+    settings: Settings, snap: Snapshot, metrics: Metrics | None, dashboard: Dashboard | None = None
 ) -> HealthServer | None:
-    """The health/metrics/status endpoint; its URL is written to the state dir for `status`."""
+    """The health/metrics/status endpoint (and the owner's page); its URL is written to the
+    state dir for `status`."""
     addr = settings.health_address
     url_file = settings.state_dir / f"{settings.instance}.health"
     if addr is None or metrics is None:
@@ -29,7 +69,12 @@ def start_health(
         return None
     try:
         server = HealthServer(
-            addr, alive=snap.alive, ready=snap.ready, status=snap.status, metrics=metrics.render
+            addr,
+            alive=snap.alive,
+            ready=snap.ready,
+            status=snap.status,
+            metrics=metrics.render,
+            routes=dashboard.routes() if dashboard and settings.dashboard != "off" else None,
         )
     except OSError as exc:
         log.error(

@@ -208,3 +208,20 @@ def gpu_utilization(
             lib.nvmlShutdown()
         except Exception as exc:
             log.debug("nvml_shutdown_failed", error=str(exc))
+
+
+def machine_use(disk_path: str, limits: Limits) -> dict[str, Any]:
+    """The machine now against the owner's caps, for the owner's page: CPU (% of all cores,
+    since the previous call), memory and the disk Docker keeps its data on."""
+    memory, disk = psutil.virtual_memory(), psutil.disk_usage(disk_path)
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "cores": psutil.cpu_count() or 1,
+        "cpus_cap": limits.cpus,
+        "memory_used": int(memory.total - memory.available),
+        "memory_total": int(memory.total),
+        "memory_cap": limits.memory,
+        "disk_used": int(disk.used),
+        "disk_total": int(disk.total),
+        "disk_path": disk_path,
+    }

@@ -15,6 +15,7 @@ from typing import Any
 
 from controller import __version__
 from controller.contract.services import not_reachable
+from controller.core.observe import PullProgress
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent
 from controller.membership.lifecycle import Lifecycle
@@ -85,19 +86,23 @@ class Snapshot:
             "holds": sorted({h.condition for h in agent_status.holds}),  # as the last pass saw
             "converged": agent_status.converged,
             "healthy": agent_status.healthy,
-            "containers": [c.as_json() for c in agent_status.containers],
-            "unused_volumes": list(self._kept_volumes()),
-            "pulls": [
-                {
-                    "image": p.image,
-                    "downloaded": p.downloaded,
-                    "total": p.total,
-                    "percent": p.percent,
-                    "rate": p.rate,
-                }
-                for p in self._puller.progress()
+            "containers": [
+                c.as_json() | {"service": c.service, "health": c.health, "uptime": c.uptime}
+                for c in agent_status.containers
             ],
+            "unused_volumes": list(self._kept_volumes()),
+            "pulls": [_pull(p) for p in self._puller.progress()],
         } | self._owner()
+
+
+def _pull(p: PullProgress) -> dict[str, Any]:
+    return {
+        "image": p.image,
+        "downloaded": p.downloaded,
+        "total": p.total,
+        "percent": p.percent,
+        "rate": p.rate,
+    }
 
 
 def _iso(ts: float | None) -> str | None:

@@ -118,6 +118,8 @@ FLAGS_AND_ENV = {
     "--gpu-power-limit": "RMA_GPU_POWER_LIMIT",
     "--energy-price": "RMA_ENERGY_PRICE",
     "--carbon-intensity": "RMA_CARBON_INTENSITY",
+    # issue 15: the owner's page
+    "--dashboard": "RMA_DASHBOARD",
 }
 
 
