@@ -59,6 +59,9 @@ class Owner:
                 "uuid": u.snapshot.uuid,
                 "temperature": u.snapshot.temperature,
                 "power_w": u.snapshot.power_w,
+                "utilization": u.snapshot.utilization,
+                "memory_used": u.snapshot.memory_used,
+                "memory_total": u.snapshot.memory_total,
                 "agent": u.agent,
                 "others": u.others,
             }

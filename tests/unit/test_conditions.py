@@ -219,3 +219,24 @@ def test_a_yield_stops_the_gpu_container_at_once_and_the_resume_is_not_a_restart
         assert [o.action for o in result.report.outcomes] == ["start"], cycle  # never backoff
         assert {c.name: c.id for c in rt.containers.values()} == first  # the same containers
     assert {c.name: c.restarts for c in agent.status().containers} == {"web": 0, "llm": 0}
+
+
+def test_the_owners_view_names_each_gpu_as_read(tmp_path: Path) -> None:
+    from controller.app.owner import Owner  # noqa: PLC0415 (the composition root's view)
+    from controller.ops.energy import EnergyMeter  # noqa: PLC0415
+
+    rig = Rig(tmp_path, gpu=GpuGuard(83, 300))
+    rig.sensors.nvml = Nvml(nvml=rig.fake)  # type: ignore[arg-type]
+    rig.fake.mode = "busy"
+    proc_tree(rig.proc, 450, "0::/process_api/x\n", "python3")
+    rig.check()
+    meter = EnergyMeter(tmp_path / "e.json", nvml=None, cpu=None, ours=frozenset,
+                        zones=((), "none"))  # fmt: skip
+    view = Owner(rig.conditions, meter, None).view()
+    assert view["gpus"] == [
+        {"index": "0", "uuid": rig.fake.record["uuid"], "temperature": 54.0,
+         "power_w": pytest.approx(622.104), "utilization": 100.0, "memory_used": 9600761856,
+         "memory_total": 143771 << 20, "agent": False, "others": True}
+    ]  # fmt: skip
+    assert [c["name"] for c in view["conditions"]] == ["gpu-busy:0", "gpu-temp:0"]
+    assert view["conditions"][0]["active"] and view["conditions"][0]["since"]
