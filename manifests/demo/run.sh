@@ -28,6 +28,7 @@ cat <<MSG
 reference coordinator: $URL  (API docs $URL/docs, admin token "$ADMIN", log $STATE/coordinator.log)
 workers:               curl -H 'Authorization: Bearer $ADMIN' $URL/api/admin/workers
 demo page (tier 2):    http://127.0.0.1:18080/
+your page (the agent): http://127.0.0.1:9321/  (pause, resume, what it runs, what it cost)
 Ctrl-C stops the agent: its containers are removed and the worker unregistered.
 MSG
 RMA_STATE_DIR=$STATE RMA_PUBLISH_ADDRESS=${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
