@@ -67,8 +67,10 @@ def _announced_url(worker: Worker, name: str) -> str:
     return found
 
 
-@router.api_route("/service/{name}/{path:path}", methods=METHODS)
-@router.api_route("/api/service/{name}/{path:path}", methods=METHODS)
+# A pass-through, not part of the API: left out of the OpenAPI schema (where one function on
+# several methods would repeat its operation id).
+@router.api_route("/service/{name}/{path:path}", methods=METHODS, include_in_schema=False)
+@router.api_route("/api/service/{name}/{path:path}", methods=METHODS, include_in_schema=False)
 async def proxy(name: str, path: str, request: Request) -> Response:
     state: Coordinator = request.app.state.coordinator
     urls = healthy_urls(await run_in_threadpool(state.registry.all), name)
