@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS retired (
     token_hash TEXT NOT NULL
 );
 """
+# Columns added since the first schema: a database written by an older coordinator gets them on
+# open (all nullable), so an upgrade never fails a registration.
+ADDED = ("services TEXT", "tunnel_url TEXT", "ip_address TEXT", "services_status TEXT",
+         "gpu_utilization REAL")  # fmt: skip
 # Workers that left (unregistered or forgotten) keep their token hash here, so that the same
 # machine can prove it held the id when it registers again (and nobody else can claim it).
 _RETIRE = (
@@ -93,6 +97,10 @@ class Registry:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            have = {row["name"] for row in self._conn.execute("PRAGMA table_info(workers)")}
+            for column in ADDED:
+                if column.split()[0] not in have:
+                    self._conn.execute(f"ALTER TABLE workers ADD COLUMN {column}")
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,8 @@ ADMIN=${RMA_COORDINATOR_ADMIN_TOKEN:-demo-admin}
 URL="http://127.0.0.1:$PORT"
 mkdir -p "$STATE"
 
-if ! python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', $PORT))" 2>/dev/null; then
+# SO_REUSEADDR as the coordinator binds: connections of a previous run in TIME_WAIT are no reason.
+if ! python3 -c "import socket as k; s=k.socket(); s.setsockopt(k.SOL_SOCKET, k.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $PORT))" 2>/dev/null; then
   echo "run.sh: port $PORT is in use; set RMA_DEMO_PORT to another port" >&2
   exit 1
 fi
@@ -31,6 +32,9 @@ demo page (tier 2):    http://127.0.0.1:18080/
 your page (the agent): http://127.0.0.1:9321/  (pause, resume, what it runs, what it cost)
 Ctrl-C stops the agent: its containers are removed and the worker unregistered.
 MSG
+# The demo's image is built on this machine (`make demo-images`): no registry has it, so the
+# agent is allowed to run it as found (it refuses a coordinator's local-only image otherwise).
 RMA_STATE_DIR=$STATE RMA_PUBLISH_ADDRESS=${RMA_PUBLISH_ADDRESS:-127.0.0.1} \
   RMA_IMAGE_REFRESH_INTERVAL=${RMA_IMAGE_REFRESH_INTERVAL:-0} \
+  RMA_ALLOW_LOCAL_IMAGES=${RMA_ALLOW_LOCAL_IMAGES:-true} \
   "$BIN/rma-worker" --coordinator "$URL"
