@@ -16,6 +16,7 @@ import docker
 
 from bench.common import COMMAND, IMAGE, Agent, instance_label, remove_labelled, summary
 from controller.clients.pause_file import clear_pause, pause_path, write_pause
+from rma_testkit.engine import wait_until
 
 INSTANCE = "bench-pause"
 
@@ -25,14 +26,8 @@ def _states(cli: docker.DockerClient, label: str) -> dict[str, str]:
     return {r["Id"]: r["State"] for r in rows}
 
 
-def _until(cond: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError("bench pause: condition not met")
+def _until(cond: Any) -> Any:
+    return wait_until(cond, 120.0, "bench pause", step=0.02)  # 20 ms: the timing's resolution
 
 
 def run(cli: docker.DockerClient, work: Path, containers: int, repeats: int) -> dict[str, Any]:

@@ -23,6 +23,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+WEB = "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"  # busybox httpd: the demo page
+
+
+def web_spec(instance: str, image: str) -> dict[str, Any]:
+    """An HTTP service (`notes-coa`) on a free host port: what the pool reaches."""
+    return {
+        "name": f"{instance}-notes",
+        "image": image,
+        "command": ["sh", "-c", WEB],
+        "ports": [{"container": 8080, "host": free_port()}],
+        "http": True,
+        "labels": {"rma.service": "notes-coa"},
+    }
+
+
 def write_agent_catalog(path: Path, services: dict[str, tuple[int, dict[str, Any]]]) -> Path:
     """The agent's service catalog (--catalog): {service name: (tier, container spec)}."""
     data = {"services": {n: {"tier": t, "container": c} for n, (t, c) in services.items()}}

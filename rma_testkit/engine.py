@@ -40,13 +40,15 @@ def running(client: docker.DockerClient, instance: str) -> dict[str, str]:
     return {n: r["Id"] for n, r in managed(client, instance).items() if r["State"] == "running"}
 
 
-def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+def wait_until(
+    cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition", step: float = 0.1
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from controller.clients.hardware import load_nvml, text_of
 from controller.core.errors import PermanentError
 
 log = structlog.get_logger(__name__)
@@ -34,25 +35,12 @@ class GpuSnapshot:
     memory_total: int | None = None
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _load() -> ModuleType | None:
-    try:
-        import pynvml  # noqa: PLC0415  (optional: absence means no NVIDIA GPU)
-    except ImportError:
-        return None
-    module: ModuleType = pynvml
-    return module
-
-
 class Nvml:
     """One NVML session for the agent's lifetime (`lent`: the indices/UUIDs it may watch; empty:
     every GPU)."""
 
     def __init__(self, lent: frozenset[str] = frozenset(), nvml: ModuleType | None = None) -> None:
-        self._lib = nvml or _load()
+        self._lib = nvml or load_nvml()
         self._lent = lent
         self.error: str | None = None
         self._restore: list[tuple[Any, int]] = []
@@ -76,7 +64,7 @@ class Nvml:
         found = []
         for i in range(lib.nvmlDeviceGetCount()):
             handle = lib.nvmlDeviceGetHandleByIndex(i)
-            uuid = _text(lib.nvmlDeviceGetUUID(handle))
+            uuid = text_of(lib.nvmlDeviceGetUUID(handle))
             if not self._lent or str(i) in self._lent or uuid in self._lent:
                 found.append((str(i), uuid, handle))
         return found

@@ -52,11 +52,13 @@ def detect(
     )
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """NVML's strings: bytes in older bindings, str in newer."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _load_nvml() -> ModuleType | None:
+def load_nvml() -> ModuleType | None:
+    """pynvml, or None where it is not installed."""
     try:
         import pynvml  # noqa: PLC0415  (optional at run time: absence means no NVIDIA GPU)
     except ImportError:
@@ -67,7 +69,7 @@ def _load_nvml() -> ModuleType | None:
 
 def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
     """Every NVIDIA GPU NVML reports; [] when NVML, the driver or the GPU is absent."""
-    lib = nvml or _load_nvml()
+    lib = nvml or load_nvml()
     if lib is None:
         return []
     try:
@@ -76,17 +78,17 @@ def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
         log.debug("nvml_unavailable", error=str(exc) or type(exc).__name__)
         return []
     try:
-        driver = _text(lib.nvmlSystemGetDriverVersion())
+        driver = text_of(lib.nvmlSystemGetDriverVersion())
         gpus = []
         for i in range(lib.nvmlDeviceGetCount()):
             handle = lib.nvmlDeviceGetHandleByIndex(i)
             gpus.append(
                 GpuInfo(
                     index=i,
-                    name=_text(lib.nvmlDeviceGetName(handle)),
+                    name=text_of(lib.nvmlDeviceGetName(handle)),
                     memory_bytes=int(lib.nvmlDeviceGetMemoryInfo(handle).total),
                     driver="nvidia",
-                    uuid=_text(lib.nvmlDeviceGetUUID(handle)),
+                    uuid=text_of(lib.nvmlDeviceGetUUID(handle)),
                     driver_version=driver,
                 )
             )
@@ -185,7 +187,7 @@ def gpu_utilization(
     """The lent NVIDIA GPUs' mean utilization (0..100) over NVML's last sample period, or None
     without NVML or a GPU (the heartbeat then leaves the key out). `lent`: indices or UUIDs
     the owner lent (empty: all)."""
-    lib = nvml or _load_nvml()
+    lib = nvml or load_nvml()
     if lib is None:
         return None
     try:
@@ -196,7 +198,7 @@ def gpu_utilization(
         values = []
         for i in range(lib.nvmlDeviceGetCount()):
             handle = lib.nvmlDeviceGetHandleByIndex(i)
-            if lent and str(i) not in lent and _text(lib.nvmlDeviceGetUUID(handle)) not in lent:
+            if lent and str(i) not in lent and text_of(lib.nvmlDeviceGetUUID(handle)) not in lent:
                 continue
             values.append(float(lib.nvmlDeviceGetUtilizationRates(handle).gpu))
         return sum(values) / len(values) if values else None

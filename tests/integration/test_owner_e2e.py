@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -18,26 +17,14 @@ import pytest
 from rma_testkit.agent import AgentProcess, StartAgent, agent_status, rma_worker, write_manifest
 from rma_testkit.coordinator import (
     Coordinator,
-    free_port,
     services_index,
+    web_spec,
     write_agent_catalog,
     write_catalog,
 )
 from rma_testkit.engine import container_spec, managed, running, wait_until
 
 pytestmark = pytest.mark.integration
-WEB = "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
-
-
-def web(instance: str, image: str) -> dict[str, Any]:
-    return {
-        "name": f"{instance}-notes",
-        "image": image,
-        "command": ["sh", "-c", WEB],
-        "ports": [{"container": 8080, "host": free_port()}],
-        "http": True,
-        "labels": {"rma.service": "notes-coa"},
-    }
 
 
 def states(client: docker.DockerClient, instance: str) -> dict[str, tuple[str, str]]:
@@ -57,7 +44,7 @@ def url_of(coord: Coordinator) -> str:
 def joined(
     tmp_path: Path, instance: str, image: str, start: StartAgent, dialect: str
 ) -> tuple[Coordinator, AgentProcess, tuple[str, ...]]:
-    spec = web(instance, image)
+    spec = web_spec(instance, image)
     coord = Coordinator(tmp_path, write_catalog(tmp_path / "c.yaml", [spec]), "--dialect", dialect)
     catalog = write_agent_catalog(tmp_path / "a.yaml", {"notes-coa": (2, spec)})
     args = (

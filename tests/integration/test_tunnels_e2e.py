@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -23,9 +22,9 @@ import requests
 from rma_testkit.agent import StartAgent, agent_status
 from rma_testkit.coordinator import (
     Coordinator,
-    free_port,
     requests_seen,
     services_index,
+    web_spec,
     write_agent_catalog,
     write_catalog,
 )
@@ -33,18 +32,6 @@ from rma_testkit.engine import TUNNEL_URL, managed, running, wait_until
 
 pytestmark = pytest.mark.integration
 PAGE = "RMA demo worker"  # manifests/demo/index.html, served by busybox httpd in the service
-WEB = "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
-
-
-def web_spec(instance: str, image: str) -> dict[str, Any]:
-    return {
-        "name": f"{instance}-notes",
-        "image": image,
-        "command": ["sh", "-c", WEB],
-        "ports": [{"container": 8080, "host": free_port()}],
-        "http": True,
-        "labels": {"rma.service": "notes-coa"},
-    }
 
 
 @dataclass
