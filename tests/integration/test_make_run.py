@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -43,21 +44,7 @@ def test_make_run_runs_the_demo_and_ctrl_c_cleans_up(
         start_new_session=True,
     )  # fmt: skip
     try:
-        status = wait_until(
-            lambda: (s := _status(state, instance)) and s["converged"] and s["containers"] and s,
-            90,
-            "the demo converged",
-        )
-        assert {c["state"] for c in status["containers"]} == {"running"}, status["containers"]
-        assert set(running(client, instance)) == {c["name"] for c in status["containers"]}
-        url = (state / f"{instance}.health").read_text().strip()
-        assert requests.get(url + "/", timeout=5).status_code == 200  # the owner's page
-        workers = requests.get(
-            f"http://127.0.0.1:{port}/api/admin/workers",
-            headers={"Authorization": "Bearer demo-admin"},
-            timeout=5,
-        ).json()
-        assert [w["id"] for w in workers] == [status["worker_id"]]
+        demo_runs(client, state, instance, port)
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal
         assert demo.wait(90) == 0, (tmp_path / "run.log").read_text()[-3000:]
         assert managed(client, instance) == {}
@@ -69,7 +56,26 @@ def test_make_run_runs_the_demo_and_ctrl_c_cleans_up(
         log.close()
 
 
-def _status(state: Path, instance: str) -> dict[str, object] | None:
+def demo_runs(client: docker.DockerClient, state: Path, instance: str, port: int) -> None:
+    """Converged, every container running, the page answers, one worker at the coordinator."""
+    status = wait_until(
+        lambda: (s := _status(state, instance)) and s["converged"] and s["containers"] and s,
+        90,
+        "the demo converged",
+    )
+    assert {c["state"] for c in status["containers"]} == {"running"}, status["containers"]
+    assert set(running(client, instance)) == {c["name"] for c in status["containers"]}
+    url = (state / f"{instance}.health").read_text().strip()
+    assert requests.get(url + "/", timeout=5).status_code == 200  # the owner's page
+    workers = requests.get(
+        f"http://127.0.0.1:{port}/api/admin/workers",
+        headers={"Authorization": "Bearer demo-admin"},
+        timeout=5,
+    ).json()
+    assert [w["id"] for w in workers] == [status["worker_id"]]
+
+
+def _status(state: Path, instance: str) -> dict[str, Any] | None:
     try:
         return agent_status(state, instance)
     except (subprocess.CalledProcessError, json.JSONDecodeError):
