@@ -16,7 +16,7 @@ import requests
 
 from bench.common import IMAGE, Agent, StartWatcher, instance_label, remove_labelled, summary
 from rma_testkit.coordinator import Coordinator, free_port, services_index, write_catalog
-from rma_testkit.engine import TUNNEL_URL
+from rma_testkit.engine import TUNNEL_URL, wait_until
 
 NAME = "bench-reach-web"
 TUNNEL = f"rma-tunnel-{NAME}"
@@ -37,14 +37,8 @@ def _listed(coordinator: Coordinator, other_than: str = "") -> str:
     return str(urls[0]) if urls else ""
 
 
-def _until(cond: Any, timeout: float = 60.0, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError("bench reach: condition not met")
+def _until(cond: Any, timeout: float = 60.0) -> Any:
+    return wait_until(cond, timeout, "bench reach", step=0.02)  # 20 ms: the timing's resolution
 
 
 def _works(coordinator: Coordinator) -> bool:

@@ -4,7 +4,6 @@ loaded then)."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -12,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller.app.parts import limits_from
+from controller.clients.disk import docker_root
 from controller.clients.pause_file import clear_pause, pause_path, write_pause
 from controller.clients.store import StateStore, atomic_write_text
-from controller.core.errors import AgentError
 from controller.ops.dashboard import Dashboard
 from controller.ops.health import HealthServer
 from controller.ops.probes import Snapshot
@@ -34,13 +33,10 @@ def dashboard_of(
     from controller.clients.hardware import machine_use  # noqa: PLC0415 (psutil: only here)
 
     path = pause_path(settings.state_dir, settings.instance)
-    limits, root = limits_from(settings), [""]
+    limits, root = limits_from(settings), docker_root(data_root)
 
     def data() -> dict[str, Any]:
-        if not root[0]:
-            with contextlib.suppress(AgentError):  # the engine not answering yet: `/` for now
-                root[0] = data_root() or "/"
-        return snap.status() | {"machine": machine_use(root[0] or "/", limits)}
+        return snap.status() | {"machine": machine_use(root(), limits)}
 
     def pause(seconds: float | None, gpu_only: bool) -> None:
         now = time.time()

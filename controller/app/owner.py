@@ -25,7 +25,7 @@ from controller.core.limits import Limits
 from controller.core.models import ActualContainer
 from controller.core.schedule import Schedule
 from controller.engine.loop import Agent
-from controller.ops.conditions import Conditions, Sensors
+from controller.ops.conditions import Conditions, Sensors, running_ids
 from controller.ops.energy import EnergyMeter
 from controller.settings import Settings
 
@@ -145,15 +145,12 @@ def owner_of(settings: Settings, wiring: Wiring, loop: Callable[[], Agent | None
     ring, stop = wiring.doorbell.ring, wiring.stop
     conditions = Conditions(sensors, containers, on_change=ring, stop=stop, observer=observer)
 
-    def ours() -> frozenset[str]:
-        return frozenset(c.id for c in containers() if c.state in ("running", "restarting"))
-
     meter = EnergyMeter(
         settings.state_dir / f"{settings.instance}.energy.json",
         nvml=nvml,
         gpus=lambda: conditions.gpu_use,
         cpu=cpu,
-        ours=ours,
+        ours=lambda: running_ids(containers()),
         serving=serving,
         observer=observer,
         price=settings.price,

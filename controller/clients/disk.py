@@ -18,17 +18,22 @@ def disk_usage(path: str) -> tuple[int, int]:
     return int(usage.free), int(usage.total)
 
 
-def docker_disk(data_root: Callable[[], str | None]) -> Callable[[], tuple[int, int]]:
-    """(free, total) bytes where Docker keeps its data; the engine is asked for its data root
-    once it answers, and `/` is used until then."""
+def docker_root(data_root: Callable[[], str | None]) -> Callable[[], str]:
+    """Where Docker keeps its data: the engine is asked once it answers, `/` until then."""
     root: list[str] = []
 
-    def usage() -> tuple[int, int]:
+    def where() -> str:
         if not root:
             try:
                 root.append(data_root() or "/")
             except AgentError:
-                return disk_usage("/")
-        return disk_usage(root[0])
+                return "/"
+        return root[0]
 
-    return usage
+    return where
+
+
+def docker_disk(data_root: Callable[[], str | None]) -> Callable[[], tuple[int, int]]:
+    """(free, total) bytes where Docker keeps its data."""
+    where = docker_root(data_root)
+    return lambda: disk_usage(where())

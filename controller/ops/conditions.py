@@ -30,7 +30,7 @@ from controller.core.holds import (
     apply_holds,
     battery_condition,
 )
-from controller.core.models import ActualContainer, DesiredState, Hold
+from controller.core.models import RUNNING_STATES, ActualContainer, DesiredState, Hold
 from controller.core.observe import NullObserver, Observer
 from controller.core.schedule import Schedule
 from controller.core.usage import CpuSample, foreign_percent
@@ -147,7 +147,7 @@ class Conditions:
             log.info("hold_ended", condition=condition, scope=scope, gpus=list(devices))
 
     def _ours(self) -> frozenset[str]:
-        return frozenset(c.id for c in self._containers() if c.state in ("running", "restarting"))
+        return running_ids(self._containers())
 
     def _pause(self, now: float) -> Condition | None:
         request = self._s.pause.read()
@@ -228,6 +228,11 @@ class Conditions:
             why = f"{hidden} GPU process(es) are not visible from the agent's PID namespace"
             found.append(Condition("gpu-processes", False, f"{why}: not counted as others'"))
         return found
+
+
+def running_ids(containers: tuple[ActualContainer, ...]) -> frozenset[str]:
+    """The ids of the agent's containers running now: whose processes and cgroups are its."""
+    return frozenset(c.id for c in containers if c.state in RUNNING_STATES)
 
 
 def replace_check(condition: Condition, when: float) -> Condition:

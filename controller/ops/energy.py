@@ -74,14 +74,15 @@ class EnergyMeter:
         log.info("energy_sources", **self.sources)
 
     def _sources(self, rapl_problem: str | None) -> dict[str, str]:
-        gpu = "not measured: " + (self._nvml.error or "no NVIDIA GPU") if self._nvml else ""
+        """What could be read on this machine (`nvml`: only when a lent GPU answers)."""
+        gpu = "not measured: no NVIDIA GPU"
         if self._nvml is not None and self._nvml.available:
             gpu = "NVML board energy of each lent GPU while only the agent's containers use it"
-        cpu = f"not measured: {rapl_problem}" if rapl_problem else ""
+        cpu = f"not measured: {rapl_problem or 'no RAPL zone'}"
         if self._zones:
             names = ", ".join(z.name for z in self._zones)
             cpu = f"RAPL ({names}) times the agent's share of the CPU's busy time"
-        return {"gpu": gpu or "not measured: no NVIDIA GPU", "cpu": cpu or "not measured"}
+        return {"gpu": gpu, "cpu": cpu}
 
     def _load(self) -> Receipt:
         try:
