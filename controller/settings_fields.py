@@ -48,6 +48,14 @@ class ContainmentSettings(BaseSettings):
         32, "contributor", "most containers an assignment may hold (a bigger one is refused)", ge=1
     )
     pids_limit: int = setting(1024, "contributor", "most processes in each container", ge=16)
+    max_pids: int | None = setting(
+        None,
+        "contributor",
+        "most processes of all the agent's containers and tunnels together (their parent "
+        "cgroup's pids.max; systemd TasksMax)",
+        "min(pid_max / 4, 8192)",
+        ge=16,
+    )
     volume_retention: float = setting(
         7.0,
         "contributor",

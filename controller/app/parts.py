@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,7 +28,7 @@ from controller.contract.services import (
 from controller.core.admission import Admission
 from controller.core.containment import Containment
 from controller.core.errors import ConfigError
-from controller.core.limits import Limits
+from controller.core.limits import Limits, default_max_pids
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from controller.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+PID_MAX = Path("/proc/sys/kernel/pid_max")
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -101,6 +103,7 @@ def source_of(settings: Settings, limits: Limits) -> DesiredSource:
         port_range=port_bounds(settings.port_range),
         max_containers=settings.max_containers,
         gpu_machine=gpu_machine(limits),
+        tunnels=settings.ingress_mode == "tunnel",
     )
     return AssignmentSource(settings.publish_address, admission, load_catalog(settings.catalog))
 
@@ -136,22 +139,39 @@ def tunnels_of(settings: Settings) -> Callable[[DesiredState], DesiredState]:
     return lambda desired: with_tunnels(desired, settings.tunnel_image)
 
 
+def max_pids(settings: Settings, pid_max: Path = PID_MAX) -> int:
+    """The owner's process budget for every container together (`--max-pids`, else a quarter
+    of this machine's pid_max, at most 8192)."""
+    if settings.max_pids is not None:
+        return settings.max_pids
+    try:
+        return default_max_pids(int(pid_max.read_text().strip()))
+    except (OSError, ValueError):
+        return default_max_pids(32768)  # the kernel's own default pid_max
+
+
 def totals_of(settings: Settings, limits: Limits) -> Limits | None:
-    """The caps to enforce as totals under a parent cgroup: only with caps, and only when the
-    engine runs on this machine (its cgroups are then ours to write)."""
-    if limits.cpus is None and limits.memory is None:
-        return None
+    """What the parent cgroup enforces for all containers together: always the process budget,
+    and the caps when set; only when the engine runs on this machine (its cgroups are then ours
+    to write)."""
     host = settings.docker_host or os.environ.get("DOCKER_HOST") or "unix://"
     if not host.startswith("unix://"):
-        log.warning("caps_per_container_only", reason=f"the engine is not local ({host})")
+        log.warning(
+            "totals_not_enforced",
+            reason=f"the engine is not local ({host})",
+            effect="the caps and the pids limit bound each container alone; no total budget",
+        )
         return None
-    return limits
+    return replace(limits, pids=max_pids(settings))
 
 
 def containment_of(settings: Settings, runtime: DockerRuntime) -> Containment:
-    """What every container is held to; the adopted volumes are the runtime's (read once)."""
-    parent = f"rma-{settings.instance}" if runtime.owned.totals is not None else ""
-    return Containment(settings.instance, settings.pids_limit, parent, runtime.adopted_volumes)
+    """What every container is held to; the adopted volumes are the runtime's (read once). No
+    container may have more processes than the whole budget."""
+    totals = runtime.owned.totals
+    parent = f"rma-{settings.instance}" if totals is not None else ""
+    pids = min(settings.pids_limit, totals.pids) if totals and totals.pids else settings.pids_limit
+    return Containment(settings.instance, pids, parent, runtime.adopted_volumes)
 
 
 def _trusted(
@@ -176,6 +196,7 @@ def _housekeeping(
     listeners: list[Callable[[], None]],
 ) -> Callable[[DesiredState, list[ActualContainer]], None]:
     disk = docker_disk(runtime.data_root)
+    networks: list[frozenset[str]] = []  # the set kept last time: pruned only when it changes
 
     def housekeeping(desired: DesiredState, actual: list[ActualContainer]) -> None:
         for listener in listeners:
@@ -184,6 +205,12 @@ def _housekeeping(
         high, low = settings.image_gc_high, settings.image_gc_low
         collect(pulled, runtime.remove_image, disk, images, high=high, low=low)
         keeper.sweep({v.name for s in desired.specs for v in s.volumes})
+        keep = frozenset(
+            {s.network for s in desired.specs} | {n for s in desired.specs for n, _ in s.joins}
+        )
+        if networks != [keep]:
+            runtime.owned.prune_networks(keep | {f"rma-{settings.instance}"})
+            networks[:] = [keep]
 
     return housekeeping
 
@@ -236,9 +263,13 @@ def _pipeline(
     added, the owner's caps, then the containment (so tunnels are held to it too)."""
     contain, tunnels = containment_of(settings, runtime), tunnels_of(settings)
     lookup = secret_lookup(store)
+    held: list[Containment] = []  # with this instance's volumes, once the engine listed them
 
     def limit(desired: DesiredState) -> DesiredState:
-        return contain.apply_all(limits.apply_all(tunnels(fill(desired, lookup))))
+        if not held:  # an engine error fails this pass (backed off), never a volume renamed
+            existing = frozenset(v.name for v in runtime.owned.list_volumes())
+            held.append(replace(contain, existing=existing))
+        return held[0].apply_all(limits.apply_all(tunnels(fill(desired, lookup))))
 
     return limit, contain
 

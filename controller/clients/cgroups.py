@@ -1,12 +1,14 @@
 """The parent cgroup that makes the contributor's caps totals (kubelet's pod-level cgroup).
 
-`--max-cpus` and `--max-memory` bound every container, and the sum too: every container runs
-under one parent cgroup that the agent owns and limits:
+Every container runs under one parent cgroup that the agent owns and limits: always its process
+budget (`--max-pids`, kubelet's node-allocatable pids), and `--max-cpus` / `--max-memory` as
+totals when they are set:
 - Docker's `cgroupfs` driver: the group `/rma-<instance>`, created by the agent under each
-  controller's mount with its limits written (cgroup v2: `memory.max`, `memory.swap.max`,
-  `cpu.max`; v1: `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes`, `cpu.cfs_quota_us`);
+  controller's mount with its limits written (cgroup v2: `pids.max`, `memory.max`,
+  `memory.swap.max`, `cpu.max`; v1: `pids.max`, `memory.limit_in_bytes`,
+  `memory.memsw.limit_in_bytes`, `cpu.cfs_quota_us`);
 - Docker's `systemd` driver: the slice `rma-<instance>.slice`, limited with
-  `systemctl set-property --runtime` (MemoryMax, MemorySwapMax, CPUQuota).
+  `systemctl set-property --runtime` (TasksMax, MemoryMax, MemorySwapMax, CPUQuota).
 The engine must be on this machine (its cgroups are then ours to write) and the agent root.
 """
 
@@ -66,6 +68,8 @@ def _v2(group: Path, limits: Limits) -> None:
     with contextlib.suppress(OSError):  # usually enabled already at the root
         (group.parent / "cgroup.subtree_control").write_text(enable)
     group.mkdir(exist_ok=True)
+    if limits.pids is not None:
+        (group / "pids.max").write_text(str(limits.pids))
     if limits.memory is not None:
         (group / "memory.max").write_text(str(limits.memory))
         with contextlib.suppress(FileNotFoundError):  # no swap accounting: nothing to cap
@@ -75,7 +79,10 @@ def _v2(group: Path, limits: Limits) -> None:
 
 
 def _v1(root: Path, name: str, limits: Limits) -> None:
-    memory, cpu = root / "memory" / name, root / "cpu" / name
+    memory, cpu, pids = root / "memory" / name, root / "cpu" / name, root / "pids" / name
+    if limits.pids is not None:
+        pids.mkdir(exist_ok=True)
+        (pids / "pids.max").write_text(str(limits.pids))
     if limits.memory is not None:
         memory.mkdir(exist_ok=True)
         swap = memory / "memory.memsw.limit_in_bytes"  # absent when swap accounting is off
@@ -96,7 +103,7 @@ def _slice(unit: str, limits: Limits) -> CgroupParent:
     systemctl = shutil.which("systemctl")
     if systemctl is None:
         raise PermanentError("Docker uses the systemd cgroup driver and systemctl is missing")
-    props = []
+    props = [f"TasksMax={limits.pids}"] if limits.pids is not None else []
     if limits.memory is not None:
         props += [f"MemoryMax={limits.memory}", "MemorySwapMax=0"]
     if limits.cpus is not None:

@@ -50,7 +50,7 @@ class OwnedResources:
         self.totals = totals
         self.isolate = isolate
         self._isolated: str | None = None  # the network id the rules were made for
-        self._ensured: str | None = None  # the network checked (or made) last
+        self._ensured: set[str] = set()  # the networks checked (or made)
         self._cgroup: tuple[str, str] | None = None  # (driver, parent) once prepared
 
     # -- parent cgroup ------------------------------------------------------------------------
@@ -89,11 +89,12 @@ class OwnedResources:
 
     # -- network ------------------------------------------------------------------------------
 
-    def ensure_network(self, name: str, *, again: bool = False) -> None:
-        """The agent's bridge: adopted when it carries our labels, created when missing; with
-        `isolate`, the --isolate-lan rules follow it (clients/firewall.py). Checked once, then
-        `again` when a create found it gone."""
-        if name == self._ensured and not again:
+    def ensure_network(self, name: str, *, again: bool = False, internal: bool = False) -> None:
+        """An agent bridge: adopted when it carries our labels, created when missing (`internal`:
+        with no way out, a service and its tunnel's own); with `isolate`, the --isolate-lan
+        rules follow the services' network (clients/firewall.py). Checked once, then `again`
+        when a create found it gone."""
+        if name in self._ensured and not again:
             return
         with self._lock:
             api = self._client().api
@@ -101,16 +102,25 @@ class OwnedResources:
                 found = self._call(lambda: api.inspect_network(name))
             except NotFoundError:
                 labels = owner_labels(self._instance)
-                self._call(lambda: api.create_network(name, driver="bridge", labels=labels))
+                self._call(
+                    lambda: api.create_network(
+                        name, driver="bridge", labels=labels, internal=internal
+                    )
+                )
                 found = self._call(lambda: api.inspect_network(name))
             if not self._owned(found.get("Labels")) or found.get("Driver") != "bridge":
                 raise PermanentError(
                     f"network {name!r} exists and is not this agent's (no ownership labels or "
                     "not a bridge); it is left alone and no container is started on it"
                 )
-            if self.isolate and found.get("Id") != self._isolated:
+            if bool(found.get("Internal")) != internal:
+                raise PermanentError(
+                    f"network {name!r} is not {'internal' if internal else 'open'}"
+                )
+            main = name == f"rma-{self._instance}"
+            if self.isolate and main and found.get("Id") != self._isolated:
                 self._isolate(found)
-            self._ensured = name
+            self._ensured.add(name)
 
     def _isolate(self, network: dict[str, Any]) -> None:
         configs = (network.get("IPAM") or {}).get("Config") or []
@@ -164,7 +174,20 @@ class OwnedResources:
             pass
         firewall.remove(instance)
         if instance == self._instance:
-            self._isolated = self._ensured = None
+            self._isolated = None
+            self._ensured.discard(name)
+
+    def prune_networks(self, keep: Collection[str]) -> None:
+        """Remove this instance's networks that no desired container uses (a tunnel's pair
+        network after its service left); one still in use stays (Docker refuses)."""
+        for name in self.networks():
+            if name in keep:
+                continue
+            try:
+                self._call(lambda n=name: self._client().api.remove_network(n))  # type: ignore[misc]
+            except PermanentError as exc:  # NotFound included
+                log.debug("network_kept", network=name, reason=str(exc))
+            self._ensured.discard(name)
 
     def networks(self, all_instances: bool = False) -> list[str]:
         """The agent's networks (this instance's, or every instance's)."""

@@ -1,4 +1,5 @@
-"""The Docker engine client: the only module that imports `docker`.
+"""The Docker engine client: the runtime the loop drives (docker_owned.py, docker_specs.py and
+docker_errors.py are its other parts that import `docker`).
 
 It sees only containers carrying this agent instance's ownership labels (one label-filtered list
 call per pass), writes the spec hash into a label at creation, and lets no docker-py or requests
@@ -8,7 +9,7 @@ error out (every call runs inside the error boundary of docker_errors.py).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import docker
@@ -18,6 +19,7 @@ from docker.utils import parse_repository_tag
 
 from controller.clients.docker_errors import boundary as _boundary
 from controller.clients.docker_errors import translate
+from controller.clients.docker_events import DockerEventStream
 from controller.clients.docker_owned import OwnedResources
 from controller.clients.docker_progress import LayerProgress
 from controller.clients.docker_specs import create_kwargs
@@ -37,11 +39,10 @@ from controller.core.models import (
     ContainerSpec,
     owner_labels,
 )
-from controller.core.runtime import ContainerEvent, ProgressCallback
+from controller.core.runtime import ProgressCallback
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-_WATCHED_ACTIONS = frozenset({"die", "stop", "kill", "destroy", "oom", "pause"})
 
 
 class DockerRuntime:
@@ -181,7 +182,20 @@ class DockerRuntime:
             if "conflict" in str(exc).lower() and "already in use" in str(exc).lower():
                 raise NameConflictError(str(exc)) from exc
             raise
-        return str(result["Id"])
+        container_id = str(result["Id"])
+        self._join(container_id, spec)
+        return container_id
+
+    def _join(self, container_id: str, spec: ContainerSpec) -> None:
+        """The internal networks a service shares with its tunnel: joined before the first
+        start (a container created on one network only, as the oldest supported API allows)."""
+        try:
+            for network, alias in spec.joins:
+                self.owned.ensure_network(network, internal=True, again=True)
+                self.owned.join_network(container_id, network, alias or spec.name)
+        except Exception:
+            self.remove(container_id)  # never a service half-joined: created anew next pass
+            raise
 
     def start(
         self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""
@@ -224,9 +238,10 @@ class DockerRuntime:
             raise
 
     def release(self, network: str) -> None:
-        """After teardown: remove the agent's network and parent cgroup (volumes are kept:
-        they hold data)."""
-        self.owned.remove_network(network)
+        """After teardown: remove the agent's networks (its services', its tunnels' and each
+        pair's) and its parent cgroup (volumes are kept: they hold data)."""
+        for name in {network, *self.owned.networks()}:
+            self.owned.remove_network(name)
         self.owned.release_cgroup()
 
     def logs(self, container_id: str, tail: int = 200) -> str:
@@ -252,29 +267,6 @@ class DockerRuntime:
         with _boundary():
             raw = self.client.api.events(decode=True, filters=filters)
         return DockerEventStream(raw)
-
-
-class DockerEventStream:
-    """Engine events about managed containers; `close()` from another thread ends iteration."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-
-    def __iter__(self) -> Iterator[ContainerEvent]:
-        with _boundary():
-            for item in self._raw:
-                action = str(item.get("Action") or item.get("status") or "")
-                action = action.split(":", 1)[0]
-                if action not in _WATCHED_ACTIONS:
-                    continue
-                attrs = (item.get("Actor") or {}).get("Attributes") or {}
-                yield ContainerEvent(action, str(item.get("id", "")), str(attrs.get("name", "")))
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        except Exception as exc:  # closing a dead socket must never fail the caller
-            log.debug("event_stream_close_failed", error=str(exc))
 
 
 def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:

@@ -3,8 +3,9 @@
 Entries are checked one by one: a refused entry is reported, the rest of the assignment runs. A
 Part 1 coordinator sends no GPU flag, so on tier 1 an entry without `gpu` requests the GPUs (tier 1
 is the GPU tier; container names are never used to guess). Every entry must pass the admission
-rules (core/admission.py: ports, GPU, image); an assignment over the container limit is refused
-whole (AssignmentTooLarge), before any entry is read.
+rules (core/admission.py: name, ports, volumes, GPU, image); an assignment over the container
+limit is refused whole (AssignmentTooLarge), before any entry is read, and so is one whose
+admitted entries need, with their tunnels, more containers, ports or volumes than allowed.
 
 Where the entries come from (the contract's Part 3), in this order: the coordinator's specs
 (`assigned_containers`, Part 2's `containers`); else its service names (`assigned_services`)
@@ -58,4 +59,5 @@ def assignment_to_desired(
             allowed.append(spec)
         else:
             refused.append(Refusal(spec.name, problem))
+    admission.check_totals(allowed)
     return DesiredState(tuple(allowed), tuple(refused))

@@ -35,6 +35,7 @@ class Limits:
     cpus: float | None = None
     memory: int | None = None  # bytes
     gpus: tuple[str, ...] | None = None  # allowed device indices / UUIDs; None = all
+    pids: int | None = None  # the processes of every container together (the parent cgroup)
 
     @classmethod
     def from_settings(cls, cpus: float | None, memory: str | None, gpus: str | None) -> Limits:
@@ -77,6 +78,12 @@ class Limits:
             else tuple(g for g in hw.gpus if str(g.index) in self.gpus or g.uuid in self.gpus)
         )
         return replace(hw, cpu_cores=cores, ram_bytes=ram, gpus=gpus)
+
+
+def default_max_pids(pid_max: int) -> int:
+    """The owner's process budget when they set none: a quarter of the machine's `pid_max`, at
+    most 8192 (kubelet reserves node-allocatable pids the same way)."""
+    return max(64, min(pid_max // 4, 8192))
 
 
 def _fmt(n: int) -> str:

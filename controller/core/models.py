@@ -67,6 +67,9 @@ class ContainerSpec:
     network: str = ""  # the agent's own bridge network (set by containment, never by a spec)
     pids_limit: int = 0  # 0: the engine's default (containment sets one)
     cgroup_parent: str = ""  # the agent's own parent cgroup (containment), never a spec's
+    # Internal networks joined after create, as (network, alias): a service and its tunnel share
+    # one of their own (containment), never a spec's.
+    joins: tuple[tuple[str, str], ...] = ()
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -94,6 +97,7 @@ class ContainerSpec:
             "network",
             "pids_limit",
             "cgroup_parent",
+            "joins",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):

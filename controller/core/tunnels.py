@@ -1,8 +1,11 @@
 """The agent's own tunnels (the contract's Part 4, ingress `tunnel`): one container per HTTP
-service, on the agent's network, that opens an outbound quick tunnel to the service by its name
-and prints the public URL in its log (engine/tunnels.py reads it). Pure: derived from the desired
-state, reconciled with it like any container (self-heal, back-off, containment), removed with
-its service.
+service that opens an outbound quick tunnel to the service and prints the public URL in its log
+(engine/tunnels.py reads it). A tunnel never reaches its service by a string a coordinator
+chose: containment (core/containment.py) puts the two on an internal network of their own where
+the service answers to the agent's alias `rma-origin`, and the tunnel on the agent's tunnels
+network for its way out — never on the network of the services, so it reaches only its own.
+Pure: derived from the desired state, reconciled with it like any container (self-heal,
+back-off, containment), removed with its service.
 
 The tunnels are the agent's, not a coordinator's: a coordinator's spec can neither name one (the
 `rma-tunnel-` prefix is refused) nor change one (their image and arguments come from the owner's
@@ -19,6 +22,7 @@ from controller.core.models import HTTP_LABEL, ContainerSpec, DesiredState, Refu
 
 TUNNEL_PREFIX = "rma-tunnel-"
 TUNNEL_FOR = "rma.tunnel-for"  # on a tunnel: the container it serves
+ORIGIN = "rma-origin"  # the service's alias on the network it shares with its tunnel only
 MAX_NAME = 128
 OWN_NAME = f"names starting with {TUNNEL_PREFIX!r} are the agent's own tunnels"
 
@@ -40,7 +44,7 @@ def tunnel_spec(service: ContainerSpec, image: str) -> ContainerSpec:
     return ContainerSpec(
         name=tunnel_name(service.name),
         image=image,
-        command=("tunnel", "--no-autoupdate", "--url", f"http://{service.name}:{port}"),
+        command=("tunnel", "--no-autoupdate", "--url", f"http://{ORIGIN}:{port}"),
         labels=((TUNNEL_FOR, service.name),),
         memory_limit="256m",
     )

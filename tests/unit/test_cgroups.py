@@ -60,7 +60,7 @@ def test_the_systemd_driver_gets_a_slice_limited_by_systemctl(
 
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr("subprocess.run", run)
-    made = cgroups.prepare("w", CAPS, "systemd", "2")
+    made = cgroups.prepare("w", Limits(cpus=1.5, memory=64 * 1024**2, pids=100), "systemd", "2")
     assert made.parent == "rma-w.slice"
     assert calls == [
         [
@@ -68,6 +68,7 @@ def test_the_systemd_driver_gets_a_slice_limited_by_systemctl(
             "set-property",
             "--runtime",
             "rma-w.slice",
+            "TasksMax=100",
             f"MemoryMax={64 * 1024**2}",
             "MemorySwapMax=0",
             "CPUQuota=150%",
@@ -76,3 +77,14 @@ def test_the_systemd_driver_gets_a_slice_limited_by_systemctl(
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(PermanentError, match="systemctl is missing"):
         cgroups.prepare("w", CAPS, "systemd", "2")
+
+
+def test_the_process_budget_is_written_alone_without_caps(tmp_path: Path) -> None:
+    """Issue 21: a parent group always, with pids.max, even when no CPU/memory cap is set."""
+    budget = Limits(pids=512)
+    cgroups.prepare("w", budget, "cgroupfs", "2", root=tmp_path)
+    assert (tmp_path / "rma-w/pids.max").read_text() == "512"
+    assert not (tmp_path / "rma-w/memory.max").exists()
+    (tmp_path / "v1/pids").mkdir(parents=True)
+    cgroups.prepare("w", budget, "cgroupfs", "1", root=tmp_path / "v1")
+    assert (tmp_path / "v1/pids/rma-w/pids.max").read_text() == "512"

@@ -72,7 +72,7 @@ def test_containment_puts_every_container_on_the_agents_network_and_volumes() ->
     spec = ContainerSpec("db", "pg:16", volumes=(VolumeMount("pgdata", "/var/lib/pg"),))
     held = Containment("w1", adopted=frozenset({"legacy"})).apply(spec)
     assert (held.network, held.pids_limit) == ("rma-w1", 1024)
-    assert held.volumes == (VolumeMount("rma-w1-pgdata", "/var/lib/pg"),)
+    assert held.volumes == (VolumeMount("rma2-w1-pgdata", "/var/lib/pg"),)
     assert held.spec_hash() != spec.spec_hash()  # an upgrade recreates onto the network
     legacy = ContainerSpec("db", "pg:16", volumes=(VolumeMount("legacy", "/d"),))
     assert Containment("w1", adopted=frozenset({"legacy"})).apply(legacy).volumes[0].name == (

@@ -49,6 +49,7 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"network": "rma-x"},
     {"pids_limit": 1024},
     {"cgroup_parent": "rma.slice"},
+    {"joins": (("rma-i-pair-x", "rma-origin"),)},
 ]
 
 

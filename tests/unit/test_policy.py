@@ -70,7 +70,7 @@ def test_nothing_dangerous_ever_reaches_docker() -> None:
         "Type": "json-file",
         "Config": {"max-size": "10m", "max-file": "3"},
     }
-    assert host["Mounts"][0]["Source"] == "rma-i-data"
+    assert host["Mounts"][0]["Source"] == "rma1-i-data"
     assert (
         not {
             "CapAdd",

@@ -37,7 +37,8 @@ def test_each_http_service_gets_one_tunnel_to_its_container_port() -> None:
     assert [t.name for t in tunnels] == ["rma-tunnel-web"]  # db is TCP only
     tunnel = tunnels[0]
     assert tunnel.image == IMAGE and tunnel.labels_dict == {TUNNEL_FOR: "web"}
-    assert tunnel.command == ("tunnel", "--no-autoupdate", "--url", "http://web:8080")
+    # never the service's name (a coordinator's string): the alias on their own network
+    assert tunnel.command == ("tunnel", "--no-autoupdate", "--url", "http://rma-origin:8080")
     assert tunnel.ports == () and tunnel.gpu == 0 and tunnel.volumes == ()
 
 
