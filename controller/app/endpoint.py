@@ -42,7 +42,7 @@ def dashboard_of(
         now = time.time()
         write_pause(path, since=now, until=now + seconds if seconds else None, gpu_only=gpu_only)
 
-    secret = StateStore(settings.state_dir, settings.instance).secret("dashboard")
+    secret = StateStore(settings.state_dir, settings.instance).page_secret()
     writable = settings.dashboard == "on"
     return Dashboard(
         secret=secret,

@@ -6,7 +6,8 @@ line wins over the environment.
     rma-worker [options]                 run the agent (coordinator, or --manifest)
     rma-worker --test-capabilities       print what this machine would register with
     rma-worker status [--json]           ask the running agent how it is doing
-    rma-worker cleanup [--dry-run] [--volumes]  remove what carries the agent's labels
+    rma-worker cleanup [--dry-run] [--volumes] [--all-instances]  remove what carries the
+                                         labels of --instance (or of every instance)
     rma-worker adopt-volume NAME...      use an earlier agent's unprefixed volumes as they are
     rma-worker pause [--for 2h] [--gpu-only]  hold the containers stopped (kept) until resumed
     rma-worker resume                    end the pause
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
     from controller.settings import Settings
 
 EXIT_CONFIG = 2
+# The settings each subcommand reads (only these are its flags; the environment still sets any).
+_WHERE = ("state_dir", "instance", "log_format", "log_level")
+SUB_SETTINGS: dict[str, tuple[str, ...]] = {
+    "status": (*_WHERE, "health_addr"),
+    "cleanup": (*_WHERE, "docker_host"),
+    "adopt-volume": (*_WHERE, "docker_host"),
+    "pause": (*_WHERE, "drain_seconds", "stop_grace"),
+    "resume": _WHERE,
+}
 TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "path": Path}
 
 
@@ -40,11 +50,13 @@ def flag_specs() -> list[dict[str, Any]]:
 
 
 def _add_setting_flags(
-    parser: argparse.ArgumentParser, specs: list[dict[str, Any]], *, sub: bool
+    parser: argparse.ArgumentParser, specs: list[dict[str, Any]], *, sub: str = ""
 ) -> None:
     # On subcommands an absent flag must not overwrite one given before the subcommand.
     default = argparse.SUPPRESS if sub else None
     for spec in specs:
+        if sub and spec["name"] not in SUB_SETTINGS[sub]:
+            continue
         help_text = f"{spec['help']} [env {spec['env']}]".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": spec["name"], "default": default, "help": help_text}
         if spec["kind"] == "bool":
@@ -75,31 +87,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the hardware capabilities that would be registered, as JSON, and exit",
     )
     specs = flag_specs()  # read once for the parser and both subcommands
-    _add_setting_flags(parser, specs, sub=False)
+    _add_setting_flags(parser, specs)
     commands = parser.add_subparsers(
         dest="command", metavar="{status,pause,resume,cleanup,adopt-volume}"
     )
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_setting_flags(status, specs, sub=True)
+    _add_setting_flags(status, specs, sub="status")
     cleanup = commands.add_parser(
-        "cleanup", help="remove every container carrying the agent's labels (any instance)"
+        "cleanup", help="remove the containers and networks of --instance (the agent's labels)"
     )
     cleanup.add_argument("--dry-run", action="store_true", help="only list what would go")
     cleanup.add_argument(
-        "--instance-only", action="store_true", help="only the containers of --instance"
+        "--all-instances",
+        action="store_true",
+        help="every agent instance's containers and networks, not only --instance's",
+    )
+    cleanup.add_argument(  # before 0.8 cleanup took every instance unless told this
+        "--instance-only", action="store_true", help=argparse.SUPPRESS
     )
     cleanup.add_argument(
         "--volumes", action="store_true", help="the agent's volumes too (their data is lost)"
     )
-    _add_setting_flags(cleanup, specs, sub=True)
+    _add_setting_flags(cleanup, specs, sub="cleanup")
     _owner_commands(commands, specs)
     adopt = commands.add_parser(
         "adopt-volume",
         help="use existing (unprefixed) volumes of an earlier agent as they are",
     )
     adopt.add_argument("volumes", nargs="+", metavar="NAME")
-    _add_setting_flags(adopt, specs, sub=True)
+    _add_setting_flags(adopt, specs, sub="adopt-volume")
     return parser
 
 
@@ -114,9 +131,9 @@ def _owner_commands(commands: Any, specs: list[dict[str, Any]]) -> None:
     pause.add_argument(
         "--gpu-only", action="store_true", help="only the GPU containers (the rest keeps running)"
     )
-    _add_setting_flags(pause, specs, sub=True)
+    _add_setting_flags(pause, specs, sub="pause")
     resume = commands.add_parser("resume", help="end a pause (started again, not pulled again)")
-    _add_setting_flags(resume, specs, sub=True)
+    _add_setting_flags(resume, specs, sub="resume")
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
@@ -141,7 +158,7 @@ def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
         return console.adopt_command(settings, args.volumes)
     if args.command == "cleanup":
         return console.cleanup_command(
-            settings, args.dry_run, instance_only=args.instance_only, volumes=args.volumes
+            settings, args.dry_run, instance_only=not args.all_instances, volumes=args.volumes
         )
     try:
         return console.status_command(settings, args.json)

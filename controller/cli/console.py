@@ -18,6 +18,7 @@ from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore, read_private
 from controller.core.errors import AgentError
 from controller.core.observe import PullProgress
+from controller.core.text import printable_all
 from controller.settings import Settings
 
 
@@ -47,11 +48,11 @@ def status_command(settings: Settings, as_json: bool, out: TextIO = sys.stdout) 
             file=sys.stderr,
         )
         return 1
-    if as_json:
+    if as_json:  # JSON escapes control characters by itself
         json.dump(data, out, indent=2)
         out.write("\n")
-    else:
-        out.write(render_status(data))
+    else:  # the agent's answer carries a coordinator's words: no control character is drawn
+        out.write(render_status(printable_all(data)))
     return 0
 
 
@@ -122,12 +123,13 @@ def cleanup_command(
     settings: Settings,
     dry_run: bool,
     *,
-    instance_only: bool = False,
+    instance_only: bool = True,
     volumes: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Remove every container and network carrying the agent's labels (of any instance, or only
-    of --instance); with `volumes`, the agent's volumes too (their data is lost)."""
+    """Remove every container and network carrying the agent's labels (of --instance, or of any
+    instance with `instance_only` False: `--all-instances`); with `volumes`, the agent's
+    volumes too (their data is lost)."""
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host)
     owned, every = runtime.owned, not instance_only
     try:

@@ -106,6 +106,15 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def _secret(path: Path, name: str) -> str:
+    known = _read_json(path) or {}
+    value = known.get(name)
+    if not isinstance(value, str) or len(value) < 16:
+        value = secrets.token_urlsafe(24)
+        atomic_write_json(path, {**known, name: value})
+    return value
+
+
 class StateStore:
     """Identity and last assignment for one agent instance, under the state dir."""
 
@@ -117,15 +126,17 @@ class StateStore:
         self.unused_path = state_dir / f"{instance}.unused-volumes.json"
         self.secrets_path = state_dir / f"{instance}.secrets.json"
         self.worker_path = state_dir / f"{instance}.worker.json"
+        self.page_path = state_dir / f"{instance}.page-secret.json"
 
     def secret(self, name: str) -> str:
-        """This worker's secret `name` (core/placeholders.py), created on first use (0600)."""
-        known = _read_json(self.secrets_path) or {}
-        value = known.get(name)
-        if not isinstance(value, str) or len(value) < 16:
-            value = secrets.token_urlsafe(24)
-            atomic_write_json(self.secrets_path, {**known, name: value})
-        return value
+        """This worker's secret `name` for its containers (core/placeholders.py), created on
+        first use (0600)."""
+        return _secret(self.secrets_path, name)
+
+    def page_secret(self) -> str:
+        """The owner's page's cookie secret: a file of its own, never one `${secret:NAME}` can
+        hand to a container (the `dashboard` entry of secrets.json before 0.8 is not reused)."""
+        return _secret(self.page_path, "page")
 
     def load_adopted(self) -> frozenset[str]:
         """Legacy (unprefixed) volumes recorded as the agent's own (`rma-worker adopt-volume`)."""

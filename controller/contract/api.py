@@ -8,15 +8,18 @@ contract tests (tests/contract/) check the two against each other, never by shar
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controller.contract.services import Announcement, services_status
 from controller.core.machine import format_gb
 from controller.core.status import AgentStatus
 
+WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}")
+TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")
 REGISTER_PATH = "/api/worker/register"
 HEARTBEAT_PATH = "/api/worker/heartbeat"  # the default; the coordinator may name another
 
@@ -37,8 +40,23 @@ class RegisterResponse(BaseModel):
     heartbeat_url: str = HEARTBEAT_PATH
     heartbeat_interval: float = Field(default=30.0, gt=0, le=3600)
     coordinator_url: str | None = None
-    token: str | None = None
+    token: str | None = Field(default=None, max_length=1024)
     assignment_url: str | None = None
+
+    @field_validator("worker_id")
+    @classmethod
+    def _plain_id(cls, v: str | None) -> str | None:
+        """An id is shown to the owner and put in URLs: a plain name, or refused whole."""
+        if v is not None and not WORKER_ID.fullmatch(v):
+            raise ValueError("worker_id must be letters, digits and . _ : @ - (no controls)")
+        return v
+
+    @field_validator("token")
+    @classmethod
+    def _plain_token(cls, v: str | None) -> str | None:
+        if v is not None and not TOKEN.fullmatch(v):
+            raise ValueError("token must be printable ASCII without spaces")
+        return v
 
 
 class AssignmentResponse(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from controller.contract.schema import ContainerSpecModel, one_line
 from controller.core.models import HEALTH_LABEL, HTTP_LABEL, SERVICE_LABEL
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 MAX_NAMES = 64  # service names a coordinator may list; more is refused whole
 
 

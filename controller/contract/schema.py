@@ -28,18 +28,21 @@ from controller.core.models import (
     HTTP_LABEL,
     LABEL_PREFIX,
     NAME_RE,
+    SERVICE_LABEL,
     ContainerSpec,
     PortMapping,
     Refusal,
     VolumeMount,
 )
 from controller.core.policy import dangerous_fields
+from controller.core.text import has_controls
 
 # Label keys a spec may set: plain names, and the rma.* and OCI image namespaces; never keys that
 # other software on the machine acts on (traefik.*, com.docker.*, com.centurylinklabs.*, …).
 LABEL_KEY = re.compile(
-    r"^(?:[a-z0-9][a-z0-9_-]{0,62}|(?:rma|org\.opencontainers\.image)\.[a-z0-9._-]{1,100})$"
+    r"^(?:[a-z0-9][a-z0-9_-]{0,62}|(?:rma|org\.opencontainers\.image)\.[a-z0-9._-]{1,100})\Z"
 )
+SERVICE_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # the `rma.service` label: a service name
 MAX_LABELS, MAX_LABEL_VALUE = 32, 1024
 
 
@@ -127,6 +130,11 @@ class ContainerSpecModel(BaseModel):
             )
         if len(v) > MAX_LABELS or any(len(x) > MAX_LABEL_VALUE for x in v.values()):
             raise ValueError(f"at most {MAX_LABELS} labels of {MAX_LABEL_VALUE} characters")
+        if any(has_controls(x) for x in v.values()):
+            raise ValueError("label values may not hold control characters")
+        service = v.get(SERVICE_LABEL)
+        if service is not None and not SERVICE_VALUE.fullmatch(service):
+            raise ValueError(f"{SERVICE_LABEL} must be a service name (a-z, 0-9, '.', '_', '-')")
         return v
 
     def to_spec(self, publish_address: str = "") -> ContainerSpec:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -70,12 +71,14 @@ def at_host(host: str) -> Reach:
 
 
 def from_template(template: str) -> Reach:
-    """The owner's `--advertise-url`: `{service}` and `{port}` filled in."""
+    """The owner's `--advertise-url`: `{service}` (URL-encoded: a coordinator's name can never
+    change the URL's host, path or fragment) and `{port}` filled in."""
 
     def reach(spec: ContainerSpec, service: str, port: int | None) -> str:
         if "{port}" in template and port is None:
             return ""
-        return template.replace("{service}", service).replace("{port}", str(port or ""))
+        name = urllib.parse.quote(service, safe="")
+        return template.replace("{service}", name).replace("{port}", str(port or ""))
 
     return reach
 

@@ -26,7 +26,7 @@ SERVICE_LABEL = "rma.service"
 HEALTH_LABEL = "rma.health"
 HTTP_LABEL = "rma.http"  # "true": the service speaks HTTP (it may get a tunnel)
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
 GPU_ALL = -1
 
 

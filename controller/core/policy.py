@@ -60,10 +60,10 @@ def dangerous_fields(raw: Mapping[str, Any]) -> list[str]:
 
 # Docker's reference grammar (distribution/reference): lowercase path components, a tag, a digest.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_PATH = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_ID = re.compile(r"^(?:sha256:)?[a-f0-9]{12,64}$")
+_PATH = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_ID = re.compile(r"^(?:sha256:)?[a-f0-9]{12,64}\Z")
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ and a crash loop as `status` shows it."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
 
 import docker
 
+from controller.core.models import owner_labels
 from rma_testkit.agent import StartAgent, agent_status, rma_worker, write_manifest
 from rma_testkit.engine import container_spec, managed, running, three_containers, wait_until
 
@@ -36,11 +38,12 @@ def test_status_and_cleanup_commands(
     assert f"would remove {instance}-worker" in dry and len(running(client, instance)) == 3
     assert agent.stop(signal.SIGUSR1) == 0  # leaves the containers, as after a crash
     assert len(running(client, instance)) == 3
-    gone = rma_worker(state, instance, "cleanup", "--instance-only", timeout=60).stdout
+    gone = rma_worker(state, instance, "cleanup", timeout=60).stdout
     assert gone.count("removed ") == 4 and managed(client, instance) == {}
     assert f"removed rma-{instance} (network)" in gone  # the agent's network goes with them
-    volume = f"rma-{instance}-{instance}-vol"
+    volume = f"rma{len(instance)}-{instance}-{instance}-vol"
     assert client.volumes.get(volume)  # kept: it holds data
+    # the option from before 0.8 is still taken
     wiped = rma_worker(state, instance, "cleanup", "--instance-only", "--volumes").stdout
     assert wiped.strip() == f"removed {volume} (volume)"
     down = rma_worker(state, instance, "status", check=False)
@@ -130,3 +133,28 @@ def test_a_deleted_network_is_recreated_and_its_containers_with_it(
     wait_until(lambda: f"{instance}-a" in running(client, instance), what="a recreated")
     attrs = client.api.inspect_container(f"{instance}-a")
     assert list(attrs["NetworkSettings"]["Networks"]) == [f"rma-{instance}"]
+
+
+def test_cleanup_of_one_instance_leaves_the_others_alone(
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
+    """Issue 21, item 6: `cleanup --instance X` removed every instance's containers."""
+    other = f"{instance}-other"
+    made = [
+        client.containers.create(
+            registry_image, name=f"{who}-c", labels=owner_labels(who), command=["true"]
+        )
+        for who in (instance, other)
+    ]
+    try:
+        state = tmp_path / "state"
+        mine = rma_worker(state, instance, "cleanup", "--dry-run").stdout
+        assert f"would remove {instance}-c" in mine and f"{other}-c" not in mine
+        every = rma_worker(state, instance, "cleanup", "--all-instances", "--dry-run").stdout
+        assert f"would remove {instance}-c" in every and f"would remove {other}-c" in every
+        gone = rma_worker(state, instance, "cleanup", timeout=60).stdout
+        assert f"removed {instance}-c" in gone and client.containers.get(f"{other}-c")
+    finally:
+        for container in made:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)

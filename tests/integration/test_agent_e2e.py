@@ -37,7 +37,7 @@ def test_converges_from_empty_pulling_from_the_local_registry(
     logged = [json.loads(line)["event"] for line in done.stderr.splitlines()]
     assert "image_pulled" in logged and "converged" in logged
     data = client.containers.get(f"{instance}-data")
-    assert data.attrs["Mounts"][0]["Name"] == f"rma-{instance}-{instance}-vol"
+    assert data.attrs["Mounts"][0]["Name"] == f"rma{len(instance)}-{instance}-{instance}-vol"
     assert data.attrs["Mounts"][0]["Type"] == "volume"
 
 

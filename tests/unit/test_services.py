@@ -148,3 +148,13 @@ def test_gpu_utilization_averages_the_lent_gpus() -> None:
     assert gpu_utilization(nvml, frozenset({"0"})) == 30.0
     assert gpu_utilization(fake_nvml([], init_error=True)) is None
     assert gpu_utilization(fake_nvml([])) is None  # no GPU: the key is left out
+
+
+def test_a_service_name_cannot_change_the_advertised_urls_host() -> None:
+    """Issue 21, item 7: a label `x@evil.example/#` made the page's link go to evil.example."""
+    from controller.contract.services import from_template  # noqa: PLC0415
+    from controller.core.models import ContainerSpec  # noqa: PLC0415
+
+    reach = from_template("https://{service}.pool.example:{port}/")
+    url = reach(ContainerSpec("c", "i"), "x@evil.example/#", 8080)
+    assert url == "https://x%40evil.example%2F%23.pool.example:8080/"

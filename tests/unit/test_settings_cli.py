@@ -256,3 +256,18 @@ def test_the_ingress_by_default_tunnels_only_for_a_coordinator_elsewhere(
 def test_bad_ingress_settings_are_configuration_errors(args: tuple[str, ...]) -> None:
     with pytest.raises((ValueError, SystemExit)):
         settings(*args)
+
+
+def test_subcommands_take_only_their_own_options() -> None:
+    """Issue 21, item 6: `cleanup --help` listed all of the agent's settings."""
+    from controller.cli.commands import build_parser  # noqa: PLC0415
+
+    parser = build_parser()
+    args = parser.parse_args(["cleanup", "--instance", "a", "--all-instances", "--dry-run"])
+    assert (args.instance, args.all_instances, args.dry_run) == ("a", True, True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["cleanup", "--max-containers", "3"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["status", "--isolate-lan"])
+    assert parser.parse_args(["--max-containers", "3", "status"]).max_containers == 3
+    assert parser.parse_args(["cleanup", "--instance-only"]).all_instances is False

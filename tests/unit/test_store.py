@@ -42,3 +42,16 @@ def test_tier1_part1_entries_request_the_gpus_and_bad_entries_are_refused() -> N
     assert {s.name: s.gpu for s in desired.specs} == {"web": GPU_ALL, "cpu": 0}
     assert [r.name for r in desired.refused] == ["bad name"]
     assert all(s.gpu == 0 for s in assignment_to_desired(2, [WEB]).specs)
+
+
+def test_the_pages_secret_is_out_of_a_coordinators_reach(tmp_path: Path) -> None:
+    """Issue 21, item 7: `${secret:dashboard}` handed the owner page's cookie secret to a
+    container; the page's secret is a file of its own now, and an old entry is not reused."""
+    from controller.app.parts import secret_lookup  # noqa: PLC0415
+
+    store = StateStore(tmp_path, "i")
+    (tmp_path / "i.secrets.json").write_text(json.dumps({"dashboard": "x" * 32}))
+    page = store.page_secret()
+    assert page != "x" * 32 and page == store.page_secret()
+    assert secret_lookup(store)("dashboard") != page
+    assert stat.S_IMODE(store.page_path.stat().st_mode) == 0o600
