@@ -13,6 +13,8 @@ from pydantic import Field, field_validator
 from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings
 
+from controller.core.limits import memory_bytes
+
 OFF = ("off", "", "none", "0")
 
 
@@ -56,6 +58,15 @@ class ContainmentSettings(BaseSettings):
         "min(pid_max / 4, 8192)",
         ge=16,
     )
+    max_container_disk: str = setting(
+        "10g",
+        "contributor",
+        "most a container may write to its own filesystem (its writable layer, volumes not "
+        "counted); over it, it is removed and created anew (off: no limit)",
+    )
+    container_disk_interval: float = setting(
+        60.0, "tuning", "seconds between two measures of the containers' writable layers", gt=0
+    )
     volume_retention: float = setting(
         7.0,
         "contributor",
@@ -76,6 +87,13 @@ class ContainmentSettings(BaseSettings):
         "it from an allowed registry (air-gapped owners who `docker load`)",
         "off",
     )
+
+    @field_validator("max_container_disk")
+    @classmethod
+    def _disk_size(cls, v: str) -> str:
+        if v.strip().lower() not in OFF:
+            memory_bytes(v)  # ValueError: not a size
+        return v
 
     @field_validator("port_range")
     @classmethod

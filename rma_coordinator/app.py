@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator import __version__
 from rma_coordinator.api import admin, assignment, dialects, proxy, workers
-from rma_coordinator.api.deps import Config, Coordinator, Notifier
+from rma_coordinator.api.deps import Config, Coordinator, Notifier, own_addresses
+from rma_coordinator.api.guard import Guard
 from rma_coordinator.api.limits import BodyLimit, RateLimit
 from rma_coordinator.db import Registry
 
@@ -26,7 +27,8 @@ __all__ = ["Config", "create_app"]
 
 def create_app(config: Config) -> FastAPI:
     registry = Registry(config.db_path)
-    state = Coordinator(config, registry, Notifier(), RateLimit())
+    guard = Guard(config.allow_private_workers, own_addresses(config))
+    state = Coordinator(config, registry, Notifier(), RateLimit(), guard=guard)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -40,6 +40,11 @@ UNSET: tuple[tuple[str, str, type[Any], str], ...] = (
 )
 SWITCHES = (
     ("--part1-only", "PART1_ONLY", "the same as --dialect part1"),
+    (
+        "--allow-private-workers",
+        "ALLOW_PRIVATE_WORKERS",
+        "proxy to workers on loopback, private and link-local addresses (a LAN pool, tests)",
+    ),
     ("--test-mode", "TEST_MODE", "with --dialect edge: its debugging build (stores nothing)"),
 )
 
@@ -84,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         forget_after=args.forget_after or (600.0 if dialect == "local" else 1800.0),
         dialect=dialect,
         test_mode=args.test_mode,
+        allow_private_workers=args.allow_private_workers,
+        listen=(args.host, args.port),
     )
     uvicorn.run(
         create_app(config),

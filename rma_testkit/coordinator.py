@@ -82,6 +82,7 @@ class Coordinator:
             str(catalog),
             "--admin-token",
             "adm",
+            "--allow-private-workers",  # its workers are on this machine
             *args,
         ]
         self.proc: subprocess.Popen[bytes] | None = None

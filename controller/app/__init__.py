@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
+from controller.app.containment import totals_of
 from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
-from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of, totals_of
+from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore
 from controller.core.observe import PullProgress

@@ -9,14 +9,15 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from controller.app.containment import containment_of, tunnels_of, watch_disks
 from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.manifest import ManifestSource
+from controller.clients.registry import image_size
 from controller.clients.store import StateStore
 from controller.contract.services import (
     Reach,
@@ -28,12 +29,11 @@ from controller.contract.services import (
 from controller.core.admission import Admission
 from controller.core.containment import Containment
 from controller.core.errors import ConfigError
-from controller.core.limits import Limits, default_max_pids
+from controller.core.limits import Limits
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
-from controller.core.tunnels import with_tunnels
 from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
 from controller.engine.executor import Executor
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from controller.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
-PID_MAX = Path("/proc/sys/kernel/pid_max")
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -132,48 +131,6 @@ def reach_of(settings: Settings, runtime: DockerRuntime) -> Callable[[], Reach]:
     return lambda: static
 
 
-def tunnels_of(settings: Settings) -> Callable[[DesiredState], DesiredState]:
-    """With ingress `tunnel`, each HTTP service's tunnel joins the desired state."""
-    if settings.ingress_mode != "tunnel":
-        return lambda desired: desired
-    return lambda desired: with_tunnels(desired, settings.tunnel_image)
-
-
-def max_pids(settings: Settings, pid_max: Path = PID_MAX) -> int:
-    """The owner's process budget for every container together (`--max-pids`, else a quarter
-    of this machine's pid_max, at most 8192)."""
-    if settings.max_pids is not None:
-        return settings.max_pids
-    try:
-        return default_max_pids(int(pid_max.read_text().strip()))
-    except (OSError, ValueError):
-        return default_max_pids(32768)  # the kernel's own default pid_max
-
-
-def totals_of(settings: Settings, limits: Limits) -> Limits | None:
-    """What the parent cgroup enforces for all containers together: always the process budget,
-    and the caps when set; only when the engine runs on this machine (its cgroups are then ours
-    to write)."""
-    host = settings.docker_host or os.environ.get("DOCKER_HOST") or "unix://"
-    if not host.startswith("unix://"):
-        log.warning(
-            "totals_not_enforced",
-            reason=f"the engine is not local ({host})",
-            effect="the caps and the pids limit bound each container alone; no total budget",
-        )
-        return None
-    return replace(limits, pids=max_pids(settings))
-
-
-def containment_of(settings: Settings, runtime: DockerRuntime) -> Containment:
-    """What every container is held to; the adopted volumes are the runtime's (read once). No
-    container may have more processes than the whole budget."""
-    totals = runtime.owned.totals
-    parent = f"rma-{settings.instance}" if totals is not None else ""
-    pids = min(settings.pids_limit, totals.pids) if totals and totals.pids else settings.pids_limit
-    return Containment(settings.instance, pids, parent, runtime.adopted_volumes)
-
-
 def _trusted(
     settings: Settings, runtime: DockerRuntime, pulled: PulledImages
 ) -> Callable[[str], bool]:
@@ -224,19 +181,11 @@ def loop_of(
     """The puller, executor, loop (`hold`: the owner's conditions) and volume keeper."""
     stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
     store = StateStore(settings.state_dir, settings.instance)
-    pulled, disk = PulledImages(store), docker_disk(runtime.data_root)
+    pulled = PulledImages(store)
     keeper = VolumeKeeper(runtime.owned, store, retention=settings.volume_retention * DAY)
-    puller = ImagePuller(
-        runtime,
-        on_done=doorbell.ring,
-        refresh_interval=settings.image_refresh_interval,
-        observer=metrics,
-        progress_sink=wiring.progress_sink,
-        on_pulled=pulled.add,
-        floor=lambda: floor_error(disk, settings.min_free_disk, len(agent.status().containers)),
-        trusted=_trusted(settings, runtime, pulled),
-    )
+    puller = _puller(settings, runtime, wiring, pulled, lambda: len(agent.status().containers))
     executor = _executor(settings, runtime, puller, stop)
+    watch_disks(settings, runtime, wiring.after_pass, doorbell)
     limit, contain = _pipeline(settings, runtime, wiring.limits, store)
     agent = Agent(
         source,
@@ -254,6 +203,28 @@ def loop_of(
         hold=hold,
     )
     return puller, agent, keeper
+
+
+def _puller(
+    settings: Settings,
+    runtime: DockerRuntime,
+    wiring: Wiring,
+    pulled: PulledImages,
+    containers: Callable[[], int],
+) -> ImagePuller:
+    """Background pulls, each held to the disk floor with its size and those in flight."""
+    disk = docker_disk(runtime.data_root)
+    return ImagePuller(
+        runtime,
+        on_done=wiring.doorbell.ring,
+        refresh_interval=settings.image_refresh_interval,
+        observer=wiring.observer,
+        progress_sink=wiring.progress_sink,
+        on_pulled=pulled.add,
+        floor=lambda needed: floor_error(disk, settings.min_free_disk, containers(), needed),
+        size=image_size,
+        trusted=_trusted(settings, runtime, pulled),
+    )
 
 
 def _pipeline(

@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(status, specs, sub="status")
+    _cleanup_command(commands, specs)
+    _owner_commands(commands, specs)
+    adopt = commands.add_parser(
+        "adopt-volume",
+        help="use existing (unprefixed) volumes of an earlier agent as they are",
+    )
+    adopt.add_argument("volumes", nargs="+", metavar="NAME")
+    _add_setting_flags(adopt, specs, sub="adopt-volume")
+    return parser
+
+
+def _cleanup_command(commands: Any, specs: list[dict[str, Any]]) -> None:
     cleanup = commands.add_parser(
         "cleanup", help="remove the containers and networks of --instance (the agent's labels)"
     )
@@ -110,14 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--volumes", action="store_true", help="the agent's volumes too (their data is lost)"
     )
     _add_setting_flags(cleanup, specs, sub="cleanup")
-    _owner_commands(commands, specs)
-    adopt = commands.add_parser(
-        "adopt-volume",
-        help="use existing (unprefixed) volumes of an earlier agent as they are",
-    )
-    adopt.add_argument("volumes", nargs="+", metavar="NAME")
-    _add_setting_flags(adopt, specs, sub="adopt-volume")
-    return parser
 
 
 def _owner_commands(commands: Any, specs: list[dict[str, Any]]) -> None:

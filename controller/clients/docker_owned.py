@@ -51,6 +51,7 @@ class OwnedResources:
         self.isolate = isolate
         self._isolated: str | None = None  # the network id the rules were made for
         self._ensured: set[str] = set()  # the networks checked (or made)
+        self._guarded: dict[str, str] = {}  # internal networks whose bridge is isolated: id
         self._cgroup: tuple[str, str] | None = None  # (driver, parent) once prepared
 
     # -- parent cgroup ------------------------------------------------------------------------
@@ -96,6 +97,9 @@ class OwnedResources:
         when a create found it gone."""
         if name in self._ensured and not again:
             return
+        main = f"rma-{self._instance}"
+        if internal and self.isolate:  # its bridge is guarded with the chains made for main
+            self.ensure_network(main)
         with self._lock:
             api = self._client().api
             try:
@@ -117,18 +121,22 @@ class OwnedResources:
                 raise PermanentError(
                     f"network {name!r} is not {'internal' if internal else 'open'}"
                 )
-            main = name == f"rma-{self._instance}"
-            if self.isolate and main and found.get("Id") != self._isolated:
+            if self.isolate and name == main and found.get("Id") != self._isolated:
                 self._isolate(found)
+            if self.isolate and internal and self._guarded.get(name) != found.get("Id"):
+                firewall.guard_bridge(self._instance, _bridge(found))
+                self._guarded[name] = str(found.get("Id"))
             self._ensured.add(name)
 
     def _isolate(self, network: dict[str, Any]) -> None:
         configs = (network.get("IPAM") or {}).get("Config") or []
         subnets = [str(c["Subnet"]) for c in configs if c.get("Subnet")]
-        options = network.get("Options") or {}
-        bridge = options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}"
-        firewall.isolate(self._instance, subnets, str(bridge))
+        bridge = _bridge(network)
+        firewall.isolate(self._instance, subnets, bridge)
         self._isolated = network.get("Id")
+        # the rules were made anew: internal bridges are guarded again when next ensured
+        self._ensured -= set(self._guarded)
+        self._guarded.clear()
         log.info("lan_isolated", network=network.get("Name"), subnets=subnets, bridge=bridge)
 
     def join_network(self, container_id: str, name: str, alias: str) -> None:
@@ -144,6 +152,13 @@ class OwnedResources:
             except PermanentError as exc:
                 if "already exists" not in str(exc):
                     raise
+
+    def join_all(self, container_id: str, joins: Collection[tuple[str, str]], name: str) -> None:
+        """The internal networks a service shares with its tunnel (core/containment.py), each
+        made when missing, joined under its alias (or the container's name) before it starts."""
+        for network, alias in joins:
+            self.ensure_network(network, internal=True, again=True)
+            self.join_network(container_id, network, alias or name)
 
     def leave_network(self, container_id: str, name: str) -> None:
         """Disconnect a container from the agent's network, one at a time (see
@@ -245,6 +260,11 @@ class OwnedResources:
         return {
             "label": [label] if all_instances else [label, f"{LABEL_INSTANCE}={self._instance}"]
         }
+
+
+def _bridge(network: dict[str, Any]) -> str:
+    options = network.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}")
 
 
 def _foreign(found: dict[str, Any], owned: bool) -> str:

@@ -139,6 +139,17 @@ class DockerRuntime:
             return []
         return [str(d) for d in found.get("RepoDigests") or []]
 
+    def writable_sizes(self) -> dict[str, tuple[str, int]]:
+        """{id: (name, bytes written to its writable layer)} of the agent's containers (one
+        list call; the engine measures each layer)."""
+        rows = self._call(
+            lambda: self.client.api.containers(all=True, size=True, filters=self._filters())
+        )
+        return {
+            str(r["Id"]): ((r.get("Names") or ["/"])[0].lstrip("/"), int(r.get("SizeRw") or 0))
+            for r in rows
+        }
+
     def data_root(self) -> str | None:
         info = self._call(lambda: self.client.api.info())  # noqa: PLW0108 (client is lazy)
         root = info.get("DockerRootDir")
@@ -183,19 +194,12 @@ class DockerRuntime:
                 raise NameConflictError(str(exc)) from exc
             raise
         container_id = str(result["Id"])
-        self._join(container_id, spec)
-        return container_id
-
-    def _join(self, container_id: str, spec: ContainerSpec) -> None:
-        """The internal networks a service shares with its tunnel: joined before the first
-        start (a container created on one network only, as the oldest supported API allows)."""
-        try:
-            for network, alias in spec.joins:
-                self.owned.ensure_network(network, internal=True, again=True)
-                self.owned.join_network(container_id, network, alias or spec.name)
+        try:  # created on one network, as the oldest supported API allows: the rest joined now
+            self.owned.join_all(container_id, spec.joins, spec.name)
         except Exception:
             self.remove(container_id)  # never a service half-joined: created anew next pass
             raise
+        return container_id
 
     def start(
         self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""

@@ -6,7 +6,8 @@ chain (traffic the machine forwards) and from `INPUT` (traffic to the machine it
 - forwarded from the agent's subnet: replies and traffic within the subnet pass; to private
   ranges (10/8, 172.16/12, 192.168/16, 100.64/10) and link-local (169.254/16) it is dropped;
   the internet stays reachable.
-- from the agent's bridge to the machine: replies pass, everything else is dropped.
+- from the agent's bridge to the machine: replies pass, everything else is dropped; the same from
+  each internal network a service shares with its tunnel (`guard_bridge`).
 Applied when the network is created or adopted, removed at teardown and by `cleanup`; applying
 again first removes what an earlier run left.
 """
@@ -56,6 +57,14 @@ def isolate(instance: str, subnets: list[str], bridge: str) -> None:
     _iptables("-A", inp, "-j", "DROP")
     for subnet in subnets:
         _iptables("-I", "DOCKER-USER", "-s", subnet, "-j", fwd)
+    _iptables("-I", "INPUT", "-i", bridge, "-j", inp)
+
+
+def guard_bridge(instance: str, bridge: str) -> None:
+    """Traffic to the machine from one more bridge of the agent's (a service's internal network
+    with its tunnel, whose gateway address is the machine's too) goes the same way: dropped.
+    The chains exist: `isolate` ran for the services' network first."""
+    _, inp = chains(instance)
     _iptables("-I", "INPUT", "-i", bridge, "-j", inp)
 
 

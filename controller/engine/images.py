@@ -9,6 +9,11 @@ is used at once; a mutable tag (no digest) is refreshed in the background at mos
 refresh interval, and a failed refresh is only logged: it never touches a running container.
 A present image that is not `trusted` (a coordinator's image the agent did not pull and whose
 RepoDigests name no allowed registry) is pulled again, so its content comes from the registry.
+
+The disk floor (`floor`, given the bytes a pull needs) is checked when a pull is asked for, and
+again in the pull's thread once the image's `size` (its compressed layers, from the registry)
+is known: then this pull's size and what the pulls in flight still have to download are
+counted together, so three 20 GB pulls are never each admitted alone against 40 GB free.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ class ImagePuller:
         observer: Observer | None = None,
         progress_sink: Callable[[PullProgress], None] | None = None,
         log_every: float = 5.0,
-        floor: Callable[[], str | None] = lambda: None,
+        floor: Callable[[int], str | None] = lambda needed: None,
+        size: Callable[[str], int | None] = lambda image: None,
         on_pulled: Callable[[str], None] = lambda image: None,
         trusted: Callable[[str], bool] = lambda image: True,
     ) -> None:
@@ -73,6 +79,8 @@ class ImagePuller:
         self._failed: dict[str, AgentError] = {}
         self._backoff = KeyedBackoff(KUBELET, reset_after=float("inf"))
         self._floor = floor
+        self._size = size
+        self._sizes: dict[str, int] = {}  # pulls in flight: their size when known
         self._on_pulled = on_pulled
         self._trusted = trusted
         self._refreshed: dict[str, float] = {}
@@ -96,7 +104,7 @@ class ImagePuller:
         if self._runtime.image_present(image) and self._trusted(image):
             self._maybe_refresh(image)
             return PRESENT
-        refused = self._floor()
+        refused = self._floor(0)
         if refused is not None:
             with self._lock:
                 self._failed[image] = PermanentError(refused)
@@ -121,7 +129,7 @@ class ImagePuller:
             return [self._progress[i] for i in sorted(self._progress) if i in self._inflight]
 
     def _maybe_refresh(self, image: str) -> None:
-        if self._refresh_interval <= 0 or not is_mutable(image) or self._floor() is not None:
+        if self._refresh_interval <= 0 or not is_mutable(image) or self._floor(0) is not None:
             return
         now = self._clock()
         with self._lock:
@@ -142,14 +150,16 @@ class ImagePuller:
         thread.start()
 
     def _run(self, image: str, refresh: bool) -> None:
-        error: AgentError | None = None
-        with self._slots:
-            log.info("image_refresh_started" if refresh else "image_pull_started", image=image)
-            started = self._clock()
-            try:
-                self._runtime.pull(image, self._tracker(image, started))
-            except AgentError as exc:
-                error = exc
+        error: AgentError | None = self._admit(image)
+        started = self._clock()
+        if error is None:
+            with self._slots:
+                log.info("image_refresh_started" if refresh else "image_pull_started", image=image)
+                started = self._clock()
+                try:
+                    self._runtime.pull(image, self._tracker(image, started))
+                except AgentError as exc:
+                    error = exc
         delay = self._settle(image, refresh, error)
         if error is None:
             if not refresh:
@@ -171,11 +181,25 @@ class ImagePuller:
         if not refresh:
             self._on_done()
 
+    def _admit(self, image: str) -> AgentError | None:
+        """The floor again, with this image's size and what the pulls in flight still have to
+        download; the size stays reserved while this pull runs."""
+        size = self._size(image) or 0
+        with self._lock:
+            needed = size + sum(
+                max(0, known - (p.downloaded if (p := self._progress.get(other)) else 0))
+                for other, known in self._sizes.items()
+            )
+            self._sizes[image] = size
+        refused = self._floor(needed) if size else None
+        return PermanentError(refused) if refused is not None else None
+
     def _settle(self, image: str, refresh: bool, error: AgentError | None) -> float:
         """Record how a pull ended; the back-off delay before the next try (0 on success)."""
         with self._lock:
             self._inflight.discard(image)
             self._progress.pop(image, None)
+            self._sizes.pop(image, None)
             if error is None:
                 self._failed.pop(image, None)
                 self._backoff.reset(image)

@@ -17,6 +17,7 @@ if ! python3 -c "import socket as k; s=k.socket(); s.setsockopt(k.SOL_SOCKET, k.
 fi
 setsid "$BIN/rma-coordinator" --host 127.0.0.1 --port "$PORT" --db "$STATE/coordinator.db" \
   --catalog manifests/demo/catalog.yaml --admin-token "$ADMIN" --heartbeat-interval 10 \
+  --allow-private-workers \
   >"$STATE/coordinator.log" 2>&1 </dev/null &
 COORD=$!
 trap 'kill "$COORD" 2>/dev/null; wait "$COORD" 2>/dev/null || true' EXIT

@@ -5,9 +5,11 @@ registry, notifier), the worker token check and the admin token check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from rma_coordinator.api.guard import Guard, resolve
 from rma_coordinator.api.limits import RateLimit
 from rma_coordinator.db import Registry
 from rma_coordinator.tiers import Catalog
@@ -33,6 +36,8 @@ class Config:
     dialect: str = "full"  # full (Parts 1 + 2) | part1 | edge | local (the contract's Part 3)
     test_mode: bool = False  # the edge coordinator's debugging build: stores nothing
     clock: Callable[[], float] = time.time
+    allow_private_workers: bool = False  # a LAN pool: proxy to private and loopback addresses
+    listen: tuple[str, int] | None = None  # where it listens (never proxied to)
 
     @property
     def part2(self) -> bool:
@@ -58,6 +63,20 @@ class Notifier:
             event.set()
 
 
+def own_addresses(config: Config) -> frozenset[tuple[str, int]]:
+    """The coordinator's own (address, port)s: where it listens and its public URL's."""
+    found = set()
+    if config.listen is not None:
+        found.add(config.listen)
+    public = urllib.parse.urlsplit(config.public_url)
+    if public.hostname:
+        default = 443 if public.scheme == "https" else 80
+        with contextlib.suppress(OSError, ValueError):
+            for address in resolve(public.hostname, public.port or default):
+                found.add((address, public.port or default))
+    return frozenset(found)
+
+
 @dataclass
 class Coordinator:
     config: Config
@@ -65,6 +84,7 @@ class Coordinator:
     notifier: Notifier
     register_rate: RateLimit
     requests: Counter[str] = field(default_factory=Counter)  # per route, for /health
+    guard: Guard = field(default_factory=Guard)
 
 
 async def coordinator(request: Request) -> Coordinator:

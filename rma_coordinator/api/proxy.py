@@ -6,11 +6,20 @@ Bounded like every other route: the request body by the app's limit (64 KiB), th
 MAX_ANSWER, the whole exchange by a connect and a read timeout. The caller's `Authorization`,
 cookies and hop-by-hop headers are never forwarded (a worker's service must not see the
 pool's credentials). 503 when no worker serves the name; 502 when the chosen one fails.
+
+A worker's answer is served on the coordinator's own origin, so it is held to what a proxy of
+strangers' content must allow (issue 21): the URL screened again and its address pinned for the
+connection (api/guard.py); a path with encoded slashes or dot segments refused (400); only the
+answer headers in ANSWER_HEADERS passed on (never Set-Cookie, Access-Control-*, Location, or a
+second Date/Server), with `Content-Security-Policy: sandbox` and `nosniff` added; `Via` added to
+what it forwards, and a request that already carries its own refused (508: a loop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import re
 from typing import Any
 
 import httpx
@@ -19,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator.api.deps import Coordinator
+from rma_coordinator.api.guard import Refused
 from rma_coordinator.db import Worker
 
 MAX_ANSWER = 8 * 1024 * 1024
@@ -39,6 +49,24 @@ DROPPED = frozenset(
         "content-length",
     }
 )
+ANSWER_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-encoding",
+        "content-language",
+        "cache-control",
+        "etag",
+        "last-modified",
+        "expires",
+        "vary",
+        "retry-after",
+        "accept-ranges",
+        "content-range",
+    }
+)
+VIA = "1.1 rma-coordinator"
+SANDBOX = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff", "Via": VIA}
+_BAD_PATH = re.compile(r"%2f|%5c|%2e|\\", re.IGNORECASE)
 router = APIRouter()
 _turns = itertools.count()
 
@@ -73,17 +101,33 @@ def _announced_url(worker: Worker, name: str) -> str:
 @router.api_route("/api/service/{name}/{path:path}", methods=METHODS, include_in_schema=False)
 async def proxy(name: str, path: str, request: Request) -> Response:
     state: Coordinator = request.app.state.coordinator
+    if any(VIA in v for v in request.headers.getlist("via")):
+        return JSONResponse({"error": "a loop through this coordinator"}, status_code=508)
+    raw = request.scope.get("raw_path", b"").decode("latin-1")
+    if _BAD_PATH.search(raw) or any(part in (".", "..") for part in path.split("/")):
+        return JSONResponse({"error": "encoded slashes or dot segments"}, status_code=400)
     urls = healthy_urls(await run_in_threadpool(state.registry.all), name)
     if not urls:
         return JSONResponse({"error": f"no worker serves {name!r}"}, status_code=503)
-    target = urls[next(_turns) % len(urls)].rstrip("/") + "/" + path
+    try:
+        target = await run_in_threadpool(state.guard.target, urls[next(_turns) % len(urls)])
+    except Refused as exc:
+        return JSONResponse({"error": f"{name}: refused: {exc}"}, status_code=502)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED}
+    headers |= {"host": target.host_header, "via": VIA}
+    tls = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
-            answer = await _forward(client, request, target, headers)
+            return await _forward(client, request, target.pinned(_raw_rest(raw)), headers, tls)
     except (httpx.HTTPError, _TooLarge) as exc:
         return JSONResponse({"error": f"{name}: {type(exc).__name__}"}, status_code=502)
-    return answer
+
+
+def _raw_rest(raw: str) -> str:
+    """The path after `/service/<name>/` (or `/api/service/<name>/`) as the caller encoded it:
+    forwarded as it came, never decoded first (`%3F` must not become a query)."""
+    parts = raw.split("/", 4 if raw.startswith("/api/") else 3)
+    return parts[-1] if len(parts) == (5 if raw.startswith("/api/") else 4) else ""
 
 
 class _TooLarge(Exception):
@@ -91,18 +135,23 @@ class _TooLarge(Exception):
 
 
 async def _forward(
-    client: httpx.AsyncClient, request: Request, target: str, headers: dict[str, Any]
+    client: httpx.AsyncClient,
+    request: Request,
+    target: str,
+    headers: dict[str, Any],
+    extensions: dict[str, Any],
 ) -> Response:
     body = await request.body()
     params = request.url.query or None
-    async with client.stream(
-        request.method, target, params=params, headers=headers, content=body
-    ) as upstream:
+    built = client.build_request(
+        request.method, target, params=params, headers=headers, content=body, extensions=extensions
+    )
+    async with contextlib.aclosing(await client.send(built, stream=True)) as upstream:
         chunks, size = [], 0
         async for chunk in upstream.aiter_raw():
             size += len(chunk)
             if size > MAX_ANSWER:
                 raise _TooLarge
             chunks.append(chunk)
-        kept = {k: v for k, v in upstream.headers.items() if k.lower() not in DROPPED}
-        return Response(b"".join(chunks), status_code=upstream.status_code, headers=kept)
+        kept = {k: v for k, v in upstream.headers.items() if k.lower() in ANSWER_HEADERS}
+        return Response(b"".join(chunks), status_code=upstream.status_code, headers=kept | SANDBOX)

@@ -48,6 +48,17 @@ def health(state: State) -> dict[str, Any]:
     }
 
 
+async def screen_heartbeat(state: Coordinator, body: HeartbeatBody) -> None:
+    """A heartbeat's announced URLs screened (api/guard.py); resolved off the event loop only
+    when one is new (the same URLs come every interval)."""
+    rows = body.containers or []
+    urls = [r.get("service_url") for r in rows if isinstance(r, dict)]
+    if all(state.guard.known(u) for u in urls if isinstance(u, str)):
+        state.guard.screen(rows)
+    else:
+        await run_in_threadpool(state.guard.screen, rows)
+
+
 def record_heartbeat(state: Coordinator, body: HeartbeatBody) -> int | None:
     """Record a heartbeat in any dialect; the assignment generation, or None: not known."""
     state.requests["heartbeat"] += 1
@@ -77,6 +88,8 @@ def register(
     tier = tier_for(caps)
     containers = config.catalog.containers_for(tier, worker_id, config.public_url)
     token = secrets.token_urlsafe(32) if config.part2 else None
+    services = [c.model_dump() for c in body.containers or ()]
+    state.guard.screen(services)
     registry.add(
         worker_id,
         token_hash=token_hash(token) if token else None,
@@ -84,8 +97,8 @@ def register(
         capabilities=caps,
         containers=containers,
         now=config.clock(),
-        services=[c.model_dump() for c in body.containers or ()],
-        tunnel_url=body.tunnel_url,
+        services=services,
+        tunnel_url=body.tunnel_url if state.guard.announced(body.tunnel_url or "") else "",
         ip_address=body.ip_address,
     )
     answer: dict[str, Any] = {
@@ -108,6 +121,7 @@ async def heartbeat(body: HeartbeatBody, request: Request) -> dict[str, Any]:
     fewer heartbeats per second here (`make bench`), the GIL passed among 40 threads."""
     state: Coordinator = request.app.state.coordinator
     check_token(state.registry, body.worker_id, request.headers.get("authorization"))
+    await screen_heartbeat(state, body)
     generation = record_heartbeat(state, body)
     if generation is None:
         raise HTTPException(404, "Worker not found")

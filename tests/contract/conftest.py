@@ -33,6 +33,7 @@ class Served:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
+        kw.setdefault("allow_private_workers", True)  # its workers are on loopback
         config = Config(
             db_path=tmp_path / f"c{port}.db",
             catalog=CATALOG,

@@ -74,7 +74,8 @@ def test_edge_keeps_the_id_answers_no_assignment_key_and_indexes_the_services(
     answer = client.register(body(NOTES))
     assert answer.worker_id == OWN_ID and answer.tier == 2
     assert answer.assigned_containers is None and answer.assigned_services is None
-    assert client.heartbeat("/api/worker/heartbeat", heartbeat(OWN_ID)).status == "ok"
+    token = answer.token
+    assert client.heartbeat("/api/worker/heartbeat", heartbeat(OWN_ID), token=token).status == "ok"
     index = admin(edge, "/api/admin/services")
     assert index["notes-coa"] == [
         {
@@ -112,7 +113,7 @@ def test_local_assigns_services_by_name_for_the_flags_tier(serve: Serve) -> None
     assert answer.worker_id == OWN_ID and answer.tier == 2
     assert answer.assigned_containers is None
     assert answer.assigned_services == ["ner-extraction", "document-processing", "notes-coa"]
-    client.heartbeat("/api/worker/heartbeat", heartbeat(OWN_ID))
+    client.heartbeat("/api/worker/heartbeat", heartbeat(OWN_ID), token=answer.token)
     assert admin(local, "/api/admin/services")["notes-coa"][0]["worker_id"] == OWN_ID
     with pytest.raises(WorkerForgotten):  # {"detail": ...}
         client.heartbeat("/api/worker/heartbeat", heartbeat("worker-unknown"))
@@ -144,3 +145,27 @@ def test_a_part2_heartbeat_carries_the_urls_to_the_index(serve: Serve) -> None:
             "status": "healthy",
         }
     ]
+
+
+@pytest.mark.parametrize("dialect", ["edge", "local"])
+def test_another_workers_id_cannot_be_taken_over(serve: Serve, dialect: str) -> None:
+    """Issue 21, item 9: in the edge and local dialects a re-registration of a victim's id took
+    its URL, and heartbeats and unregistrations for its id passed without a token."""
+    coord = serve(dialect=dialect)
+    victim, thief = coord.client(), coord.client()
+    token = victim.register(body(NOTES)).token
+    assert token
+    hijack = {**body(), "containers": [{"name": "notes-coa", "service_url": "http://evil:1"}]}
+    with pytest.raises(CoordinatorRejected) as refused:
+        thief.register(hijack)
+    assert refused.value.status == 401
+    with pytest.raises(CoordinatorRejected, match="401"):
+        thief.register(hijack, token="not-the-token")
+    with pytest.raises(CoordinatorRejected, match="401"):
+        thief.heartbeat("/api/worker/heartbeat", heartbeat(OWN_ID))
+    gone = requests.delete(f"{coord.url}/api/worker/unregister/{OWN_ID}", timeout=5)
+    assert gone.status_code == 401
+    index = admin(coord, "/api/admin/services")
+    assert index["notes-coa"][0]["service_url"] == "http://127.0.0.1:8100"  # still the victim's
+    again = victim.register(body(NOTES), token=token)  # the holder may register again
+    assert again.worker_id == OWN_ID and again.token and again.token != token

@@ -66,9 +66,13 @@ def join(coord: Served, worker_id: str, url: str, status: str = "healthy") -> No
         "tunnel_url": "",
         "containers": [{"name": "notes-coa", "service_url": url, "port": 8100}],
     }
-    requests.post(coord.url + "/api/worker/register", json=body, timeout=5).raise_for_status()
+    answer = requests.post(coord.url + "/api/worker/register", json=body, timeout=5)
+    answer.raise_for_status()
     beat = {"worker_id": worker_id, "services_status": {"notes-coa": status}}
-    requests.post(coord.url + "/api/worker/heartbeat", json=beat, timeout=5).raise_for_status()
+    auth = {"Authorization": f"Bearer {answer.json()['token']}"}
+    requests.post(
+        coord.url + "/api/worker/heartbeat", json=beat, headers=auth, timeout=5
+    ).raise_for_status()
 
 
 def test_a_request_reaches_a_healthy_service_round_robin(
@@ -118,3 +122,103 @@ def test_a_body_over_the_limit_is_refused_before_any_worker_sees_it(
     join(coord, "worker-a", origins[0].url)
     resp = requests.post(f"{coord.url}/api/service/notes-coa/up", data=b"x" * 70_000, timeout=5)
     assert resp.status_code == 413 and origins[0].seen == []
+
+
+class Hostile(Origin):
+    """A worker's service that answers with what must never reach the pool on the
+    coordinator's origin: a cookie, CORS for another site, a redirect, script."""
+
+    def __init__(self) -> None:
+        owner = self
+        self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.seen.append({"path": self.path, "headers": dict(self.headers), "body": ""})
+                data = b"<script>steal(document.cookie)</script>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Set-Cookie", "session=evil; Path=/")
+                self.send_header("Access-Control-Allow-Origin", "https://evil.example")
+                self.send_header("Access-Control-Allow-Credentials", "true")
+                self.send_header("Location", "https://evil.example/")
+                self.send_header("Server", "evil/1.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+
+def test_loopback_and_private_workers_are_refused_unless_allowed(
+    serve: Serve, origins: list[Origin]
+) -> None:
+    """Issue 21, item 8: a worker announcing a loopback URL got anyone the coordinator host's
+    internal services (its registry's /v2/_catalog), in any spelling of loopback."""
+    coord = serve(dialect="edge", allow_private_workers=False)
+    port = origins[0].url.rsplit(":", 1)[1]
+    for n, url in enumerate(
+        (origins[0].url, f"http://localhost:{port}", f"http://127.1:{port}",
+         f"http://[::ffff:127.0.0.1]:{port}", f"http://2130706433:{port}", "http://10.0.0.1:80",
+         "http://169.254.169.254/latest", "http://0.0.0.0:80")
+    ):  # fmt: skip
+        join(coord, f"worker-{n}", url)
+    index = requests.get(
+        f"{coord.url}/api/admin/services", headers={"Authorization": "Bearer adm"}, timeout=5
+    ).json()
+    assert {e["service_url"] for e in index["notes-coa"]} == {""}  # kept out when announced
+    assert (
+        requests.get(f"{coord.url}/api/service/notes-coa/v2/_catalog", timeout=5).status_code == 503
+    )
+    assert origins[0].seen == []
+
+
+def test_a_path_with_encoded_slashes_or_dot_segments_is_refused(
+    serve: Serve, origins: list[Origin]
+) -> None:
+    coord = serve(dialect="edge")
+    join(coord, "worker-a", origins[0].url + "/app")
+    for path in ("..%2f..%2f..%2fsecret%3Fadmin=1", "a/%2e%2e/secret", "a%5c..%5csecret"):
+        resp = requests.get(f"{coord.url}/api/service/notes-coa/{path}", timeout=5)
+        assert resp.status_code == 400, path
+    ok = requests.get(f"{coord.url}/api/service/notes-coa/x%3Fadmin=1", timeout=5)
+    assert ok.status_code == 200 and origins[0].seen[-1]["path"] == "/app/x%3Fadmin=1"
+    assert len(origins[0].seen) == 1
+
+
+def test_a_workers_answer_cannot_act_on_the_coordinators_origin(serve: Serve) -> None:
+    hostile = Hostile()
+    try:
+        coord = serve(dialect="edge")
+        join(coord, "worker-a", hostile.url)
+        resp = requests.get(f"{coord.url}/api/service/notes-coa/", timeout=5)
+        assert resp.status_code == 200
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        assert "set-cookie" not in headers and "location" not in headers
+        assert not any(k.startswith("access-control-") for k in headers)
+        assert headers["content-security-policy"] == "sandbox"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "evil" not in headers.get("server", "")
+        sent = {k.lower(): v for k, v in hostile.seen[0]["headers"].items()}
+        assert sent["via"] == "1.1 rma-coordinator"
+    finally:
+        hostile.close()
+
+
+def test_a_service_pointing_at_the_coordinator_is_refused_and_a_loop_is_cut(
+    serve: Serve,
+) -> None:
+    """A self-referencing service took the coordinator from 18 to 201 open files in 4 s."""
+    coord = serve(dialect="edge")
+    join(coord, "worker-a", coord.url + "/api/service/notes-coa")
+    resp = requests.get(f"{coord.url}/api/service/notes-coa/x", timeout=10)
+    assert resp.status_code in (502, 503), resp.text
+    looped = requests.get(
+        f"{coord.url}/api/service/notes-coa/x", headers={"Via": "1.1 rma-coordinator"}, timeout=5
+    )
+    assert looped.status_code == 508

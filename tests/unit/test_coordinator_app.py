@@ -34,6 +34,7 @@ ADMIN = {"Authorization": "Bearer adm"}
 
 
 def make(tmp_path: Path, **kw: Any) -> TestClient:
+    kw.setdefault("allow_private_workers", True)
     config = Config(
         db_path=tmp_path / "c.db",
         catalog=CATALOG,

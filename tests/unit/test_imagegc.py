@@ -63,7 +63,9 @@ def test_images_docker_refuses_to_remove_stay_recorded(tmp_path: Path) -> None:
 def test_a_pull_under_the_floor_is_refused_and_backs_off() -> None:
     rt = FakeRuntime()
     now = [50.0]
-    puller = ImagePuller(rt, refresh_interval=0, floor=lambda: "disk full", clock=lambda: now[0])
+    puller = ImagePuller(
+        rt, refresh_interval=0, floor=lambda needed: "disk full", clock=lambda: now[0]
+    )
     state = puller.ensure("big:1")
     assert state.error == "disk full" and not state.pulling
     assert str(puller.ensure("big:1").error).startswith("disk full (next pull in")
@@ -79,3 +81,35 @@ def test_pulled_images_are_recorded(tmp_path: Path) -> None:
     puller.ensure("x:1")
     assert done.wait(5)
     assert list(store.load_pulled()) == ["x:1"]
+
+
+def test_pulls_in_flight_count_against_the_floor_with_their_sizes() -> None:
+    """Issue 21, item 4: three 20 GiB pulls were each admitted alone at 40 GiB free (5 GiB
+    floor); with their sizes from the registry, one runs and two are refused."""
+    gate, ended = threading.Event(), threading.Semaphore(0)
+
+    class SlowRuntime(FakeRuntime):
+        def pull(self, image: str, progress: object = None) -> None:
+            gate.wait(10)
+            super().pull(image)
+
+    def disk() -> tuple[int, int]:
+        return 40 * GIB, 100 * GIB
+
+    rt = SlowRuntime()
+    puller = ImagePuller(
+        rt,
+        refresh_interval=0,
+        on_done=ended.release,
+        floor=lambda needed: floor_error(disk, 5, 0, needed),
+        size=lambda image: 20 * GIB,
+    )
+    images = [f"big{i}:1" for i in range(3)]
+    assert all(puller.ensure(image).pulling for image in images)  # checked alone: each fits
+    assert ended.acquire(timeout=5) and ended.acquire(timeout=5)  # two refused, not pulled
+    gate.set()
+    assert ended.acquire(timeout=5)
+    assert len([c for c in rt.calls if c.startswith("pull:")]) == 1
+    errors = [str(puller.ensure(image).error) for image in images]
+    refused = [e for e in errors if "needs ~42.9 GB with the pulls in flight" in e]
+    assert len(refused) == 2, errors
