@@ -74,11 +74,13 @@ def instance(client: docker.DockerClient) -> Iterator[str]:
         c.remove(force=True, v=True)
     for v in client.volumes.list(filters={"name": name}):
         v.remove(force=True)
-    for n in client.networks.list(names=[f"rma-{name}"]):
-        n.remove()
+    labelled = client.networks.list(filters={"label": f"{LABEL_INSTANCE}={name}"})
+    for n in [*labelled, *client.networks.list(names=[f"rma-{name}"])]:
+        with contextlib.suppress(docker.errors.APIError):
+            n.remove()
     firewall.remove(name)  # --isolate-lan rules a failed test left
     root = Path("/sys/fs/cgroup")
-    for group in [root / f"rma-{name}", *root.glob(f"*/rma-{name}")]:  # the caps' parent
+    for group in [root / f"rma-{name}", *root.glob(f"*/rma-{name}")]:  # the parent group
         with contextlib.suppress(OSError):
             group.rmdir()
 
