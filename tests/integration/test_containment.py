@@ -5,10 +5,8 @@ rotated logs."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,11 @@ from typing import Any
 import docker
 import pytest
 
+from controller.core.models import LABEL_VOLUME, owner_labels
 from rma_testkit.agent import AgentProcess, StartAgent, agent_status
 from rma_testkit.coordinator import Coordinator
 from rma_testkit.engine import LOCAL_IMAGE, REGISTRY, managed, running, wait_until
+from rma_testkit.host import HostService, gateway_of
 
 pytestmark = pytest.mark.integration
 HTTPD = "mkdir -p /w && echo hello-rma > /w/index.html && httpd -f -p 8080 -h /w"
@@ -109,19 +109,23 @@ def test_volumes_are_the_agents_own_and_kept_when_their_container_leaves(
     mine = f"{instance}-mine"  # the volunteer's own volume, with a secret in it
     put = "echo s3cret > /v/secret"
     client.containers.run(registry_image, ["sh", "-c", put], volumes=[f"{mine}:/v"], remove=True)
-    client.volumes.create(f"rma-{instance}-taken")  # the agent's name, not the agent's volume
+    prefix = f"rma{len(instance)}-{instance}"
+    client.volumes.create(f"{prefix}-taken")  # the agent's name, not the agent's volume
+    old = f"rma-{instance}-old"  # made by an agent before 0.8, under the name of then
+    client.volumes.create(old, labels={**owner_labels(instance), LABEL_VOLUME: old})
     agent, push = assign()
     push(
         {
-            "reader": {"volumes": [{"name": mine, "path": "/v"}]},
+            "reader": {"volumes": [{"name": mine, "path": "/v"}, {"name": "old", "path": "/o"}]},
             "taken": {"volumes": [{"name": "taken", "path": "/v"}]},
         }
     )
     wait_until(lambda: set(running(client, instance)) == {f"{instance}-reader"}, what="reader")
     row = wait_until(lambda: reported(coordinator, {f"{instance}-taken"}), what="taken refused")
     assert "not created by this agent" in row[f"{instance}-taken"]["error"]
-    ours = f"rma-{instance}-{mine}"
-    assert client.api.inspect_container(f"{instance}-reader")["Mounts"][0]["Name"] == ours
+    ours = f"{prefix}-{mine}"
+    mounts = client.api.inspect_container(f"{instance}-reader")["Mounts"]
+    assert {m["Name"] for m in mounts} == {ours, old}  # the old one kept, by its old name
     volume = client.api.inspect_volume(ours)
     assert volume["Labels"]["org.rma.worker.instance"] == instance and not volume["Options"]
     read = client.containers.get(f"{instance}-reader").exec_run(["cat", "/v/secret"])
@@ -243,14 +247,15 @@ def test_isolate_lan_keeps_containers_off_this_machine(
     assign: Callable[..., tuple[AgentProcess, Assign]],
     isolated: bool,
 ) -> None:
-    """A service of this machine's (on its docker0 address, a private one) answers the agent's
-    containers by default, and not with --isolate-lan; the containers still reach each other."""
-    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    """A service of this machine's (on its address on the agent's network, which the test
+    made: never a foreign one) answers the agent's containers by default, and not with
+    --isolate-lan; the containers still reach each other."""
+    agent, push = assign(*(["--isolate-lan"] if isolated else []))
+    push({"web": spec_command(HTTPD), "peer": {}})
+    both = {f"{instance}-web", f"{instance}-peer"}
+    wait_until(lambda: set(running(client, instance)) == both, what="both up")
+    gateway = gateway_of(client, f"rma-{instance}")
     with HostService(gateway) as port:
-        agent, push = assign(*(["--isolate-lan"] if isolated else []))
-        push({"web": spec_command(HTTPD), "peer": {}})
-        both = {f"{instance}-web", f"{instance}-peer"}
-        wait_until(lambda: set(running(client, instance)) == both, what="both up")
         peer = client.containers.get(f"{instance}-peer")
         host = peer.exec_run(["sh", "-c", f"timeout 3 wget -q -O- http://{gateway}:{port}/"])
         assert (host.exit_code == 0) is not isolated, host
@@ -259,27 +264,3 @@ def test_isolate_lan_keeps_containers_off_this_machine(
         assert agent.stop() == 0
     rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=True).stdout
     assert "RMA-" not in rules  # removed at teardown
-
-
-class HostService:
-    """A one-line HTTP service of this machine's, on `address` (a local bridge's gateway)."""
-
-    def __init__(self, address: str) -> None:
-        class Hello(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"host-secret\n")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = http.server.ThreadingHTTPServer((address, 0), Hello)
-
-    def __enter__(self) -> int:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return int(self._server.server_address[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

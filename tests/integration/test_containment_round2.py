@@ -15,7 +15,8 @@ from controller.clients.registry import image_size
 from rma_testkit.agent import StartAgent, rma_worker
 from rma_testkit.coordinator import Coordinator
 from rma_testkit.engine import TUNNEL_URL, managed, running, wait_until
-from tests.integration.test_containment import HTTPD, IDLE, HostService
+from rma_testkit.host import HostService, gateway_of
+from tests.integration.test_containment import HTTPD, IDLE
 
 pytestmark = pytest.mark.integration
 TITLE = "\x1b]0;owned\x07"
@@ -79,13 +80,7 @@ def test_names_gpu_variables_and_the_tunnels_own_network(
         "--tunnel-image", tunnel_image, "--tunnel-url-pattern", TUNNEL_URL,
     )  # fmt: skip
     web, peer = f"{instance}-web", f"{instance}-peer"
-    hostile: dict[str, dict[str, Any]] = {
-        "172.17.0.1": {"port": 8080, "http": True},
-        "api.trycloudflare.com": {"port": 8080, "http": True},
-        "2130706433": {"port": 8080, "http": True},
-        f"{instance}-gpu": {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}},
-        f"{instance}-x{TITLE}": {},
-    }
+    hostile = _hostile(instance)
     specs = [sh(n, registry_image, IDLE, **x) for n, x in hostile.items()]
     specs += [
         sh(web, registry_image, HTTPD, port=8080, http=True),
@@ -107,6 +102,18 @@ def test_names_gpu_variables_and_the_tunnels_own_network(
     assert not client.networks.list(filters={"label": f"org.rma.worker.instance={instance}"})
 
 
+def _hostile(instance: str) -> dict[str, dict[str, Any]]:
+    """Named like this machine's gateway, Cloudflare's API and 127.0.0.1 in decimal (each with a
+    tunnel asked for), every GPU through the environment, a name that retitles a terminal."""
+    return {
+        "172.17.0.1": {"port": 8080, "http": True},
+        "api.trycloudflare.com": {"port": 8080, "http": True},
+        "2130706433": {"port": 8080, "http": True},
+        f"{instance}-gpu": {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}},
+        f"{instance}-x{TITLE}": {},
+    }
+
+
 def _the_tunnel_reaches_its_service_only(
     client: docker.DockerClient, instance: str, web: str, peer: str, tunnel: str
 ) -> None:
@@ -123,7 +130,7 @@ def _the_tunnel_reaches_its_service_only(
     assert b"hello-rma" in own.output, own
     other = box.exec_run(["sh", "-c", ask.format(peer, 8081)])
     assert b"hello-rma" not in other.output  # not on the services' network: no such name
-    gateway = client.api.inspect_network(pair)["IPAM"]["Config"][0]["Gateway"]
+    gateway = gateway_of(client, pair)
     with HostService(gateway) as port:  # this machine, on the pair network's own address
         sneak = client.containers.get(web).exec_run(
             ["sh", "-c", f"timeout 3 wget -q -O- http://{gateway}:{port}/"]
