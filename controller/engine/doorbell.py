@@ -17,6 +17,9 @@ class Doorbell:
         self._event.set()
 
     def wait(self, timeout: float) -> bool:
+        """Whether it rang (within `timeout`). Cleared only when it rang: a ring that comes
+        between a timed-out wait and a clear would otherwise be lost until the next resync."""
         rung = self._event.wait(max(0.0, timeout))
-        self._event.clear()
+        if rung:
+            self._event.clear()
         return rung

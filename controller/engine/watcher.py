@@ -2,7 +2,9 @@
 paused or removed, so it is restored within a pass instead of at the next timer tick.
 
 The stream is reopened with capped backoff when the engine goes away; each (re)connect rings the
-loop once, since events may have been missed while disconnected.
+loop once, since events may have been missed while disconnected. Any other error (a bug, a
+library's surprise) is logged with its traceback and the stream reopened the same way: the
+watcher thread never ends silently while the agent runs.
 """
 
 from __future__ import annotations
@@ -70,5 +72,10 @@ class EventWatcher:
                 log.warning(
                     "event_stream_failed", error=str(exc), retry_in=self._delays.delay(failures + 1)
                 )
+            except Exception:  # never the end of the thread: logged, then reopened
+                if self._stop.is_set():
+                    return
+                retry = self._delays.delay(failures + 1)
+                log.exception("event_watcher_crashed", retry_in=retry)
             failures += 1
             self._stop.wait(self._delays.delay(failures))
