@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ActionOutcome:
-    """How one action on one container ended. `pending` means waiting for its image."""
+    """How one action on one container ended. `pending` means waiting for its image; `skipped`,
+    not tried because the agent is shutting down (neither a failure nor a wait)."""
 
     name: str
     action: str
@@ -19,6 +20,7 @@ class ActionOutcome:
     error: str | None = None
     transient: bool = False
     pending: bool = False
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class ExecutionReport:
 
     @property
     def failures(self) -> list[ActionOutcome]:
-        return [o for o in self.outcomes if not o.ok and not o.pending]
+        return [o for o in self.outcomes if not o.ok and not o.pending and not o.skipped]
 
     @property
     def pending(self) -> list[ActionOutcome]:

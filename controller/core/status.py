@@ -92,7 +92,7 @@ def _state(
     if hold is not None and (outcome is None or outcome.ok):
         stopped = current is None or current.state not in RUNNING_STATES
         return (hold.state if stopped or outcome is not None else "stopping"), None
-    if outcome is None:
+    if outcome is None or outcome.skipped:  # skipped: not tried, the agent is shutting down
         return state, None
     if outcome.ok:
         return "running", None

@@ -84,7 +84,7 @@ class Executor:
     def _apply(self, action: Action, images: dict[str, ImageState]) -> ActionOutcome:
         kind = type(action).__name__.lower()
         if self._should_stop() and not isinstance(action, Remove):
-            return ActionOutcome(action.target, kind, ok=False, error="shutting down", pending=True)
+            return ActionOutcome(action.target, kind, ok=False, error="shutting down", skipped=True)
         try:
             outcome = self._dispatch(action, kind, images)
         except NameConflictError as exc:
@@ -147,6 +147,8 @@ class Executor:
     def _log(o: ActionOutcome) -> None:
         if o.ok:
             log.info("action_done", container=o.name, action=o.action)
+        elif o.skipped:
+            log.info("action_skipped", container=o.name, action=o.action, reason=o.error)
         elif o.pending:
             log.info("action_waiting", container=o.name, action=o.action, reason="image pull")
         else:

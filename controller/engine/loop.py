@@ -123,7 +123,10 @@ class Agent:
             self.last_success_at = self._clock()
         self._observer.pass_done(result.error is None, seconds)
         for o in result.report.outcomes:
-            self._observer.action(o.action, "ok" if o.ok else "pending" if o.pending else "failed")
+            outcome = (
+                "ok" if o.ok else "pending" if o.pending else "skipped" if o.skipped else "failed"
+            )
+            self._observer.action(o.action, outcome)
         self._observer.containers(dict(Counter(c.state for c in self._status.containers)))
 
     def _reconcile(self, pass_id: int) -> PassResult:
