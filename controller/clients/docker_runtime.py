@@ -213,12 +213,17 @@ class DockerRuntime:
                 self.owned.join_network(container_id, network, alias)
             self._call(lambda: self.client.api.start(container_id))
         except PermanentError as exc:
-            if "network" not in str(exc) or "not found" not in str(exc):
+            if not network or "network" not in str(exc) or "not found" not in str(exc):
                 raise
-            # Its network was deleted (`docker network prune` while it was stopped): it cannot
-            # start again; removed, it is created anew, with the network, by the next pass.
+            # Its network was deleted (`docker network rm` while it was not attached): it
+            # cannot start on it again. The network is made again now (an error here is the
+            # start's: no removal, no event, the pass waits its delay), and the container is
+            # removed to be created on it by the next pass.
+            self.owned.ensure_network(network, again=True)
             self.remove(container_id)
-            raise TransientError(f"its network was deleted: recreated ({exc})") from exc
+            raise TransientError(
+                f"its network {network} was deleted: made again, the container is created anew"
+            ) from exc
 
     def stop(self, container_id: str, grace: float) -> None:
         """Leave the agent's network first, one container at a time, then stop (concurrently):

@@ -128,3 +128,26 @@ def test_pull_reports_layer_progress(
         client.images.remove(image, force=True)
     assert seen and seen[-1][0] == seen[-1][1] > 1_000_000
     assert all(done <= total for done, total in seen)
+
+
+def test_a_deleted_network_is_really_made_again(client: docker.DockerClient, instance: str) -> None:
+    """Issue 22, found on the way: with a container that cannot start (so none attached) and its
+    network removed, every pass said `recreated` while the network stayed gone, and the loop
+    ran ~7 passes a second."""
+    rt = DockerRuntime(instance)
+    net = f"rma-{instance}"
+    broken = ContainerSpec(f"{instance}-a", LOCAL_IMAGE, command=("/nonexistent",), network=net)
+    try:
+        cid = rt.create(broken)
+        with pytest.raises(PermanentError, match="nonexistent"):
+            rt.start(cid, network=net, alias=broken.name)
+        client.networks.get(net).remove()
+        with pytest.raises(TransientError, match="made again"):
+            rt.start(cid, network=net, alias=broken.name)
+        assert client.networks.get(net).attrs["Labels"]["org.rma.worker.instance"] == instance
+        assert rt.list_managed() == []  # removed: the next pass creates it on the new network
+        again = rt.create(broken)
+        with pytest.raises(PermanentError, match="nonexistent"):  # its own failure, back off
+            rt.start(again, network=net, alias=broken.name)
+    finally:
+        rt.close()

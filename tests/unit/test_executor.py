@@ -119,4 +119,3 @@ def test_nothing_to_do_touches_nothing() -> None:
     rt = FakeRuntime()
     assert make(rt).execute([]).outcomes == ()
     assert rt.calls == []
-
