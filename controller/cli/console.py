@@ -104,6 +104,12 @@ def render_status(data: dict[str, Any]) -> str:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    for c in data["containers"]:
+        if c.get("ignored_fields"):
+            lines.append(
+                f"{c['name']}: fields this agent does not know, not applied: "
+                + ", ".join(c["ignored_fields"])
+            )
     kept = data.get("unused_volumes") or []
     if kept:
         lines.append(

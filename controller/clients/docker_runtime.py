@@ -22,6 +22,7 @@ from controller.clients.docker_errors import translate
 from controller.clients.docker_events import DockerEventStream
 from controller.clients.docker_owned import OwnedResources
 from controller.clients.docker_progress import LayerProgress
+from controller.clients.docker_rows import actual as _actual
 from controller.clients.docker_specs import create_kwargs
 from controller.clients.retry import Sleep, call_with_retry
 from controller.core.containment import network_name
@@ -34,7 +35,6 @@ from controller.core.errors import (
 from controller.core.limits import Limits
 from controller.core.models import (
     LABEL_MANAGED,
-    LABEL_SPEC_HASH,
     ActualContainer,
     ContainerSpec,
     owner_labels,
@@ -276,25 +276,3 @@ class DockerRuntime:
         with _boundary():
             raw = self.client.api.events(decode=True, filters=filters)
         return DockerEventStream(raw)
-
-
-def _actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
-    names = row.get("Names") or [""]
-    labels = row.get("Labels") or {}
-    return ActualContainer(
-        id=str(row["Id"]),
-        name=names[0].lstrip("/"),
-        state=str(row.get("State", "")),
-        spec_hash=labels.get(LABEL_SPEC_HASH),
-        managed=managed,
-        image=str(row.get("Image", "")),
-        health=_health(str(row.get("Status", ""))),
-        status=str(row.get("Status", ""))[:120],
-    )
-
-
-def _health(status: str) -> str:  # from the list's status line: "Up 5 s (health: starting)"
-    for marker, state in (("(health: starting)", "starting"), ("(unhealthy)", "unhealthy")):
-        if marker in status:
-            return state
-    return "healthy" if "(healthy)" in status else ""

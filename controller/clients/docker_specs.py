@@ -1,8 +1,10 @@
 """The Docker engine's create-container arguments for a ContainerSpec (pure: no engine call).
 
 Everything the agent sets is here and nothing else: the owner labels and spec hash, env, command,
-published ports, restart policy, memory/CPU limits, named volumes (never binds), the GPU request of
-a GPU spec, the agent's network (the container's name is its DNS alias there), and the hardening
+entrypoint, working dir, user, published ports, restart policy, memory/CPU limits, /dev/shm,
+tmpfs mounts, ulimits, Docker's health check, the time to stop (`StopTimeout`, and a label the
+agent reads back for its own stops), named volumes (never binds), the GPU request of a GPU spec,
+the agent's network (the container's name is its DNS alias there), and the hardening
 every container gets: `no-new-privileges`, Docker's default capabilities less NET_RAW, MKNOD and
 AUDIT_WRITE, a pids limit, swap capped at the memory limit, and rotated logs (3 x 10 MB).
 """
@@ -11,9 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from docker.types import DeviceRequest, HostConfig, Mount
+from docker.types import DeviceRequest, HostConfig, Mount, Ulimit
 
-from controller.core.models import LABEL_NAME, LABEL_SPEC_HASH, ContainerSpec, owner_labels
+from controller.core.models import (
+    LABEL_NAME,
+    LABEL_SPEC_HASH,
+    LABEL_STOP_GRACE,
+    ContainerSpec,
+    HealthCheck,
+    owner_labels,
+)
+
+NS = 1_000_000_000  # Docker's health check durations are nanoseconds
 
 # Dropped from Docker's default set; what remains is CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
 # SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT and SETFCAP (docs/adr/0009).
@@ -50,7 +61,22 @@ def _host_config(spec: ContainerSpec, cgroup_parent: str) -> HostConfig:
         log_config=LOG_CONFIG,
         network_mode=spec.network or None,
         cgroup_parent=cgroup_parent or None,
+        shm_size=spec.shm_size,
+        tmpfs={path: f"size={size}" for path, size in spec.tmpfs} or None,
+        ulimits=[Ulimit(name=n, soft=soft, hard=hard) for n, soft, hard in spec.ulimits] or None,
     )
+
+
+def _healthcheck(check: HealthCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {
+        "test": list(check.test),
+        "interval": int(check.interval * NS),
+        "timeout": int(check.timeout * NS),
+        "retries": check.retries,
+        "start_period": int(check.start_period * NS),
+    }
 
 
 def create_kwargs(spec: ContainerSpec, instance: str, cgroup_parent: str = "") -> dict[str, Any]:
@@ -63,6 +89,8 @@ def create_kwargs(spec: ContainerSpec, instance: str, cgroup_parent: str = "") -
         LABEL_NAME: spec.name,
         LABEL_SPEC_HASH: spec.spec_hash(),
     }
+    if spec.stop_grace is not None:
+        labels[LABEL_STOP_GRACE] = f"{spec.stop_grace:g}"
     networking = None
     if spec.network:
         networking = {"EndpointsConfig": {spec.network: {"Aliases": [spec.name]}}}
@@ -76,4 +104,9 @@ def create_kwargs(spec: ContainerSpec, instance: str, cgroup_parent: str = "") -
         "host_config": _host_config(spec, cgroup_parent if spec.cgroup_parent else ""),
         "networking_config": networking,
         "detach": True,
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+        "working_dir": spec.working_dir,
+        "user": spec.user,
+        "healthcheck": _healthcheck(spec.healthcheck),
+        "stop_timeout": int(spec.stop_grace) if spec.stop_grace is not None else None,
     }

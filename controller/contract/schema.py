@@ -1,16 +1,20 @@
 """Pydantic models for container specs as they arrive from outside (manifest files, coordinator
 JSON), and their conversion into the frozen `ContainerSpec` used inside.
 
-Unknown fields are ignored and never passed on to Docker. Values that could reach the host in a
-dangerous way if taken literally (a volume name that is really a path, a container name that is
-not a Docker name, labels in the agent's own namespace or in one that other software acts on) are
-refused here.
+Unknown fields are never passed on to Docker, nor dropped silently: each spec lists them
+(`ignored_fields`, in status and the heartbeat) and still runs, so a newer coordinator does not
+break an older agent. Values that could reach the host in a dangerous way if taken literally (a
+volume name that is really a path, a container name that is not a Docker name, labels in the
+agent's own namespace or in one that other software acts on) are refused here, and the fields
+real services need (shm_size, ulimits, stop_grace_period, entrypoint, working_dir, user, tmpfs,
+healthcheck: spec_fields.py) are bounded.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import (
@@ -22,6 +26,17 @@ from pydantic import (
     model_validator,
 )
 
+from controller.contract.spec_fields import (
+    MAX_STOP_GRACE,
+    MAX_TMPFS,
+    HealthCheckModel,
+    Seconds,
+    UlimitModel,
+    check_fields,
+    check_ulimits,
+    ignored_fields,
+    ulimit_tuples,
+)
 from controller.core.limits import MEMORY_PATTERN
 from controller.core.models import (
     GPU_ALL,
@@ -90,6 +105,20 @@ class ContainerSpecModel(BaseModel):
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     labels: dict[str, str] = {}
     http: bool = False  # Part 4: it speaks HTTP on its first port (the `rma.http` label)
+    shm_size: str | None = Field(default=None, pattern=MEMORY_PATTERN)
+    ulimits: dict[str, int | UlimitModel] = Field(default={}, max_length=3)
+    stop_grace_period: Seconds | None = Field(default=None, ge=0, le=MAX_STOP_GRACE)
+    entrypoint: list[str] | str | None = None
+    working_dir: str | None = Field(default=None, max_length=256)
+    user: str | None = Field(default=None, max_length=65)
+    tmpfs: dict[str, str] = Field(default={}, max_length=MAX_TMPFS)
+    healthcheck: HealthCheckModel | None = None
+
+    @model_validator(mode="after")
+    def _real_service_fields(self) -> ContainerSpecModel:
+        check_fields(self.shm_size, self.tmpfs, self.memory_limit, self.working_dir, self.user)
+        check_ulimits(self.ulimits, gpu=self.gpu is not False and self.gpu != 0)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +167,21 @@ class ContainerSpecModel(BaseModel):
         return v
 
     def to_spec(self, publish_address: str = "") -> ContainerSpec:
+        return replace(self._basic(publish_address), **self._real_service())
+
+    def _real_service(self) -> dict[str, Any]:
+        return {
+            "shm_size": self.shm_size.lower() if self.shm_size else None,
+            "ulimits": ulimit_tuples(self.ulimits),
+            "stop_grace": self.stop_grace_period,
+            "entrypoint": _words(self.entrypoint),
+            "working_dir": self.working_dir,
+            "user": self.user,
+            "tmpfs": tuple(sorted((k, v.lower()) for k, v in self.tmpfs.items())),
+            "healthcheck": self.healthcheck.to_check() if self.healthcheck else None,
+        }
+
+    def _basic(self, publish_address: str) -> ContainerSpec:
         return ContainerSpec(
             name=self.name,
             image=self.image,
@@ -164,11 +208,14 @@ class ContainerSpecModel(BaseModel):
         return tuple(sorted(set(found), key=lambda p: (p.container, p.protocol, p.host)))
 
     def _command(self) -> tuple[str, ...] | None:
-        if self.command is None:
-            return None
-        if isinstance(self.command, str):
-            return tuple(shlex.split(self.command))
-        return tuple(self.command)
+        return _words(self.command)
+
+
+def _words(value: list[str] | str | None) -> tuple[str, ...] | None:
+    """A command or entrypoint: a list as it is, a string shell-split."""
+    if value is None:
+        return None
+    return tuple(shlex.split(value)) if isinstance(value, str) else tuple(value)
 
 
 def _env_value(v: str | int | float | bool) -> str:
@@ -178,6 +225,7 @@ def _env_value(v: str | int | float | bool) -> str:
 
 
 SpecError = Refusal
+KNOWN_FIELDS = frozenset(ContainerSpecModel.model_fields)
 
 
 def parse_specs(
@@ -196,6 +244,7 @@ def parse_specs(
         except ValidationError as exc:
             errors.append(SpecError(str(label), one_line(exc)))
             continue
+        spec = replace(spec, ignored_fields=ignored_fields(raw, KNOWN_FIELDS))
         if spec.name in seen:
             errors.append(SpecError(spec.name, "duplicate container name"))
             continue

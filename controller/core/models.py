@@ -20,6 +20,7 @@ LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_NAME = f"{LABEL_PREFIX}.name"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # on a volume: the spec's name for it
+LABEL_STOP_GRACE = f"{LABEL_PREFIX}.stop-grace"  # seconds it is given to stop (its spec's)
 # A spec's own labels that say which RMA service it is and where its health check answers (the
 # catalog sets them; contract/services.py reads them for what the agent announces).
 SERVICE_LABEL = "rma.service"
@@ -49,6 +50,18 @@ class VolumeMount:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """Docker's own health check (`HEALTHCHECK`): `test` as Docker takes it (`CMD …` or
+    `CMD-SHELL …`), durations in seconds."""
+
+    test: tuple[str, ...]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """One container the agent should keep running, exactly as the agent will create it."""
 
@@ -70,6 +83,17 @@ class ContainerSpec:
     # Internal networks joined after create, as (network, alias): a service and its tunnel share
     # one of their own (containment), never a spec's.
     joins: tuple[tuple[str, str], ...] = ()
+    # What real services need (issue 22): each bounded where it arrives (contract/schema.py).
+    shm_size: str | None = None  # /dev/shm, a memory size
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (memlock|nofile|stack, soft, hard)
+    stop_grace: float | None = None  # seconds to stop before it is killed (else the agent's)
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str | None = None
+    user: str | None = None  # uid[:gid] or a name
+    tmpfs: tuple[tuple[str, str], ...] = ()  # (path, size)
+    healthcheck: HealthCheck | None = None
+    # The wire fields this agent does not know (reported, never run): not part of the hash.
+    ignored_fields: tuple[str, ...] = ()
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -98,6 +122,14 @@ class ContainerSpec:
             "pids_limit",
             "cgroup_parent",
             "joins",
+            "shm_size",
+            "ulimits",
+            "stop_grace",
+            "entrypoint",
+            "working_dir",
+            "user",
+            "tmpfs",
+            "healthcheck",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):
@@ -113,8 +145,8 @@ _DEFAULTS = ContainerSpec(name="_", image="_")
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, PortMapping | VolumeMount):
-        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, PortMapping | VolumeMount | HealthCheck):
+        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
@@ -199,6 +231,7 @@ class ActualContainer:
     image: str = ""
     health: str = ""  # Docker's health state (healthy, unhealthy, starting) when it checks one
     status: str = ""  # Docker's own words ("Up 5 minutes"), for people
+    stop_grace: float | None = None  # its own grace to stop (the spec's, from its label)
 
 
 def owner_labels(instance: str) -> dict[str, str]:

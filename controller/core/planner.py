@@ -59,10 +59,12 @@ class Start:
 
 @dataclass(frozen=True)
 class Recreate:
-    """Replace `container_id` (outdated spec, or dead) by a new container for `spec`."""
+    """Replace `container_id` (outdated spec, or dead) by a new container for `spec`. `grace`:
+    the old container's own time to stop (None: the agent's)."""
 
     spec: ContainerSpec
     container_id: str
+    grace: float | None = None
 
     @property
     def target(self) -> str:
@@ -71,10 +73,12 @@ class Recreate:
 
 @dataclass(frozen=True)
 class Remove:
-    """Stop and remove the managed container `container_id`, which is no longer desired."""
+    """Stop and remove the managed container `container_id`, which is no longer desired,
+    given its own `grace` to stop (None: the agent's)."""
 
     name: str
     container_id: str
+    grace: float | None = None
 
     @property
     def target(self) -> str:
@@ -89,6 +93,7 @@ class Stop:
     name: str
     container_id: str
     urgent: bool = False
+    grace: float | None = None
 
     @property
     def target(self) -> str:
@@ -120,7 +125,9 @@ def plan(desired: DesiredState, actual: Iterable[ActualContainer]) -> list[Actio
         (managed if c.managed else foreign)[c.name] = c
 
     removes: list[Action] = [
-        Remove(name, c.id) for name, c in sorted(managed.items()) if name not in wanted
+        Remove(name, c.id, c.stop_grace)
+        for name, c in sorted(managed.items())
+        if name not in wanted
     ]
     changes: list[Action] = []
     for name, spec in sorted(wanted.items()):
@@ -143,7 +150,7 @@ def _step(
             return ReportConflict(spec.name, other.id)
         return Create(spec)
     if mine.spec_hash != spec.spec_hash() or mine.state not in RUNNING_STATES | STARTABLE_STATES:
-        return Recreate(spec, mine.id)
+        return Recreate(spec, mine.id, mine.stop_grace)
     if mine.state in STARTABLE_STATES:
         return Start(spec, mine.id, unpause=mine.state == "paused")
     return None
@@ -157,7 +164,7 @@ def _held_step(
     if mine is None:
         return ReportConflict(name, other.id) if other is not None else None
     if mine.state in RUNNING_STATES or mine.state == "paused":
-        return Stop(name, mine.id, urgent)
+        return Stop(name, mine.id, urgent, mine.stop_grace)
     return None
 
 

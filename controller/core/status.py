@@ -39,6 +39,7 @@ class ContainerStatus:
     http: bool = False  # it speaks HTTP (a tunnel can carry it)
     reason: str = ""  # held stopped (paused, yielded): why
     uptime: str = ""  # Docker's words while it runs ("Up 5 minutes")
+    ignored_fields: tuple[str, ...] = ()  # spec fields this agent does not know (not run)
 
     def as_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -50,6 +51,8 @@ class ContainerStatus:
         }
         if self.reason:
             row["reason"] = self.reason
+        if self.ignored_fields:
+            row["ignored_fields"] = list(self.ignored_fields)
         return row
 
 
@@ -132,6 +135,7 @@ def build_status(
                 http=labels.get(HTTP_LABEL) == "true",
                 reason=hold.reason if hold is not None else "",
                 uptime=current.status if current and state == "running" else "",
+                ignored_fields=spec.ignored_fields,
             )
         )
     rows += [

@@ -113,10 +113,12 @@ class Executor:
                 ),
             )
         if isinstance(action, Remove):
-            self._stop_and_remove(action.container_id)
+            self._stop_and_remove(action.container_id, action.grace)
         elif isinstance(action, Stop):
-            grace = min(self._grace, URGENT_GRACE) if action.urgent else self._grace
-            self._runtime.stop(action.container_id, grace)
+            grace = self._grace if action.grace is None else action.grace
+            self._runtime.stop(
+                action.container_id, min(grace, URGENT_GRACE) if action.urgent else grace
+            )
         elif isinstance(action, Start):
             spec = action.spec
             self._runtime.start(
@@ -134,13 +136,15 @@ class Executor:
                     transient=image.transient,
                 )
             if isinstance(action, Recreate):
-                self._stop_and_remove(action.container_id)
+                self._stop_and_remove(action.container_id, action.grace)
             container_id = self._runtime.create(action.spec)
             self._runtime.start(container_id)
         return ActionOutcome(name, kind, ok=True)
 
-    def _stop_and_remove(self, container_id: str) -> None:
-        self._runtime.stop(container_id, self._grace)
+    def _stop_and_remove(self, container_id: str, grace: float | None = None) -> None:
+        """Stopped within its own grace (`stop_grace_period`: Postgres checkpoints), else the
+        agent's, then removed."""
+        self._runtime.stop(container_id, self._grace if grace is None else grace)
         self._runtime.remove(container_id)
 
     @staticmethod

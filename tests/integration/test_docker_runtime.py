@@ -151,3 +151,45 @@ def test_a_deleted_network_is_really_made_again(client: docker.DockerClient, ins
             rt.start(again, network=net, alias=broken.name)
     finally:
         rt.close()
+
+
+def test_the_fields_real_services_need_are_visible_in_docker_inspect(
+    client: docker.DockerClient, instance: str
+) -> None:
+    """Issue 22, item 5: shm_size, ulimits, the stop grace, entrypoint, working_dir, user, tmpfs
+    and Docker's health check, as the engine took them."""
+    from controller.contract.schema import parse_specs  # noqa: PLC0415
+
+    raw = {
+        "name": f"{instance}-real",
+        "image": LOCAL_IMAGE,
+        "memory_limit": "256m",
+        "shm_size": "128m",
+        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}},
+        "stop_grace_period": 60,
+        "entrypoint": ["sh", "-c"],
+        "command": ["sleep 300"],
+        "working_dir": "/tmp",
+        "user": "1000:1000",
+        "tmpfs": {"/scratch": "16m"},
+        "healthcheck": {"test": "true", "interval": "5s"},
+    }
+    (spec,), errors = parse_specs([raw])
+    assert errors == []
+    rt = DockerRuntime(instance)
+    try:
+        cid = rt.create(spec)
+        rt.start(cid)
+        attrs = client.api.inspect_container(cid)
+        host, config = attrs["HostConfig"], attrs["Config"]
+        assert host["ShmSize"] == 128 * 1024**2 and host["Tmpfs"] == {"/scratch": "size=16m"}
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 4096}]
+        assert config["Entrypoint"] == ["sh", "-c"] and config["WorkingDir"] == "/tmp"
+        assert config["User"] == "1000:1000" and config["StopTimeout"] == 60
+        assert config["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
+        assert rt.list_managed()[0].stop_grace == 60.0  # read back for the agent's own stops
+        whoami = client.containers.get(cid).exec_run(["sh", "-c", "id -u; df /scratch"])
+        assert whoami.output.decode().startswith("1000") and b"tmpfs" in whoami.output
+    finally:
+        rt.remove(cid)
+        rt.close()

@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 import pytest
 
 from controller.contract.schema import ContainerSpecModel, parse_specs
-from controller.core.models import GPU_ALL, ContainerSpec, PortMapping, VolumeMount
+from controller.core.models import GPU_ALL, ContainerSpec, HealthCheck, PortMapping, VolumeMount
 
 PART1_ENTRY = {
     "name": "rma-upload-worker",
@@ -50,7 +50,16 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"pids_limit": 1024},
     {"cgroup_parent": "rma.slice"},
     {"joins": (("rma-i-pair-x", "rma-origin"),)},
+    {"shm_size": "1g"},
+    {"ulimits": (("nofile", 1024, 2048),)},
+    {"stop_grace": 60.0},
+    {"entrypoint": ("/bin/sh",)},
+    {"working_dir": "/app"},
+    {"user": "1000:1000"},
+    {"tmpfs": (("/tmp", "64m"),)},
+    {"healthcheck": HealthCheck(("CMD", "true"))},
 ]
+NOT_HASHED = {"ignored_fields"}  # a newer coordinator's field must not recreate a container
 
 
 @pytest.mark.parametrize("change", HASH_CHANGES)
@@ -61,8 +70,10 @@ def test_every_field_changes_the_hash(change: dict[str, object]) -> None:
 
 def test_the_hash_table_covers_every_field() -> None:
     """A field added to ContainerSpec must be added to the table above (or its hash is untested)."""
-    covered = {"name", "image"} | {next(iter(c)) for c in HASH_CHANGES}
+    covered = {"name", "image"} | {next(iter(c)) for c in HASH_CHANGES} | NOT_HASHED
     assert covered == {f.name for f in fields(ContainerSpec)}
+    base = ContainerSpec("w", "img:1")
+    assert replace(base, ignored_fields=("newer",)).spec_hash() == base.spec_hash()
 
 
 def test_part1_entry_converts() -> None:

@@ -52,6 +52,7 @@ def test_harmless_values_are_not_refused() -> None:
     assert dangerous_fields({"privileged": False, "network_mode": "bridge", "cap_add": []}) == []
     specs, refused = parse_specs([{**OK, "healthcheck": {"test": "x"}, "network": "default"}])
     assert refused == [] and len(specs) == 1
+    assert specs[0].healthcheck is not None  # taken now (issue 22), not dropped
 
 
 def test_nothing_dangerous_ever_reaches_docker() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.clients.docker_runtime import _health
+from controller.clients.docker_rows import _health
 from controller.clients.hardware import gpu_utilization
 from controller.contract.api import heartbeat_fields
 from controller.contract.schema import parse_specs
