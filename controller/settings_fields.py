@@ -80,6 +80,13 @@ class ContainmentSettings(BaseSettings):
         "link-local addresses (iptables DOCKER-USER; needs root)",
         "off",
     )
+    run_placeholders: bool = setting(
+        False,
+        "contributor",
+        "run the catalog's services whose image the RMA project has not published yet (else "
+        "they are `unavailable`: never pulled, run or tunnelled)",
+        "off",
+    )
     allow_local_images: bool = setting(
         False,
         "contributor",

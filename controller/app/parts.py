@@ -104,7 +104,8 @@ def source_of(settings: Settings, limits: Limits) -> DesiredSource:
         gpu_machine=gpu_machine(limits),
         tunnels=settings.ingress_mode == "tunnel",
     )
-    return AssignmentSource(settings.publish_address, admission, load_catalog(settings.catalog))
+    catalog = replace(load_catalog(settings.catalog), run_placeholders=settings.run_placeholders)
+    return AssignmentSource(settings.publish_address, admission, catalog)
 
 
 def secret_lookup(store: StateStore) -> Callable[[str], str]:

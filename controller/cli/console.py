@@ -104,12 +104,7 @@ def render_status(data: dict[str, Any]) -> str:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
-    for c in data["containers"]:
-        if c.get("ignored_fields"):
-            lines.append(
-                f"{c['name']}: fields this agent does not know, not applied: "
-                + ", ".join(c["ignored_fields"])
-            )
+    lines += _ignored_lines(data["containers"])
     kept = data.get("unused_volumes") or []
     if kept:
         lines.append(
@@ -123,6 +118,15 @@ def render_status(data: dict[str, Any]) -> str:
             f"{p['total'] / 1e6:.1f} MB at {p['rate'] / 1e6:.1f} MB/s"
         )
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _ignored_lines(containers: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{c['name']}: fields this agent does not know, not applied: "
+        + ", ".join(c["ignored_fields"])
+        for c in containers
+        if c.get("ignored_fields")
+    ]
 
 
 def cleanup_command(

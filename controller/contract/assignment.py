@@ -28,17 +28,19 @@ NOT_IN_CATALOG = "the coordinator named a service this agent's catalog does not 
 def resolve(
     catalog: Catalog, tier: int, containers: Any, services: Any
 ) -> tuple[Any, list[Refusal]]:
-    """(the entries to run, the service names refused) from what the coordinator said."""
+    """(the entries to run, the service names refused and the placeholders, unavailable) from
+    what the coordinator said."""
     if containers is not None:
         return containers, []
     if services is None:
-        return catalog.for_tier(tier), []
+        return catalog.for_tier(tier)
     if not isinstance(services, list):
         return [], [Refusal("(assignment)", "assigned_services is not a list of names")]
     if len(services) > MAX_NAMES:
         raise AssignmentTooLarge(f"{len(services)} service names (at most {MAX_NAMES})")
-    specs, unknown = catalog.for_names(services)
-    return specs, [Refusal(name, NOT_IN_CATALOG, unknown_service=True) for name in unknown]
+    specs, unknown, unavailable = catalog.for_names(services)
+    refused = [Refusal(name, NOT_IN_CATALOG, unknown_service=True) for name in unknown]
+    return specs, refused + unavailable
 
 
 def assignment_to_desired(

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.contract.schema import ContainerSpecModel, one_line
-from controller.core.models import HEALTH_LABEL, HTTP_LABEL, SERVICE_LABEL
+from controller.core.models import HEALTH_LABEL, HTTP_LABEL, SERVICE_LABEL, Refusal
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 MAX_NAMES = 64  # service names a coordinator may list; more is refused whole
@@ -51,9 +51,17 @@ class CatalogEntry:
     placeholder: bool = False
 
 
+PLACEHOLDER = "the RMA project has not published this image yet (--run-placeholders tries it)"
+
+
 @dataclass(frozen=True)
 class Catalog:
+    """`run_placeholders`: run the entries marked `placeholder` (a stand-in image the RMA project
+    has not published) instead of reporting them `unavailable` — never pulled, run or tunnelled
+    by default, so a tier-2 laptop does not retry three missing images for ever."""
+
     entries: tuple[CatalogEntry, ...] = ()
+    run_placeholders: bool = False
 
     @classmethod
     def from_data(cls, data: Any) -> Catalog:
@@ -68,22 +76,34 @@ class Catalog:
             raise CatalogError(f"two services run a container named {', '.join(clash)}")
         return cls(tuple(entries))
 
-    def for_tier(self, tier: int) -> list[dict[str, Any]]:
-        """The specs of every service the catalog gives to `tier` (none for the edge, today)."""
-        return [dict(e.spec) for e in self.entries if e.tier == tier]
+    def for_tier(self, tier: int) -> tuple[list[dict[str, Any]], list[Refusal]]:
+        """(the specs of every service the catalog gives to `tier` (none for the edge, today),
+        the placeholders among them, unavailable)."""
+        return self._runnable([e for e in self.entries if e.tier == tier])
 
-    def for_names(self, names: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
-        """(specs of the named services, the names the catalog does not know)."""
+    def for_names(self, names: list[Any]) -> tuple[list[dict[str, Any]], list[str], list[Refusal]]:
+        """(specs of the named services, the names the catalog does not know, the placeholders
+        among them, unavailable)."""
         known = {e.service: e for e in self.entries}
-        specs: list[dict[str, Any]] = []
+        found: list[CatalogEntry] = []
         unknown: list[str] = []
         for name in dict.fromkeys(str(n)[:100] for n in names):
             entry = known.get(name)
             if entry is None:
                 unknown.append(name)
             else:
-                specs.append(dict(entry.spec))
-        return specs, unknown
+                found.append(entry)
+        specs, unavailable = self._runnable(found)
+        return specs, unknown, unavailable
+
+    def _runnable(self, entries: list[CatalogEntry]) -> tuple[list[dict[str, Any]], list[Refusal]]:
+        run = [e for e in entries if self.run_placeholders or not e.placeholder]
+        skipped = [
+            Refusal(str(e.spec["name"]), f"unavailable: {PLACEHOLDER}", unavailable=True)
+            for e in entries
+            if e not in run
+        ]
+        return [dict(e.spec) for e in run], skipped
 
     def placeholders(self) -> list[str]:
         return [e.service for e in self.entries if e.placeholder]

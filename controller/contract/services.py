@@ -152,8 +152,9 @@ def not_reachable(status: AgentStatus, announced: Announcement, ingress: str) ->
 
 
 def services_status(status: AgentStatus) -> dict[str, str]:
-    """Per service: `healthy`, `starting`, `unhealthy` or `stopped` — Docker's health state where
-    the image has a health check, else running or not. Refused entries are not services."""
+    """Per service: `healthy`, `starting`, `unhealthy`, `failed`, `unavailable` (it cannot run
+    here: a placeholder image) or `stopped` — Docker's health state where the image has a health
+    check, else running or not. Refused entries are not services."""
     return {
         c.service or c.name: _state(c)
         for c in status.containers
@@ -161,14 +162,22 @@ def services_status(status: AgentStatus) -> dict[str, str]:
     }
 
 
+_STATES = {
+    "restarting": "unhealthy",
+    "backoff": "unhealthy",
+    "pulling": "starting",
+    "missing": "starting",
+    "created": "starting",
+    "failed": "failed",
+    "conflict": "failed",
+    "unavailable": "unavailable",
+}
+
+
 def _state(c: ContainerStatus) -> str:
     if c.state == "running":
         return {"starting": "starting", "unhealthy": "unhealthy"}.get(c.health, "healthy")
-    if c.state in ("restarting", "backoff"):
-        return "unhealthy"
-    if c.state in ("pulling", "missing", "created"):
-        return "starting"
-    return "stopped"
+    return _STATES.get(c.state, "stopped")
 
 
 def _tag(image: str) -> str:

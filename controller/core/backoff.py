@@ -41,6 +41,9 @@ class Delays:
 
 
 KUBELET = Delays(base=10.0, cap=300.0)
+# A pull the registry refused for good (manifest unknown, not found, denied): the image will not
+# appear in seconds; asking again every 5 minutes for ever only loads the registry (issue 22).
+MISSING_IMAGE = Delays(base=600.0, cap=6 * 3600.0)
 
 
 @dataclass

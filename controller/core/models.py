@@ -159,6 +159,7 @@ class Refusal:
     name: str
     message: str
     unknown_service: bool = False  # a service name the catalog does not know (not a spec)
+    unavailable: bool = False  # cannot run here, nobody's fault (a placeholder image): not degraded
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """What the agent knows about its containers after a pass, in the shapes the heartbeat needs.
 
 Pure: built from the desired state, the listing the pass read, and the pass's outcomes. A worker
-is `degraded` only when something the owner or the coordinator should act on is wrong: an entry
-refused, an action that failed, a name taken by a foreign container, a crash loop. A container
-still being pulled or started is not a reason (the service coordinator takes a degraded worker
-out of all its routing); per-service health goes in `services_status` (contract/services.py).
+is `degraded` only when nothing assigned can serve: every container refused, failed, in conflict
+or crash-looping (issue 22). One missing image, one refused spec or one service still starting
+beside a working one is no reason — the service coordinator takes a degraded worker out of all
+its routing, the working service with it; per-service states go in `services_status`
+(contract/services.py). What cannot run here through nobody's fault (`unavailable`: a
+placeholder image) counts neither way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from controller.core.models import (
     ActualContainer,
     DesiredState,
     Hold,
+    Refusal,
 )
 from controller.core.results import ActionOutcome, ExecutionReport
 
@@ -64,7 +67,18 @@ class AgentStatus:
 
     @property
     def healthy(self) -> bool:
-        return not any(c.state in ACTIONABLE or c.error for c in self.containers)
+        """Something assigned can serve (or nothing is assigned that could)."""
+        counted = [c for c in self.containers if c.state != "unavailable"]
+        return not counted or any(c.state not in ACTIONABLE for c in counted)
+
+    @property
+    def troubled(self) -> tuple[ContainerStatus, ...]:
+        """The containers something is wrong with (shown, even while the worker is healthy)."""
+        return tuple(
+            c
+            for c in self.containers
+            if c.state != "unavailable" and (c.state in ACTIONABLE or c.error)
+        )
 
     @property
     def paused(self) -> bool:
@@ -138,8 +152,15 @@ def build_status(
                 ignored_fields=spec.ignored_fields,
             )
         )
-    rows += [
-        ContainerStatus(r.name, "refused", "", 0, r.message, unknown_service=r.unknown_service)
-        for r in desired.refused
-    ]
+    rows += [_refused_row(r) for r in desired.refused]
     return AgentStatus(tuple(rows), converged=converged, holds=desired.holds)
+
+
+def _refused_row(r: Refusal) -> ContainerStatus:
+    """A refused entry (`refused`), or one that cannot run here through nobody's fault
+    (`unavailable`)."""
+    state = "unavailable" if r.unavailable else "refused"
+    service = r.name if r.unavailable else ""
+    return ContainerStatus(
+        r.name, state, "", 0, r.message, service, unknown_service=r.unknown_service
+    )

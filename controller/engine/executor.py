@@ -115,10 +115,7 @@ class Executor:
         if isinstance(action, Remove):
             self._stop_and_remove(action.container_id, action.grace)
         elif isinstance(action, Stop):
-            grace = self._grace if action.grace is None else action.grace
-            self._runtime.stop(
-                action.container_id, min(grace, URGENT_GRACE) if action.urgent else grace
-            )
+            self._stop(action)
         elif isinstance(action, Start):
             spec = action.spec
             self._runtime.start(
@@ -140,6 +137,13 @@ class Executor:
             container_id = self._runtime.create(action.spec)
             self._runtime.start(container_id)
         return ActionOutcome(name, kind, ok=True)
+
+    def _stop(self, action: Stop) -> None:
+        """A hold's stop: the container's own grace, or at most URGENT_GRACE when urgent."""
+        grace = self._grace if action.grace is None else action.grace
+        self._runtime.stop(
+            action.container_id, min(grace, URGENT_GRACE) if action.urgent else grace
+        )
 
     def _stop_and_remove(self, container_id: str, grace: float | None = None) -> None:
         """Stopped within its own grace (`stop_grace_period`: Postgres checkpoints), else the

@@ -3,7 +3,8 @@
 GPU images are many gigabytes: a pass must never wait for one, or a single pull would delay
 self-healing of every other container. `ImagePuller.ensure(image)` answers at once: present (use
 it now), pulling (a background pull is running; the loop is woken when it ends) or failed (the last
-pull's error, reported until its backoff — 10 s doubling to 5 min, per image — expires; the loop
+pull's error, reported until its backoff — 10 s doubling to 5 min, per image; 10 min doubling to
+6 h when the registry said the image does not exist or is not ours to pull — expires; the loop
 looks again then, asking `next_due()`, and the next ensure pulls again). An image already present
 is used at once; a mutable tag (no digest) is refreshed in the background at most once per
 refresh interval, and a failed refresh is only logged: it never touches a running container.
@@ -18,6 +19,7 @@ counted together, so three 20 GB pulls are never each admitted alone against 40 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +27,20 @@ from dataclasses import dataclass
 
 import structlog
 
-from controller.core.backoff import KUBELET, KeyedBackoff
+from controller.core.backoff import KUBELET, MISSING_IMAGE, KeyedBackoff
 from controller.core.errors import AgentError, PermanentError, TransientError
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.runtime import ContainerRuntime
 
 log = structlog.get_logger(__name__)
+# What a registry answers for an image that is not there, or not for us: no retry soon fixes it.
+_MISSING = re.compile(
+    r"manifest unknown|not found|unauthorized|denied|does not exist|no such image", re.I
+)
+
+
+def missing_image(error: AgentError) -> bool:
+    return isinstance(error, PermanentError) and _MISSING.search(str(error)) is not None
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class ImagePuller:
         self._inflight: set[str] = set()
         self._failed: dict[str, AgentError] = {}
         self._backoff = KeyedBackoff(KUBELET, reset_after=float("inf"))
+        self._missing = KeyedBackoff(MISSING_IMAGE, reset_after=float("inf"))
         self._floor = floor
         self._size = size
         self._sizes: dict[str, int] = {}  # pulls in flight: their size when known
@@ -94,7 +105,7 @@ class ImagePuller:
             if image in self._inflight:
                 return PULLING
             error = self._failed.get(image)
-            wait = self._backoff.remaining(image, self._clock())
+            wait = self._backoffs(image).remaining(image, self._clock())
         if error is not None and wait > 0:
             return ImageState(
                 ready=False,
@@ -117,7 +128,9 @@ class ImagePuller:
     def next_due(self) -> float | None:
         """Seconds until a failed pull may be tried again (the loop looks again then), or None."""
         with self._lock:
-            return self._backoff.next_due(self._clock())
+            now = self._clock()
+            due = [d for d in (self._backoff.next_due(now), self._missing.next_due(now)) if d]
+            return min(due) if due else None
 
     def pulling(self) -> list[str]:
         with self._lock:
@@ -203,10 +216,16 @@ class ImagePuller:
             if error is None:
                 self._failed.pop(image, None)
                 self._backoff.reset(image)
+                self._missing.reset(image)
             elif not refresh:
                 self._failed[image] = error
-                return self._backoff.failure(image, self._clock())
+                return self._backoffs(image).failure(image, self._clock())
         return 0.0
+
+    def _backoffs(self, image: str) -> KeyedBackoff:
+        """The slow back-off for an image the registry says is missing, else kubelet's."""
+        error = self._failed.get(image)
+        return self._missing if error is not None and missing_image(error) else self._backoff
 
     def _tracker(self, image: str, started: float) -> Callable[[int, int], None]:
         """The progress callback of one pull: metrics, status, a log line every few seconds."""

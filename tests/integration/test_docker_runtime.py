@@ -153,6 +153,21 @@ def test_a_deleted_network_is_really_made_again(client: docker.DockerClient, ins
         rt.close()
 
 
+REAL_FIELDS = {
+    "image": LOCAL_IMAGE,
+    "memory_limit": "256m",
+    "shm_size": "128m",
+    "ulimits": {"nofile": {"soft": 1024, "hard": 4096}},
+    "stop_grace_period": 60,
+    "entrypoint": ["sh", "-c"],
+    "command": ["sleep 300"],
+    "working_dir": "/tmp",
+    "user": "1000:1000",
+    "tmpfs": {"/scratch": "16m"},
+    "healthcheck": {"test": "true", "interval": "5s"},
+}
+
+
 def test_the_fields_real_services_need_are_visible_in_docker_inspect(
     client: docker.DockerClient, instance: str
 ) -> None:
@@ -160,20 +175,7 @@ def test_the_fields_real_services_need_are_visible_in_docker_inspect(
     and Docker's health check, as the engine took them."""
     from controller.contract.schema import parse_specs  # noqa: PLC0415
 
-    raw = {
-        "name": f"{instance}-real",
-        "image": LOCAL_IMAGE,
-        "memory_limit": "256m",
-        "shm_size": "128m",
-        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}},
-        "stop_grace_period": 60,
-        "entrypoint": ["sh", "-c"],
-        "command": ["sleep 300"],
-        "working_dir": "/tmp",
-        "user": "1000:1000",
-        "tmpfs": {"/scratch": "16m"},
-        "healthcheck": {"test": "true", "interval": "5s"},
-    }
+    raw = {**REAL_FIELDS, "name": f"{instance}-real"}
     (spec,), errors = parse_specs([raw])
     assert errors == []
     rt = DockerRuntime(instance)

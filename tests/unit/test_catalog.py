@@ -5,6 +5,7 @@ project does not run; and how a coordinator's answer becomes the desired set thr
 from __future__ import annotations
 
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,13 @@ from controller.clients.store import StateStore
 from controller.contract.assignment import NOT_IN_CATALOG, resolve
 from controller.contract.catalog import Catalog, CatalogError
 from controller.contract.schema import parse_specs
+from controller.contract.services import services_status
 from controller.core.admission import AssignmentTooLarge
 from controller.core.errors import ConfigError
 from controller.core.models import GPU_ALL, DesiredState
 from controller.core.placeholders import fill, names
+from controller.core.results import ExecutionReport
+from controller.core.status import build_status
 from controller.membership.source import AssignmentSource
 from rma_coordinator.main import build_parser
 from rma_coordinator.tiers import Catalog as CoordinatorCatalog
@@ -49,7 +53,7 @@ def test_each_tier_runs_exactly_part3s_services_on_their_ports(tier: int) -> Non
 
 
 def test_tier_4_runs_nothing_and_no_other_service_is_listed() -> None:
-    assert SHIPPED.for_tier(4) == []
+    assert SHIPPED.for_tier(4)[0] == []
     assert {e.service for e in SHIPPED.entries} == {n for t in PART3.values() for n in t}
 
 
@@ -79,7 +83,7 @@ def test_every_spec_says_which_service_it_is() -> None:
 def test_no_catalog_service_has_a_known_password_each_worker_makes_its_own(
     tmp_path: Path,
 ) -> None:
-    specs, _ = parse_specs(SHIPPED.for_tier(3))
+    specs, _ = parse_specs(SHIPPED.for_tier(3)[0])
     desired = DesiredState(tuple(specs))
     assert names(desired) == {"postgres", "neo4j", "redis", "minio", "chromadb"}
     one, two = StateStore(tmp_path / "a", "w"), StateStore(tmp_path / "b", "w")
@@ -120,18 +124,30 @@ def test_where_the_desired_set_comes_from(
     assert all(r.message == NOT_IN_CATALOG and r.unknown_service for r in refused)
 
 
+TIER2 = {"rma-ner-extraction", "rma-document-processing", "rma-notes-coa"}
+
+
 def test_a_missing_key_never_means_run_nothing() -> None:
-    source = AssignmentSource(catalog=SHIPPED)
+    source = AssignmentSource(catalog=replace(SHIPPED, run_placeholders=True))
     desired = source.set(2, None, None)
-    assert {s.name for s in desired.specs} == {
-        "rma-ner-extraction",
-        "rma-document-processing",
-        "rma-notes-coa",
-    }
+    assert {s.name for s in desired.specs} == TIER2
+
+
+def test_placeholders_are_unavailable_by_default_and_never_run() -> None:
+    """Issue 22, item 3: every tier-2 service is a placeholder: pulled, failed and retried every
+    5 minutes for ever, with three tunnels to nothing."""
+    desired = AssignmentSource(catalog=SHIPPED).set(2, None, None)
+    assert desired.specs == ()
+    assert {r.name for r in desired.refused if r.unavailable} == TIER2
+    assert all("has not published this image yet" in r.message for r in desired.refused)
+    status = build_status(desired, [], ExecutionReport(), {}, converged=True)
+    assert {c.state for c in status.containers} == {"unavailable"} and status.healthy
+    assert set(services_status(status).values()) == {"unavailable"}
 
 
 def test_unknown_service_names_are_reported_and_the_rest_runs() -> None:
-    desired = AssignmentSource(catalog=SHIPPED).set(2, None, None, ["notes-coa", "x-unknown"])
+    catalog = replace(SHIPPED, run_placeholders=True)
+    desired = AssignmentSource(catalog=catalog).set(2, None, None, ["notes-coa", "x-unknown"])
     assert [s.name for s in desired.specs] == ["rma-notes-coa"]
     assert [(r.name, r.unknown_service) for r in desired.refused] == [("x-unknown", True)]
 
@@ -176,4 +192,4 @@ def test_an_owner_catalog_replaces_the_shipped_one_and_a_bad_file_is_a_config_er
 def test_the_reference_coordinator_without_catalog_assigns_the_same_services() -> None:
     assert build_parser().parse_args([]).catalog is None
     packaged = CoordinatorCatalog.load()
-    assert packaged.tiers[2] == SHIPPED.for_tier(2)
+    assert packaged.tiers[2] == replace(SHIPPED, run_placeholders=True).for_tier(2)[0]

@@ -44,7 +44,7 @@ def test_absent_image_pulls_once_in_background_and_rings() -> None:
 
 
 def test_failed_pull_backs_off_per_image_then_retries() -> None:
-    rt = FakeRuntime(broken_images={"i:1": "pull access denied"})
+    rt = FakeRuntime(broken_images={"i:1": "a layer's checksum did not match"})
     now = [100.0]
     done = threading.Event()
     puller = ImagePuller(rt, on_done=done.set, refresh_interval=0, clock=lambda: now[0])
@@ -56,7 +56,7 @@ def test_failed_pull_backs_off_per_image_then_retries() -> None:
         for _ in range(3):  # reported on every pass meanwhile, without pulling again
             state = puller.ensure("i:1")
             assert not state.ready and not state.pulling and not state.transient
-            assert str(state.error).startswith("pull access denied (next pull in")
+            assert str(state.error).startswith("a layer's checksum did not match (next pull in")
         now[0] += expected_delay
     assert rt.calls.count("pull:i:1") == 3
     rt.broken_images.clear()
@@ -154,3 +154,28 @@ def test_permanent_errors_are_not_retried() -> None:
     with pytest.raises(PermanentError):
         call_with_retry(bad, sleep=lambda s: None)
     assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    ("error", "delays"),
+    [
+        ("manifest unknown: manifest unknown", (600.0, 1200.0, 2400.0)),
+        ("pull access denied for x, repository does not exist", (600.0, 1200.0, 2400.0)),
+        ("unauthorized: authentication required", (600.0, 1200.0, 2400.0)),
+        ("a layer's checksum did not match", (10.0, 20.0, 40.0)),
+    ],
+)
+def test_an_image_the_registry_says_is_missing_backs_off_for_hours(
+    error: str, delays: tuple[float, ...]
+) -> None:
+    """Issue 22, item 3: a missing image was asked for every 5 minutes for ever; now 10 min
+    doubling to 6 h (other errors keep kubelet's 10 s doubling to 5 min)."""
+    rt = FakeRuntime(broken_images={"gone:1": error})
+    now, done = [0.0], threading.Event()
+    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0, clock=lambda: now[0])
+    for delay in delays:
+        done.clear()
+        assert puller.ensure("gone:1").pulling
+        wait_for(done)
+        assert puller.next_due() == delay
+        now[0] += delay

@@ -86,7 +86,7 @@ def test_the_digest_changes_with_a_url_and_only_then() -> None:
         ("backoff", "", "unhealthy"),
         ("restarting", "", "unhealthy"),
         ("exited", "", "stopped"),
-        ("failed", "", "stopped"),
+        ("failed", "", "failed"),
     ],
 )
 def test_services_status(state: str, health: str, expected: str) -> None:
@@ -158,3 +158,19 @@ def test_a_service_name_cannot_change_the_advertised_urls_host() -> None:
     reach = from_template("https://{service}.pool.example:{port}/")
     url = reach(ContainerSpec("c", "i"), "x@evil.example/#", 8080)
     assert url == "https://x%40evil.example%2F%23.pool.example:8080/"
+
+
+def test_one_missing_image_beside_a_working_service_leaves_the_worker_healthy() -> None:
+    """Issue 22, item 2: a failed pull made the heartbeat say `degraded`, and the service
+    coordinator then routed nothing to the worker's working vLLM."""
+    working = ContainerStatus("rma-llm", "running", "vllm:1", service="llm-inference")
+    missing = ContainerStatus("rma-rag", "failed", "rag:1", error="manifest unknown")
+    placeholder = ContainerStatus("rma-ner", "unavailable", "", error="not published")
+    status = AgentStatus((working, missing, placeholder))
+    assert status.healthy and [c.name for c in status.troubled] == ["rma-rag"]
+    assert services_status(status) == {
+        "llm-inference": "healthy",
+        "rma-rag": "failed",
+        "rma-ner": "unavailable",
+    }
+    assert not AgentStatus((missing,)).healthy  # nothing assigned can serve: degraded

@@ -95,6 +95,7 @@ FLAGS_AND_ENV = {
     "--max-containers": "RMA_MAX_CONTAINERS",
     "--pids-limit": "RMA_PIDS_LIMIT",
     "--max-pids": "RMA_MAX_PIDS",
+    "--run-placeholders": "RMA_RUN_PLACEHOLDERS",
     "--max-container-disk": "RMA_MAX_CONTAINER_DISK",
     "--container-disk-interval": "RMA_CONTAINER_DISK_INTERVAL",
     "--volume-retention": "RMA_VOLUME_RETENTION",
