@@ -147,6 +147,13 @@ class Settings(ContainmentSettings, IngressSettings, OwnerSettings):
         "GiB that must stay free on Docker's disk: pulls are refused under it",
         ge=0,
     )
+    pull_stall_timeout: float = _f(
+        120.0,
+        "tuning",
+        "seconds a pull may go without a byte downloaded or extracted before it is aborted "
+        "(`pull_stalled`) and tried again with back-off",
+        gt=0,
+    )
     image_gc_high: float = _f(
         85.0,
         "contributor",

@@ -166,6 +166,7 @@ def _runtime(settings: Settings, limits: Limits) -> DockerRuntime:
         adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
         totals=totals_of(settings, limits),
         isolate_lan=settings.isolate_lan,
+        pull_stall=settings.pull_stall_timeout,
     )
 
 

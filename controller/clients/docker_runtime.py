@@ -14,14 +14,12 @@ from typing import Any, TypeVar
 
 import docker
 import structlog
-from docker.errors import APIError
 from docker.utils import parse_repository_tag
 
+from controller.clients import docker_pull
 from controller.clients.docker_errors import boundary as _boundary
-from controller.clients.docker_errors import translate
 from controller.clients.docker_events import DockerEventStream
 from controller.clients.docker_owned import OwnedResources
-from controller.clients.docker_progress import LayerProgress
 from controller.clients.docker_rows import actual as _actual
 from controller.clients.docker_specs import create_kwargs
 from controller.clients.retry import Sleep, call_with_retry
@@ -59,8 +57,10 @@ class DockerRuntime:
         adopted_volumes: frozenset[str] = frozenset(),
         totals: Limits | None = None,
         isolate_lan: bool = False,
+        pull_stall: float = 120.0,
     ) -> None:
         self.instance = instance
+        self.pull_stall = pull_stall
         self.adopted_volumes = adopted_volumes
         self._base_url = base_url
         self._timeout = timeout
@@ -158,19 +158,11 @@ class DockerRuntime:
     # -- changing -----------------------------------------------------------------------------
 
     def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
+        """Pull it, cut off after `pull_stall` seconds without progress (docker_pull.py). One
+        attempt: a stalled pull retried at once would stall again; the puller backs off."""
         repo, tag = parse_repository_tag(image)
-
-        def run() -> None:
-            layers = LayerProgress()
-            stream = self.client.api.pull(repo, tag=tag or "latest", stream=True, decode=True)
-            for line in stream:
-                if "error" in line:
-                    detail = line.get("errorDetail", {}).get("message") or line["error"]
-                    raise translate(APIError(str(detail), explanation=str(detail)))
-                if layers.feed(line) and progress is not None:
-                    progress(layers.downloaded, layers.total)
-
-        self._call(run)
+        with _boundary():
+            docker_pull.pull(self.client.api, repo, tag or "latest", progress, self.pull_stall)
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container, after its network and volumes (the agent's own: see

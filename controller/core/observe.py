@@ -16,10 +16,15 @@ class PullProgress:
     downloaded: int  # bytes so far, over all layers
     total: int  # bytes announced so far (grows as layers are discovered)
     seconds: float  # since the pull started
+    extracted: int = 0  # bytes of the downloaded layers unpacked so far
 
     @property
     def percent(self) -> float | None:
-        return 100.0 * self.downloaded / self.total if self.total else None
+        """Download and extraction together: each byte is fetched, then unpacked (a large
+        model's extraction takes minutes after its download ends)."""
+        if not self.total:
+            return None
+        return 100.0 * (self.downloaded + self.extracted) / (2 * self.total)
 
     @property
     def rate(self) -> float:

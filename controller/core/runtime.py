@@ -11,7 +11,7 @@ from typing import Protocol
 from controller.core.models import ActualContainer, ContainerSpec
 
 # Called during a pull with (bytes downloaded, bytes announced) over all layers.
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int, int, int], None]  # downloaded, total, extracted
 
 
 @dataclass(frozen=True)

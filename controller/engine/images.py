@@ -185,7 +185,7 @@ class ImagePuller:
         else:
             transient = isinstance(error, TransientError)
             log.error(
-                "image_pull_failed",
+                "pull_stalled" if str(error).startswith("pull stalled") else "image_pull_failed",
                 image=image,
                 error=str(error),
                 transient=transient,
@@ -227,15 +227,15 @@ class ImagePuller:
         error = self._failed.get(image)
         return self._missing if error is not None and missing_image(error) else self._backoff
 
-    def _tracker(self, image: str, started: float) -> Callable[[int, int], None]:
+    def _tracker(self, image: str, started: float) -> Callable[[int, int, int], None]:
         """The progress callback of one pull: metrics, status, a log line every few seconds."""
         seen: dict[str, float] = {"bytes": 0, "logged": started}
 
-        def on_progress(downloaded: int, total: int) -> None:
+        def on_progress(downloaded: int, total: int, extracted: int) -> None:
             now = self._clock()
             self._observer.pull_bytes(downloaded - int(seen["bytes"]))
             seen["bytes"] = downloaded
-            progress = PullProgress(image, downloaded, total, now - started)
+            progress = PullProgress(image, downloaded, total, now - started, extracted)
             with self._lock:
                 self._progress[image] = progress
             if self._sink is not None:

@@ -7,6 +7,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 
 import docker
 import pytest
@@ -120,14 +121,21 @@ def test_pull_reports_layer_progress(
         assert "error" not in line, line
     client.images.remove(image, force=True)
     seen: list[tuple[int, int]] = []
+    extracted: list[int] = []
     rt = DockerRuntime(instance)
+
+    def progress(done: int, total: int, unpacked: int) -> None:
+        seen.append((done, total))
+        extracted.append(unpacked)
+
     try:
-        rt.pull(image, progress=lambda done, total: seen.append((done, total)))
+        rt.pull(image, progress=progress)
     finally:
         rt.close()
         client.images.remove(image, force=True)
     assert seen and seen[-1][0] == seen[-1][1] > 1_000_000
     assert all(done <= total for done, total in seen)
+    assert extracted[-1] == seen[-1][1]  # extraction counted too (issue 22)
 
 
 def test_a_deleted_network_is_really_made_again(client: docker.DockerClient, instance: str) -> None:
@@ -194,4 +202,35 @@ def test_the_fields_real_services_need_are_visible_in_docker_inspect(
         assert whoami.output.decode().startswith("1000") and b"tmpfs" in whoami.output
     finally:
         rt.remove(cid)
+        rt.close()
+
+
+def test_a_stalled_pull_is_aborted_within_its_timeout(
+    client: docker.DockerClient, instance: str
+) -> None:
+    """Issue 22, item 4: a registry that stops sending mid-blob kept a pull `pulling` for ever."""
+    from rma_testkit.stall_relay import StallingRelay  # noqa: PLC0415
+
+    image = f"127.0.0.1:5000/rma-test/stall-{instance}:1"
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w") as tar:
+        data = os.urandom(4_000_000)
+        info = tarfile.TarInfo("payload.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    client.api.import_image_from_data(blob.getvalue(), repository=image.rsplit(":", 1)[0], tag="1")
+    for line in client.api.push(image, stream=True, decode=True):
+        assert "error" not in line, line
+    client.images.remove(image, force=True)
+    relay = StallingRelay(("127.0.0.1", 5000), cut_after=1_000_000)
+    rt = DockerRuntime(instance, pull_stall=2.0)
+    stalled = image.replace("127.0.0.1:5000", f"127.0.0.1:{relay.port}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="pull stalled: no progress for 2 s"):
+            rt.pull(stalled)
+        assert time.monotonic() - started < 2 + 10
+        assert not rt.image_present(stalled)
+    finally:
+        relay.close()
         rt.close()

@@ -157,9 +157,9 @@ def test_puller_reports_progress_bytes_and_status() -> None:
     class Slow(FakeRuntime):
         def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
             assert progress is not None
-            progress(40, 100)
+            progress(40, 100, 0)
             gate.wait(5)
-            progress(100, 100)
+            progress(100, 100, 100)
             super().pull(image)
 
     metrics = Metrics()
@@ -178,7 +178,7 @@ def test_puller_reports_progress_bytes_and_status() -> None:
             break
         threading.Event().wait(0.01)
     [p] = puller.progress()
-    assert (p.image, p.downloaded, p.total, p.percent) == ("big:1", 40, 100, 40.0)
+    assert (p.image, p.downloaded, p.total, p.percent) == ("big:1", 40, 100, 20.0)  # +unpacking
     gate.set()
     assert done.wait(5)
     assert puller.progress() == [] and seen[-1].downloaded == 100

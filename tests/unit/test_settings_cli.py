@@ -96,6 +96,7 @@ FLAGS_AND_ENV = {
     "--pids-limit": "RMA_PIDS_LIMIT",
     "--max-pids": "RMA_MAX_PIDS",
     "--run-placeholders": "RMA_RUN_PLACEHOLDERS",
+    "--pull-stall-timeout": "RMA_PULL_STALL_TIMEOUT",
     "--max-container-disk": "RMA_MAX_CONTAINER_DISK",
     "--container-disk-interval": "RMA_CONTAINER_DISK_INTERVAL",
     "--volume-retention": "RMA_VOLUME_RETENTION",
