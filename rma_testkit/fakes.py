@@ -95,7 +95,12 @@ class FakeRuntime:
             return c.id
 
     def start(
-        self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""
+        self,
+        container_id: str,
+        *,
+        unpause: bool = False,
+        network: str = "",
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.calls.append(f"start:{container_id}")
         c = self.containers.get(container_id)

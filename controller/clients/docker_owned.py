@@ -13,7 +13,7 @@ the engine has said which cgroup driver it uses.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import docker
@@ -139,14 +139,14 @@ class OwnedResources:
         self._guarded.clear()
         log.info("lan_isolated", network=network.get("Name"), subnets=subnets, bridge=bridge)
 
-    def join_network(self, container_id: str, name: str, alias: str) -> None:
+    def join_network(self, container_id: str, name: str, aliases: Sequence[str]) -> None:
         """Connect a container (stopped by a hold, which left the network) again before it
         starts, under its name; one already connected is fine."""
         with self._endpoints:
             try:
                 self._call(
                     lambda: self._client().api.connect_container_to_network(
-                        container_id, name, aliases=[alias]
+                        container_id, name, aliases=list(aliases)
                     )
                 )
             except PermanentError as exc:
@@ -158,7 +158,7 @@ class OwnedResources:
         made when missing, joined under its alias (or the container's name) before it starts."""
         for network, alias in joins:
             self.ensure_network(network, internal=True, again=True)
-            self.join_network(container_id, network, alias or name)
+            self.join_network(container_id, network, [alias or name])
 
     def leave_network(self, container_id: str, name: str) -> None:
         """Disconnect a container from the agent's network, one at a time (see

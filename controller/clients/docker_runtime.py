@@ -194,15 +194,21 @@ class DockerRuntime:
         return container_id
 
     def start(
-        self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""
+        self,
+        container_id: str,
+        *,
+        unpause: bool = False,
+        network: str = "",
+        aliases: tuple[str, ...] = (),
     ) -> None:
-        """Start (or unpause) a container; with `network`, joined again first (`stop` leaves)."""
+        """Start (or unpause) a container; with `network`, joined again first (`stop` leaves),
+        under its `aliases`."""
         if unpause:
             self._call(lambda: self.client.api.unpause(container_id))
             return
         try:
             if network:
-                self.owned.join_network(container_id, network, alias)
+                self.owned.join_network(container_id, network, aliases)
             self._call(lambda: self.client.api.start(container_id))
         except PermanentError as exc:
             if not network or "network" not in str(exc) or "not found" not in str(exc):

@@ -93,7 +93,7 @@ def create_kwargs(spec: ContainerSpec, instance: str, cgroup_parent: str = "") -
         labels[LABEL_STOP_GRACE] = f"{spec.stop_grace:g}"
     networking = None
     if spec.network:
-        networking = {"EndpointsConfig": {spec.network: {"Aliases": [spec.name]}}}
+        networking = {"EndpointsConfig": {spec.network: {"Aliases": list(spec.aliases)}}}
     return {
         "image": spec.image,
         "name": spec.name,

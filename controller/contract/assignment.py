@@ -20,7 +20,7 @@ from typing import Any
 from controller.contract.catalog import MAX_NAMES, Catalog
 from controller.contract.schema import parse_specs
 from controller.core.admission import GPU_TIER, Admission, AssignmentTooLarge
-from controller.core.models import DesiredState, Refusal
+from controller.core.models import ALIASES_LABEL, DesiredState, Refusal
 
 NOT_IN_CATALOG = "the coordinator named a service this agent's catalog does not know: not run"
 
@@ -31,7 +31,7 @@ def resolve(
     """(the entries to run, the service names refused and the placeholders, unavailable) from
     what the coordinator said."""
     if containers is not None:
-        return containers, []
+        return _no_claimed_aliases(catalog, containers)
     if services is None:
         return catalog.for_tier(tier)
     if not isinstance(services, list):
@@ -41,6 +41,29 @@ def resolve(
     specs, unknown, unavailable = catalog.for_names(services)
     refused = [Refusal(name, NOT_IN_CATALOG, unknown_service=True) for name in unknown]
     return specs, refused + unavailable
+
+
+CLAIMS = "sets rma.aliases: the names on the agent's network are the catalog's to give"
+
+
+def _no_claimed_aliases(catalog: Catalog, containers: Any) -> tuple[Any, list[Refusal]]:
+    """A coordinator's own spec may carry `rma.aliases` only as the catalog gives it to the
+    container of that name (the catalog's entries it sent back); any other claim is refused, so
+    no spec can answer as `ollama` or `neo4j` in another service's place."""
+    if not isinstance(containers, list):
+        return containers, []
+    given = {
+        str(e.spec["name"]): e.spec.get("labels", {}).get(ALIASES_LABEL) for e in catalog.entries
+    }
+    kept, refused = [], []
+    for entry in containers:
+        labels = entry.get("labels") if isinstance(entry, dict) else None
+        claim = labels.get(ALIASES_LABEL) if isinstance(labels, dict) else None
+        if claim is not None and given.get(str(entry.get("name"))) != claim:
+            refused.append(Refusal(str(entry.get("name", "?"))[:128], CLAIMS))
+        else:
+            kept.append(entry)
+    return kept, refused
 
 
 def assignment_to_desired(

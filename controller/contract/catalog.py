@@ -18,7 +18,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.contract.schema import ContainerSpecModel, one_line
-from controller.core.models import HEALTH_LABEL, HTTP_LABEL, SERVICE_LABEL, Refusal
+from controller.core.models import (
+    ALIASES_LABEL,
+    HEALTH_LABEL,
+    HTTP_LABEL,
+    SERVICE_LABEL,
+    Refusal,
+)
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 MAX_NAMES = 64  # service names a coordinator may list; more is refused whole
@@ -34,6 +40,7 @@ class _Service(BaseModel):
     health: str | None = Field(default=None, pattern=r"^/[^\s]{0,200}$")
     placeholder: bool = False  # the image is a stand-in until the RMA project publishes one
     http: bool = False  # it speaks HTTP on its first port (a tunnel can carry it)
+    aliases: list[str] = Field(default=[], max_length=4)  # names RMA's services expect (ollama)
     container: dict[str, Any]
 
 
@@ -69,7 +76,7 @@ class Catalog:
             parsed = _Catalog.model_validate(data if data is not None else {})
         except ValidationError as exc:
             raise CatalogError(one_line(exc)) from exc
-        entries = [_entry(name, svc) for name, svc in parsed.services.items()]
+        entries = _with_addresses([_entry(name, svc) for name, svc in parsed.services.items()])
         names = [e.spec["name"] for e in entries]
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
@@ -117,9 +124,52 @@ def _entry(name: str, svc: _Service) -> CatalogEntry:
         labels[HEALTH_LABEL] = svc.health
     if svc.http:
         labels[HTTP_LABEL] = "true"
+    bad = [a for a in svc.aliases if not SERVICE_NAME.match(a) or "." in a]
+    if bad:
+        raise CatalogError(f"service {name}: aliases {bad} are not plain names")
+    if svc.aliases:
+        labels[ALIASES_LABEL] = ",".join(svc.aliases)
     spec = {**svc.container, "labels": labels}
     try:
         ContainerSpecModel.model_validate(spec)
     except ValidationError as exc:
         raise CatalogError(f"service {name}: {one_line(exc)}") from exc
     return CatalogEntry(name, svc.tier, spec, svc.placeholder)
+
+
+_ADDRESS = re.compile(r"\$\{(service|service_host):([a-z0-9._-]{1,63})\}")
+
+
+def _with_addresses(entries: list[CatalogEntry]) -> list[CatalogEntry]:
+    """`${service:NAME}` (`http://<alias>:<port>` of that service on the agent's network) and
+    `${service_host:NAME}` (its alias) in env values and command words, filled in from the
+    catalog itself; a name the catalog does not know is an error."""
+    hosts = {e.service: _host_and_port(e.spec) for e in entries}
+
+    def fill(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            found = hosts.get(match.group(2))
+            if found is None:
+                raise CatalogError(f"{match.group(0)}: the catalog has no service {match.group(2)}")
+            host, port = found
+            return host if match.group(1) == "service_host" else f"http://{host}:{port}"
+
+        return _ADDRESS.sub(one, text)
+
+    filled = []
+    for e in entries:
+        spec = dict(e.spec)
+        if isinstance(spec.get("env"), dict):
+            spec["env"] = {k: fill(v) if isinstance(v, str) else v for k, v in spec["env"].items()}
+        if isinstance(spec.get("command"), list):
+            spec["command"] = [fill(w) if isinstance(w, str) else w for w in spec["command"]]
+        filled.append(CatalogEntry(e.service, e.tier, spec, e.placeholder))
+    return filled
+
+
+def _host_and_port(spec: dict[str, Any]) -> tuple[str, int | None]:
+    aliases = str((spec.get("labels") or {}).get(ALIASES_LABEL, ""))
+    host = aliases.partition(",")[0] if aliases else str(spec["name"])
+    ports = spec.get("ports") or []
+    port = spec.get("port") or (ports[0].get("container") if ports else None)
+    return host, port

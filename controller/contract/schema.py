@@ -39,6 +39,7 @@ from controller.contract.spec_fields import (
 )
 from controller.core.limits import MEMORY_PATTERN
 from controller.core.models import (
+    ALIASES_LABEL,
     GPU_ALL,
     HTTP_LABEL,
     LABEL_PREFIX,
@@ -58,6 +59,7 @@ LABEL_KEY = re.compile(
     r"^(?:[a-z0-9][a-z0-9_-]{0,62}|(?:rma|org\.opencontainers\.image)\.[a-z0-9._-]{1,100})\Z"
 )
 SERVICE_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # the `rma.service` label: a service name
+ALIASES_VALUE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}(?:,[a-z0-9][a-z0-9_-]{0,62}){0,3}")
 MAX_LABELS, MAX_LABEL_VALUE = 32, 1024
 
 
@@ -164,6 +166,9 @@ class ContainerSpecModel(BaseModel):
         service = v.get(SERVICE_LABEL)
         if service is not None and not SERVICE_VALUE.fullmatch(service):
             raise ValueError(f"{SERVICE_LABEL} must be a service name (a-z, 0-9, '.', '_', '-')")
+        aliases = v.get(ALIASES_LABEL)
+        if aliases is not None and not ALIASES_VALUE.fullmatch(aliases):
+            raise ValueError(f"{ALIASES_LABEL} must be up to 4 plain names, comma-separated")
         return v
 
     def to_spec(self, publish_address: str = "") -> ContainerSpec:

@@ -26,6 +26,7 @@ LABEL_STOP_GRACE = f"{LABEL_PREFIX}.stop-grace"  # seconds it is given to stop (
 SERVICE_LABEL = "rma.service"
 HEALTH_LABEL = "rma.health"
 HTTP_LABEL = "rma.http"  # "true": the service speaks HTTP (it may get a tunnel)
+ALIASES_LABEL = "rma.aliases"  # the catalog's: more names on the agent's network (ollama, neo4j)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
 GPU_ALL = -1
@@ -102,6 +103,12 @@ class ContainerSpec:
     @property
     def labels_dict(self) -> dict[str, str]:
         return dict(self.labels)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Its names on the agent's network: its own, then the catalog's (`rma.aliases`)."""
+        extra = self.labels_dict.get(ALIASES_LABEL, "")
+        return (self.name, *(a for a in extra.split(",") if a))
 
     def canonical(self) -> dict[str, Any]:
         """The spec as plain data, default-valued fields omitted, in a stable order."""

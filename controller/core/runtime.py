@@ -41,7 +41,12 @@ class ContainerRuntime(Protocol):
     def create(self, spec: ContainerSpec) -> str: ...
 
     def start(
-        self, container_id: str, *, unpause: bool = False, network: str = "", alias: str = ""
+        self,
+        container_id: str,
+        *,
+        unpause: bool = False,
+        network: str = "",
+        aliases: tuple[str, ...] = (),
     ) -> None: ...
 
     def stop(self, container_id: str, grace: float) -> None: ...

@@ -117,10 +117,7 @@ class Executor:
         elif isinstance(action, Stop):
             self._stop(action)
         elif isinstance(action, Start):
-            spec = action.spec
-            self._runtime.start(
-                action.container_id, unpause=action.unpause, network=spec.network, alias=spec.name
-            )
+            self._start(action)
         elif isinstance(action, Create | Recreate):
             image = images.get(action.spec.image) or self._puller.ensure(action.spec.image)
             if not image.ready:
@@ -137,6 +134,13 @@ class Executor:
             container_id = self._runtime.create(action.spec)
             self._runtime.start(container_id)
         return ActionOutcome(name, kind, ok=True)
+
+    def _start(self, action: Start) -> None:
+        """Start (or unpause) it, joining the agent's network again under its names."""
+        spec = action.spec
+        self._runtime.start(
+            action.container_id, unpause=action.unpause, network=spec.network, aliases=spec.aliases
+        )
 
     def _stop(self, action: Stop) -> None:
         """A hold's stop: the container's own grace, or at most URGENT_GRACE when urgent."""

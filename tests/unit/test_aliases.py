@@ -1,0 +1,67 @@
+"""Services find each other on one machine (issue 22, item 6): the catalog's aliases on the
+agent's network, `${service:NAME}` and `${service_host:NAME}` filled in from the catalog, and no
+coordinator spec answering as another service."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.clients.catalog import load_catalog
+from controller.clients.docker_specs import create_kwargs
+from controller.contract.assignment import resolve
+from controller.contract.catalog import Catalog, CatalogError
+from controller.contract.schema import parse_specs
+from controller.core.containment import Containment
+
+SHIPPED = load_catalog(None)
+
+
+def test_catalog_containers_answer_to_the_names_rmas_services_expect() -> None:
+    specs = {e.service: e.spec for e in SHIPPED.entries}
+    (ocr,), _ = parse_specs([specs["vision-ocr"]])
+    assert ocr.aliases == ("rma-vision-ocr", "ollama")
+    kwargs = create_kwargs(Containment("i").apply(ocr), "i")
+    assert kwargs["networking_config"]["EndpointsConfig"]["rma-i"]["Aliases"] == [
+        "rma-vision-ocr",
+        "ollama",
+    ]
+    given = {e.service: e.spec["labels"].get("rma.aliases") for e in SHIPPED.entries}
+    assert (given["llm-inference"], given["chromadb"], given["neo4j"]) == (
+        "vllm",
+        "chromadb",
+        "neo4j",
+    )
+    assert specs["rag-embeddings"]["env"]["OLLAMA_BASE_URL"] == "http://ollama:8104"
+
+
+def test_service_addresses_are_filled_in_and_unknown_ones_refused() -> None:
+    data = {
+        "services": {
+            "db": {
+                "tier": 3,
+                "aliases": ["neo4j"],
+                "container": {"name": "rma-db", "image": "x", "port": 7687},
+            },
+            "app": {
+                "tier": 3,
+                "container": {
+                    "name": "rma-app",
+                    "image": "y",
+                    "env": {"URL": "${service:db}", "HOST": "bolt://${service_host:db}:7687"},
+                },
+            },
+        }
+    }  # fmt: skip
+    app = {e.service: e.spec for e in Catalog.from_data(data).entries}["app"]
+    assert app["env"] == {"URL": "http://neo4j:7687", "HOST": "bolt://neo4j:7687"}
+    data["services"]["app"]["container"]["env"] = {"URL": "${service:nowhere}"}  # type: ignore[index]
+    with pytest.raises(CatalogError, match="no service nowhere"):
+        Catalog.from_data(data)
+
+
+def test_a_coordinator_spec_cannot_claim_another_services_alias() -> None:
+    mine = {"name": "evil", "image": "ghcr.io/x/y:1", "labels": {"rma.aliases": "ollama"}}
+    given = {e.service: e.spec for e in SHIPPED.entries}["vision-ocr"]
+    kept, refused = resolve(SHIPPED, 1, [mine, given], None)
+    assert [k["name"] for k in kept] == ["rma-vision-ocr"]
+    assert [r.name for r in refused] == ["evil"] and "catalog's to give" in refused[0].message
