@@ -28,7 +28,7 @@ from controller.contract.services import (
 )
 from controller.core.admission import Admission
 from controller.core.containment import Containment
-from controller.core.errors import ConfigError
+from controller.core.errors import AgentError, ConfigError
 from controller.core.limits import Limits
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
@@ -40,6 +40,7 @@ from controller.engine.executor import Executor
 from controller.engine.imagegc import PulledImages, collect, floor_error
 from controller.engine.images import ImagePuller
 from controller.engine.loop import Agent, DesiredSource
+from controller.engine.readiness import ReadinessProber
 from controller.engine.tunnels import TunnelURLs
 from controller.engine.volumes import DAY, VolumeKeeper
 from controller.membership.source import AssignmentSource
@@ -152,11 +153,14 @@ def _housekeeping(
     pulled: PulledImages,
     keeper: VolumeKeeper,
     listeners: list[Callable[[], None]],
+    *,
+    prober: ReadinessProber,
 ) -> Callable[[DesiredState, list[ActualContainer]], None]:
     disk = docker_disk(runtime.data_root)
     networks: list[frozenset[str]] = []  # the set kept last time: pruned only when it changes
 
     def housekeeping(desired: DesiredState, actual: list[ActualContainer]) -> None:
+        prober.track(desired.specs, actual)
         for listener in listeners:
             listener()
         images = {s.image for s in desired.specs} | {c.image for c in actual}
@@ -188,6 +192,7 @@ def loop_of(
     executor = _executor(settings, runtime, puller, stop)
     watch_disks(settings, runtime, wiring.after_pass, doorbell)
     limit, contain = _pipeline(settings, runtime, wiring.limits, store)
+    prober = _prober(settings, runtime, wiring)
     agent = Agent(
         source,
         runtime,
@@ -196,14 +201,33 @@ def loop_of(
         doorbell=doorbell,
         resync_interval=settings.resync_interval,
         observer=metrics,
-        housekeeping=_housekeeping(settings, runtime, pulled, keeper, wiring.after_pass),
+        housekeeping=_housekeeping(
+            settings, runtime, pulled, keeper, wiring.after_pass, prober=prober
+        ),
         limit=limit,
         backoffs=(puller.next_due,),
         drain=wiring.drain,
         network=contain.network,
         hold=hold,
+        overlay=prober.overlay,
     )
     return puller, agent, keeper
+
+
+def _prober(settings: Settings, runtime: DockerRuntime, wiring: Wiring) -> ReadinessProber:
+    """Each service's readiness, probed on a thread of its own; one not ready in time is
+    stopped (the loop starts it again, counted for the crash-loop back-off)."""
+
+    def restart(container_id: str) -> None:
+        try:
+            runtime.stop(container_id, settings.stop_grace)
+        except AgentError as exc:
+            log.warning("restart_failed", container=container_id[:12], error=str(exc))
+        wiring.doorbell.ring()
+
+    prober = ReadinessProber(wiring.stop, restart=restart, on_change=wiring.doorbell.ring)
+    prober.start()
+    return prober
 
 
 def _puller(

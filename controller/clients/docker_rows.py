@@ -22,6 +22,14 @@ def actual(row: dict[str, Any], *, managed: bool) -> ActualContainer:
         health=_health(str(row.get("Status", ""))),
         status=str(row.get("Status", ""))[:120],
         stop_grace=_seconds(labels.get(LABEL_STOP_GRACE)),
+        addresses=_addresses(row),
+    )
+
+
+def _addresses(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    networks = (row.get("NetworkSettings") or {}).get("Networks") or {}
+    return tuple(
+        sorted((str(n), str(v.get("IPAddress"))) for n, v in networks.items() if v.get("IPAddress"))
     )
 
 

@@ -41,6 +41,8 @@ class _Service(BaseModel):
     placeholder: bool = False  # the image is a stand-in until the RMA project publishes one
     http: bool = False  # it speaks HTTP on its first port (a tunnel can carry it)
     aliases: list[str] = Field(default=[], max_length=4)  # names RMA's services expect (ollama)
+    start_period: float | None = Field(default=None, ge=0, le=3600)  # readiness's, beside health
+    ready_contains: str | None = Field(default=None, max_length=256)
     container: dict[str, Any]
 
 
@@ -130,6 +132,13 @@ def _entry(name: str, svc: _Service) -> CatalogEntry:
     if svc.aliases:
         labels[ALIASES_LABEL] = ",".join(svc.aliases)
     spec = {**svc.container, "labels": labels}
+    if svc.health and "readiness" not in spec:  # `health: PATH` is `readiness: {path: PATH}`
+        ready: dict[str, Any] = {"path": svc.health}
+        if svc.start_period is not None:
+            ready["start_period"] = svc.start_period
+        if svc.ready_contains:
+            ready["contains"] = svc.ready_contains
+        spec["readiness"] = ready
     try:
         ContainerSpecModel.model_validate(spec)
     except ValidationError as exc:

@@ -30,6 +30,7 @@ from controller.contract.spec_fields import (
     MAX_STOP_GRACE,
     MAX_TMPFS,
     HealthCheckModel,
+    ReadinessModel,
     Seconds,
     UlimitModel,
     check_fields,
@@ -115,6 +116,7 @@ class ContainerSpecModel(BaseModel):
     user: str | None = Field(default=None, max_length=65)
     tmpfs: dict[str, str] = Field(default={}, max_length=MAX_TMPFS)
     healthcheck: HealthCheckModel | None = None
+    readiness: ReadinessModel | None = None
 
     @model_validator(mode="after")
     def _real_service_fields(self) -> ContainerSpecModel:
@@ -184,6 +186,7 @@ class ContainerSpecModel(BaseModel):
             "user": self.user,
             "tmpfs": tuple(sorted((k, v.lower()) for k, v in self.tmpfs.items())),
             "healthcheck": self.healthcheck.to_check() if self.healthcheck else None,
+            "readiness": self.readiness.to_readiness() if self.readiness else None,
         }
 
     def _basic(self, publish_address: str) -> ContainerSpec:

@@ -7,7 +7,9 @@ catalog give them, each bounded:
 - `stop_grace_period`: seconds (or `90s`, `1m30s`) to stop before the kill, at most 300;
 - `entrypoint` (list or string), `working_dir` (absolute), `user` (`uid[:gid]` or a name);
 - `tmpfs`: `{path: size}`, at most 4, their sizes and `shm_size` within the memory limit;
-- `healthcheck`: Docker's (`test`, `interval` ≥ 5 s, `timeout`, `retries`, `start_period`).
+- `healthcheck`: Docker's (`test`, `interval` ≥ 5 s, `timeout`, `retries`, `start_period`);
+- `readiness`: the agent's own probe (`path`, `port`, `expect_status`, `contains`,
+  `start_period` ≤ 1 h, `period` 1-300 s, `timeout` ≤ 30 s, `failure_threshold` ≤ 20).
 Any other field is reported as ignored (`ignored_fields`), never passed on.
 """
 
@@ -20,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from controller.core.limits import memory_bytes
-from controller.core.models import HealthCheck
+from controller.core.models import HealthCheck, Readiness
 from controller.core.policy import DANGEROUS
 
 MAX_STOP_GRACE = 300.0
@@ -83,6 +85,39 @@ class HealthCheckModel(BaseModel):
         else:
             test = ("CMD", *self.test)
         return HealthCheck(test, self.interval, self.timeout, self.retries, self.start_period)
+
+
+class ReadinessModel(BaseModel):
+    """When the agent counts the service ready (engine/readiness.py), all bounded."""
+
+    model_config = ConfigDict(extra="ignore")
+    path: str = Field(pattern=r"^/[\x21-\x7e]{0,255}$")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    expect_status: list[int] = Field(default=[], max_length=16)
+    contains: str = Field(default="", max_length=256)
+    start_period: Seconds = Field(default=60.0, ge=0, le=3600)
+    period: Seconds = Field(default=10.0, ge=1, le=300)
+    timeout: Seconds = Field(default=2.0, ge=0.1, le=30)
+    failure_threshold: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, v: list[int]) -> list[int]:
+        if any(not 100 <= s <= 599 for s in v):
+            raise ValueError("readiness.expect_status: HTTP statuses 100-599")
+        return v
+
+    def to_readiness(self) -> Readiness:
+        return Readiness(
+            self.path,
+            self.port,
+            tuple(self.expect_status),
+            self.contains,
+            self.start_period,
+            self.period,
+            self.timeout,
+            self.failure_threshold,
+        )
 
 
 def check_fields(

@@ -63,6 +63,24 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """When a service counts as ready (the agent's own probe, engine/readiness.py): an HTTP GET
+    of `path` on `port` (None: the spec's first port) answering a status in `expect_status`
+    (empty: 200-399) whose body holds `contains`. Seconds: `start_period` to become ready before
+    a restart, `period` between probes once ready (1 s while starting), `timeout` per probe;
+    `failure_threshold` failures in a row make a ready service unhealthy."""
+
+    path: str
+    port: int | None = None
+    expect_status: tuple[int, ...] = ()
+    contains: str = ""
+    start_period: float = 60.0
+    period: float = 10.0
+    timeout: float = 2.0
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """One container the agent should keep running, exactly as the agent will create it."""
 
@@ -93,6 +111,7 @@ class ContainerSpec:
     user: str | None = None  # uid[:gid] or a name
     tmpfs: tuple[tuple[str, str], ...] = ()  # (path, size)
     healthcheck: HealthCheck | None = None
+    readiness: Readiness | None = None
     # The wire fields this agent does not know (reported, never run): not part of the hash.
     ignored_fields: tuple[str, ...] = ()
 
@@ -137,6 +156,7 @@ class ContainerSpec:
             "user",
             "tmpfs",
             "healthcheck",
+            "readiness",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):
@@ -152,7 +172,7 @@ _DEFAULTS = ContainerSpec(name="_", image="_")
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, PortMapping | VolumeMount | HealthCheck):
+    if isinstance(value, PortMapping | VolumeMount | HealthCheck | Readiness):
         return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
@@ -240,6 +260,7 @@ class ActualContainer:
     health: str = ""  # Docker's health state (healthy, unhealthy, starting) when it checks one
     status: str = ""  # Docker's own words ("Up 5 minutes"), for people
     stop_grace: float | None = None  # its own grace to stop (the spec's, from its label)
+    addresses: tuple[tuple[str, str], ...] = ()  # (network, its IP there) while it runs
 
 
 def owner_labels(instance: str) -> dict[str, str]:

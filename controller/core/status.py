@@ -43,6 +43,7 @@ class ContainerStatus:
     reason: str = ""  # held stopped (paused, yielded): why
     uptime: str = ""  # Docker's words while it runs ("Up 5 minutes")
     ignored_fields: tuple[str, ...] = ()  # spec fields this agent does not know (not run)
+    starting_for: int | None = None  # seconds since it started, until its first ready probe
 
     def as_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -56,6 +57,8 @@ class ContainerStatus:
             row["reason"] = self.reason
         if self.ignored_fields:
             row["ignored_fields"] = list(self.ignored_fields)
+        if self.starting_for is not None:
+            row["starting_for"] = self.starting_for
         return row
 
 

@@ -80,6 +80,7 @@ class Agent:
         backoffs: tuple[Callable[[], float | None], ...] = (),
         drain: Drain | None = None,
         hold: Callable[[DesiredState], DesiredState] = lambda desired: desired,
+        overlay: Callable[[AgentStatus], AgentStatus] = lambda status: status,
     ) -> None:
         self._source, self._runtime, self._executor = source, runtime, executor
         self._stop, self._doorbell, self._clock = stop, doorbell, clock
@@ -93,7 +94,7 @@ class Agent:
         self._crashloop = crashloop or CrashLoop(clock=clock)
         self._housekeeping = housekeeping  # image and volume collection, after a pass
         self._network = network  # the agent's own network, removed after a full teardown
-        self._limit, self._drain = limit, drain or Drain(0)
+        self._limit, self._drain, self._overlay = limit, drain or Drain(0), overlay  # readiness
         self._hold, self._actual = hold, tuple[ActualContainer, ...]()  # owner's conditions
         self._backoffs = (self._crashloop.next_due, self._drain.next_due, *backoffs)
         self.last_success_at: float | None = None
@@ -161,8 +162,8 @@ class Agent:
         return PassResult(pass_id, planned=len(actions), report=report)
 
     def status(self) -> AgentStatus:
-        """The latest pass's view of the containers (an immutable snapshot, any thread)."""
-        return self._status
+        """The latest pass's view of the containers, with each one's readiness (any thread)."""
+        return self._overlay(self._status)
 
     def actual(self) -> tuple[ActualContainer, ...]:
         """The managed containers as the latest pass listed them (for the owner's sensors)."""

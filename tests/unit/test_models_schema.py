@@ -7,7 +7,14 @@ from dataclasses import fields, replace
 import pytest
 
 from controller.contract.schema import ContainerSpecModel, parse_specs
-from controller.core.models import GPU_ALL, ContainerSpec, HealthCheck, PortMapping, VolumeMount
+from controller.core.models import (
+    GPU_ALL,
+    ContainerSpec,
+    HealthCheck,
+    PortMapping,
+    Readiness,
+    VolumeMount,
+)
 
 PART1_ENTRY = {
     "name": "rma-upload-worker",
@@ -58,6 +65,7 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"user": "1000:1000"},
     {"tmpfs": (("/tmp", "64m"),)},
     {"healthcheck": HealthCheck(("CMD", "true"))},
+    {"readiness": Readiness("/v1/models")},
 ]
 NOT_HASHED = {"ignored_fields"}  # a newer coordinator's field must not recreate a container
 
