@@ -2,8 +2,9 @@
 # Installs (when missing) and starts what the agent and its tests need on a Debian machine.
 #   services.sh engine    the Docker engine (docker.io), started unless one already answers
 #   services.sh registry  a local registry on 127.0.0.1:5000 (docker-registry, no auth)
-#   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static)
-#                         and the stand-in tunnel rma-test/tunnel:1 (manifests/tunnel/)
+#   services.sh images    the local demo/test image rma-demo/busybox:1 (from busybox-static),
+#                         the stand-in tunnel rma-test/tunnel:1 (manifests/tunnel/) and the
+#                         stand-in model server rma-test/model-server:1 (manifests/model-server/)
 #   services.sh tools     docker-compose and systemd-analyze (deployment tests), wrk (benchmarks)
 #   services.sh browser   chromium and chromium-driver (the owner's page, tested in a real browser)
 #   services.sh all       all of them
@@ -14,6 +15,7 @@ WORK=${RMA_SERVICES_DIR:-/tmp/rma-services}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DEMO_IMAGE=rma-demo/busybox:1
 TUNNEL_IMAGE=rma-test/tunnel:1
+MODEL_IMAGE=rma-test/model-server:1
 APT_UPDATED=
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "services.sh: run as root (or use sudo) to install $*" >&2; exit 1; }; }
@@ -96,6 +98,22 @@ tunnel_image() {
   echo "image: $TUNNEL_IMAGE built"
 }
 
+# The stand-in model server (manifests/model-server/): 503 while "loading", then a model list.
+model_image() {
+  docker image inspect "$MODEL_IMAGE" >/dev/null 2>&1 && { echo "image: $MODEL_IMAGE present"; return; }
+  local root; root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/www"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in sh sleep httpd echo cat date printf mkdir chmod true; do
+    ln -s busybox "$root/bin/$applet"
+  done
+  install -m 0755 "$HERE/model-server/model-server" "$root/bin/model-server"
+  tar -C "$root" -c . | docker import -c 'ENTRYPOINT ["/bin/model-server"]' \
+    -c 'ENV PATH=/bin' - "$MODEL_IMAGE" >/dev/null
+  rm -rf "$root"
+  echo "image: $MODEL_IMAGE built"
+}
+
 tools() {
   command -v docker-compose >/dev/null || apt_install docker-compose
   command -v systemd-analyze >/dev/null || apt_install systemd
@@ -112,9 +130,9 @@ browser() {
 case "${1:-all}" in
   engine) engine ;;
   registry) registry ;;
-  images) engine; images; tunnel_image ;;
+  images) engine; images; tunnel_image; model_image ;;
   tools) tools ;;
   browser) browser ;;
-  all) engine; registry; images; tunnel_image; tools; browser ;;
+  all) engine; registry; images; tunnel_image; model_image; tools; browser ;;
   *) echo "usage: $0 engine|registry|images|tools|browser|all" >&2; exit 2 ;;
 esac

@@ -18,6 +18,8 @@ LOCAL_IMAGE = "rma-demo/busybox:1"
 REGISTRY_IMAGE = f"{REGISTRY}/rma-test/busybox:1"
 LOCAL_TUNNEL_IMAGE = "rma-test/tunnel:1"  # the stand-in tunnel (manifests/tunnel/)
 REGISTRY_TUNNEL_IMAGE = f"{REGISTRY}/rma-test/tunnel:1"
+LOCAL_MODEL_IMAGE = "rma-test/model-server:1"  # the stand-in model server (manifests/model-server/)
+REGISTRY_MODEL_IMAGE = f"{REGISTRY}/rma-test/model-server:1"
 TUNNEL_URL = r"http://[0-9.]+:[0-9]+"  # what the stand-in prints
 # PID 1 shells ignore SIGTERM unless they trap it.
 LOOP = "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"

@@ -20,8 +20,10 @@ from rma_testkit.agent import AgentProcess, agent_argv
 from rma_testkit.coordinator import Coordinator, write_catalog
 from rma_testkit.engine import (
     LOCAL_IMAGE,
+    LOCAL_MODEL_IMAGE,
     LOCAL_TUNNEL_IMAGE,
     REGISTRY_IMAGE,
+    REGISTRY_MODEL_IMAGE,
     REGISTRY_TUNNEL_IMAGE,
     services,
     wait_until,
@@ -62,6 +64,12 @@ def registry_image(client: docker.DockerClient) -> str:
 def tunnel_image(client: docker.DockerClient) -> str:
     """The stand-in tunnel (manifests/tunnel/) in the local registry."""
     return pushed(client, LOCAL_TUNNEL_IMAGE, REGISTRY_TUNNEL_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def model_image(client: docker.DockerClient) -> str:
+    """The stand-in model server (manifests/model-server/) in the local registry."""
+    return pushed(client, LOCAL_MODEL_IMAGE, REGISTRY_MODEL_IMAGE)
 
 
 @pytest.fixture
