@@ -62,6 +62,14 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         2.0,
         "s",
     ),
+    (
+        "first ready probe → URL at the coordinator (median)",
+        ("ready", "ready_to_listed", "median"),
+        "<=",
+        0.5,
+        "s",
+    ),
+    ("502s through the proxy while the model loads", ("ready", "proxy_502"), "<=", 0, ""),
     ("idle CPU, 20 containers", ("idle", "cpu_percent_of_one_core"), "<", 1.0, "% of a core"),
     ("idle RSS, 20 containers", ("idle", "rss_mb_max"), "<", 80.0, "MB"),
     (
@@ -129,6 +137,7 @@ def _latencies(results: dict[str, Any]) -> list[str]:
             ("reach", "service_start_to_listed"),
         ),
         ("tunnel started → its URL listed (stand-in tunnel)", ("reach", "tunnel_start_to_listed")),
+        ("first ready probe → its URL listed (stand-in model)", ("ready", "ready_to_listed")),
         (
             "tunnel killed → requests through the coordinator work",
             ("reach", "tunnel_killed_to_working"),

@@ -102,6 +102,7 @@ class ReadinessProber:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
         self._lock = threading.Lock()
         self._known: dict[str, Probed] = {}  # container id -> its probe state
+        self._wanted: frozenset[str] = frozenset()  # names that are probed once they run
         self._wake = threading.Event()
 
     def start(self) -> threading.Thread:
@@ -111,7 +112,8 @@ class ReadinessProber:
 
     def track(self, specs: Iterable[ContainerSpec], actual: Iterable[ActualContainer]) -> None:
         """The running containers to probe, as the latest pass saw them (any thread)."""
-        wanted = {s.name: s for s in specs}
+        wanted = {s.name: s for s in specs if s.ports}
+        wanted = {n: s for n, s in wanted.items() if s.readiness or s.healthcheck is None}
         now, seen = self._clock(), {}
         for c in actual:
             spec = wanted.get(c.name)
@@ -122,6 +124,7 @@ class ReadinessProber:
                 continue  # nowhere to probe, or Docker's own check decides
             seen[c.id] = (spec, address)
         with self._lock:
+            self._wanted = frozenset(wanted)
             for gone in set(self._known) - set(seen):
                 del self._known[gone]
             for cid, (spec, address) in seen.items():
@@ -138,9 +141,12 @@ class ReadinessProber:
         ready, the probe's error and how long it has been starting."""
         with self._lock:
             by_name = {p.name: (p.state, p.error, p.since) for p in self._known.values()}
+            wanted = self._wanted
         now, rows = self._clock(), []
         for c in status.containers:
             found = by_name.get(c.name)
+            if found is None and c.name in wanted:
+                found = ("starting", "", now)  # running, not probed yet: not ready yet
             if found is None or c.state != "running" or c.health in ("starting", "unhealthy"):
                 rows.append(c)
                 continue
@@ -180,7 +186,11 @@ class ReadinessProber:
 
     def _one(self, p: Probed) -> None:
         check = p.check or Readiness("/")
-        error = self._probe(p.address, p.port, p.check, check.timeout)
+        try:
+            error = self._probe(p.address, p.port, p.check, check.timeout)
+        except Exception as exc:  # never a probe stuck `busy` for good: a failed probe
+            log.exception("probe_crashed", container=p.name)
+            error = f"probe crashed: {type(exc).__name__}"
         now, changed, restart = self._clock(), False, False
         with self._lock:
             was = p.state

@@ -128,3 +128,11 @@ def test_the_real_probe(origin: int) -> None:
     assert probe("127.0.0.1", origin, Readiness("/moved", expect_status=(200,)), 2).endswith("302")
     assert probe("127.0.0.1", origin, None, 2) == ""  # TCP connect without readiness
     assert probe("127.0.0.1", 1, None, 2).startswith("TCP 1:")
+
+
+def test_a_running_container_not_probed_yet_is_not_ready(rig: Rig) -> None:
+    """Between its start and the first probe it must not be announced (a 502 was measured)."""
+    rig.prober.track([SPEC], [])  # desired, not listed running yet
+    row = ContainerStatus("llm", "running", "vllm:1", service="llm-inference")
+    status = rig.prober.overlay(AgentStatus((row,)))
+    assert status.containers[0].health == "starting" and serving(status, frozenset()) == set()
