@@ -99,7 +99,7 @@ def render_status(data: dict[str, Any]) -> str:
     lines.append("")
     rows = [("NAME", "STATE", "RESTARTS", "IMAGE", "LAST ERROR")]
     rows += [
-        (c["name"], c["state"], str(c["restarts"]), c["image"], c["error"] or "")
+        (c["name"], _state(c), str(c["restarts"]), c["image"], c["error"] or "")
         for c in data["containers"]
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -118,6 +118,15 @@ def render_status(data: dict[str, Any]) -> str:
             f"{p['total'] / 1e6:.1f} MB at {p['rate'] / 1e6:.1f} MB/s"
         )
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _state(c: dict[str, Any]) -> str:
+    """Its state, and while it runs whether it is ready yet (the agent's probe)."""
+    if c.get("starting_for") is not None:
+        return f"{c['state']} (starting {c['starting_for']} s)"
+    if c.get("health") == "unhealthy":
+        return f"{c['state']} (unhealthy)"
+    return str(c["state"])
 
 
 def _ignored_lines(containers: list[dict[str, Any]]) -> list[str]:

@@ -136,3 +136,12 @@ def test_a_running_container_not_probed_yet_is_not_ready(rig: Rig) -> None:
     row = ContainerStatus("llm", "running", "vllm:1", service="llm-inference")
     status = rig.prober.overlay(AgentStatus((row,)))
     assert status.containers[0].health == "starting" and serving(status, frozenset()) == set()
+
+
+def test_status_says_starting_and_for_how_long() -> None:
+    from controller.cli.console import render_status  # noqa: PLC0415
+    from tests.unit.test_observability import STATUS  # noqa: PLC0415
+
+    row = {**STATUS["containers"][0], "starting_for": 42, "error": "GET /v1/models: HTTP 503"}
+    text = render_status({**STATUS, "containers": [row]})
+    assert "running (starting 42 s)" in text and "HTTP 503" in text

@@ -118,6 +118,9 @@ def test_the_catalog_gives_vllm_shared_memory_and_the_databases_time_to_stop() -
     assert parsed["rma-llm-inference"].shm_size == "8g"
     assert ("memlock", -1, -1) in parsed["rma-llm-inference"].ulimits
     assert parsed["rma-postgres"].stop_grace == 60.0
+    ready = parsed["rma-llm-inference"].readiness
+    assert ready is not None and ready.path == "/v1/models" and ready.start_period == 900
+    assert ready.contains == "Qwen/Qwen2.5-7B-Instruct"  # ready once the model is listed
 
 
 def test_status_says_which_fields_were_not_applied() -> None:

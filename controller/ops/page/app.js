@@ -94,7 +94,7 @@ function drawContainers(data) {
     return el("tr", { "data-name": c.name, "data-state": state },
       el("td", {}, c.name),
       el("td", {}, el("span", { class: `badge ${state}` }, state), c.reason ? ` ${c.reason}` : ""),
-      el("td", {}, c.health || ""),
+      el("td", {}, (c.health || "") + (c.starting_for != null ? ` ${c.starting_for} s` : "")),
       el("td", {}, c.restarts),
       el("td", {}, (c.uptime || "").replace(/^Up /, "")),
       el("td", { class: "image" }, c.image),
