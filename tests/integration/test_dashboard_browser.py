@@ -57,6 +57,21 @@ def rows(page: webdriver.Chrome) -> dict[str, str]:
     return {str(name): str(state) for name, state in found}
 
 
+# Records each state each row is drawn with, in the page (window.rmaSeen: name -> states).
+SEEN_STATES = """
+window.rmaSeen = {};
+const note = () => document.querySelectorAll('#containers tbody tr').forEach((r) => {
+  (window.rmaSeen[r.dataset.name] ||= []).push(r.dataset.state);
+});
+new MutationObserver(note).observe(document.body, {childList: true, subtree: true});
+note();
+"""
+
+
+def drawn(page: webdriver.Chrome, name: str) -> list[str]:
+    return [str(s) for s in page.execute_script("return window.rmaSeen[arguments[0]] || [];", name)]
+
+
 def until(page: webdriver.Chrome, cond: Callable[[webdriver.Chrome], Any], what: str) -> Any:
     return WebDriverWait(page, PAGE_WAIT, poll_frequency=0.2).until(cond, message=what)
 
@@ -93,9 +108,12 @@ def test_the_owners_page_in_a_real_browser(
 def healed_away(
     client: docker.DockerClient, page: webdriver.Chrome, container_id: str, name: str
 ) -> None:
-    """`docker rm -f` by hand: the row shows healing (for a few seconds), then running."""
+    """`docker rm -f` by hand: the row shows healing (for a few seconds), then running. Every
+    state the page draws is recorded in the page itself (a MutationObserver), so a loaded
+    machine whose WebDriver polls arrive late cannot miss the short healing window."""
+    page.execute_script(SEEN_STATES)
     client.api.remove_container(container_id, force=True)
-    until(page, lambda p: rows(p).get(name) == "healing", "the removed container healing")
+    until(page, lambda p: "healing" in drawn(p, name), "the removed container healing")
     until(page, lambda p: rows(p).get(name) == "running", "running again")
     events = page.find_element(By.ID, "events").text
     assert f"{name}: healed (removed: created again)" in events
