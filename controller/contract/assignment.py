@@ -20,7 +20,17 @@ from typing import Any
 from controller.contract.catalog import MAX_NAMES, Catalog
 from controller.contract.schema import parse_specs
 from controller.core.admission import GPU_TIER, Admission, AssignmentTooLarge
-from controller.core.models import ALIASES_LABEL, DesiredState, Refusal
+from controller.core.models import (
+    ALIASES_LABEL,
+    HEALTH_LABEL,
+    HTTP_LABEL,
+    SERVICE_LABEL,
+    DesiredState,
+    Refusal,
+)
+from controller.core.policy import parse_reference
+
+HTTP_FROM = "rma.http-from"  # why a coordinator's spec counts as HTTP (the catalog knew it)
 
 NOT_IN_CATALOG = "the coordinator named a service this agent's catalog does not know: not run"
 
@@ -31,7 +41,8 @@ def resolve(
     """(the entries to run, the service names refused and the placeholders, unavailable) from
     what the coordinator said."""
     if containers is not None:
-        return _no_claimed_aliases(catalog, containers)
+        kept, refused = _no_claimed_aliases(catalog, containers)
+        return _known_http(catalog, kept), refused
     if services is None:
         return catalog.for_tier(tier)
     if not isinstance(services, list):
@@ -64,6 +75,42 @@ def _no_claimed_aliases(catalog: Catalog, containers: Any) -> tuple[Any, list[Re
         else:
             kept.append(entry)
     return kept, refused
+
+
+def _known_http(catalog: Catalog, containers: Any) -> Any:
+    """A Part 1 coordinator marks nothing as HTTP (the service coordinator sends no `http`), so
+    none of its containers would get a tunnel or a probe: one the catalog knows — by container
+    name, else by image repository — takes the catalog's `http`, service, health path and
+    readiness (`rma.http-from: catalog` says so)."""
+    if not isinstance(containers, list):
+        return containers
+    by_name = {str(e.spec["name"]): e for e in catalog.entries}
+    by_repo = {_repository(str(e.spec["image"])): e for e in catalog.entries}
+    marked = []
+    for entry in containers:
+        known = None
+        if isinstance(entry, dict) and not entry.get("http"):
+            known = by_name.get(str(entry.get("name"))) or by_repo.get(
+                _repository(str(entry.get("image", "")))
+            )
+        labels = known.spec.get("labels", {}) if known is not None else {}
+        if known is None or labels.get(HTTP_LABEL) != "true":
+            marked.append(entry)
+            continue
+        taken = {k: v for k, v in labels.items() if k in (SERVICE_LABEL, HEALTH_LABEL)}
+        mine = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}
+        http = {**entry, "http": True, "labels": {**taken, **mine, HTTP_FROM: "catalog"}}
+        if "readiness" not in http and "readiness" in known.spec:
+            http["readiness"] = known.spec["readiness"]
+        marked.append(http)
+    return marked
+
+
+def _repository(image: str) -> str:
+    try:
+        return parse_reference(image).name
+    except ValueError:
+        return ""
 
 
 def assignment_to_desired(

@@ -44,6 +44,7 @@ class ContainerStatus:
     uptime: str = ""  # Docker's words while it runs ("Up 5 minutes")
     ignored_fields: tuple[str, ...] = ()  # spec fields this agent does not know (not run)
     starting_for: int | None = None  # seconds since it started, until its first ready probe
+    http_from: str = ""  # why a coordinator's spec counts as HTTP ("catalog": it knew it)
 
     def as_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -59,6 +60,8 @@ class ContainerStatus:
             row["ignored_fields"] = list(self.ignored_fields)
         if self.starting_for is not None:
             row["starting_for"] = self.starting_for
+        if self.http_from:
+            row["http_from"] = self.http_from
         return row
 
 
@@ -153,6 +156,7 @@ def build_status(
                 reason=hold.reason if hold is not None else "",
                 uptime=current.status if current and state == "running" else "",
                 ignored_fields=spec.ignored_fields,
+                http_from=labels.get("rma.http-from", ""),
             )
         )
     rows += [_refused_row(r) for r in desired.refused]

@@ -65,3 +65,20 @@ def test_a_coordinator_spec_cannot_claim_another_services_alias() -> None:
     kept, refused = resolve(SHIPPED, 1, [mine, given], None)
     assert [k["name"] for k in kept] == ["rma-vision-ocr"]
     assert [r.name for r in refused] == ["evil"] and "catalog's to give" in refused[0].message
+
+
+def test_a_part1_container_the_catalog_knows_counts_as_http() -> None:
+    """Issue 22, item 7: the service coordinator sends no `http` mark, so its containers got no
+    tunnel and the worker registered with an empty tunnel_url; one the catalog knows by name or
+    image repository now takes the catalog's http, service, health and readiness."""
+    by_name = {"name": "rma-notes-coa", "image": "ghcr.io/rma/notes-coa:1.2", "port": 8100}
+    by_image = {"name": "w-ocr", "image": "ollama/ollama:0.3.99", "port": 8104}
+    unknown = {"name": "w-x", "image": "ghcr.io/rma/other:1", "port": 9000}
+    kept, refused = resolve(SHIPPED, 2, [by_name, by_image, unknown], None)
+    assert refused == []
+    notes, ocr, other = kept
+    assert notes["http"] and notes["labels"]["rma.service"] == "notes-coa"
+    assert notes["labels"]["rma.http-from"] == "catalog" and notes["readiness"]["path"] == "/health"
+    assert ocr["http"] and ocr["labels"]["rma.service"] == "vision-ocr"
+    assert "rma.aliases" not in ocr["labels"]  # a name on the network is still not given
+    assert other == unknown
