@@ -16,7 +16,8 @@ from controller.clients.docker_runtime import DockerRuntime
 from controller.core.containment import Containment
 from controller.core.limits import Limits, default_max_pids, memory_bytes
 from controller.core.models import DesiredState
-from controller.core.tunnels import with_tunnels
+from controller.core.status import AgentStatus
+from controller.core.tunnels import defer_unstarted, with_tunnels
 from controller.engine.diskwatch import WritableLayers
 from controller.engine.doorbell import Doorbell
 from controller.settings import Settings
@@ -66,6 +67,24 @@ def containment_of(settings: Settings, runtime: DockerRuntime) -> Containment:
     parent = f"rma-{settings.instance}" if totals is not None else ""
     pids = min(settings.pids_limit, totals.pids) if totals and totals.pids else settings.pids_limit
     return Containment(settings.instance, pids, parent, runtime.adopted_volumes)
+
+
+def tunnels_wait(
+    hold: Callable[[DesiredState], DesiredState], status: Callable[[], AgentStatus | None]
+) -> Callable[[DesiredState], DesiredState]:
+    """Each pass, after the owner's holds: the tunnels of services that have never run wait
+    (core/tunnels.py: defer_unstarted); a service seen running once keeps its tunnel."""
+    ran: set[str] = set()
+
+    def apply(desired: DesiredState) -> DesiredState:
+        held = hold(desired)
+        now = status()
+        if now is not None:
+            ran.update(c.name for c in now.containers if c.state == "running")
+        ran.intersection_update(s.name for s in held.specs)
+        return defer_unstarted(held, frozenset(ran))
+
+    return apply
 
 
 def watch_disks(

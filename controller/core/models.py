@@ -222,12 +222,14 @@ class Held:
 class DesiredState:
     """The set of containers this machine should run, keyed by unique name, plus the entries
     that were refused (reported, never run), the holds active now and the containers they hold
-    stopped (core/holds.py)."""
+    stopped (core/holds.py), and the ones `deferred`: not created yet (a tunnel whose service
+    has never run), left as they are when they exist."""
 
     specs: tuple[ContainerSpec, ...] = ()
     refused: tuple[Refusal, ...] = ()
     holds: tuple[Hold, ...] = ()
     held: tuple[Held, ...] = ()
+    deferred: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.specs]

@@ -132,6 +132,8 @@ def plan(desired: DesiredState, actual: Iterable[ActualContainer]) -> list[Actio
     changes: list[Action] = []
     for name, spec in sorted(wanted.items()):
         hold = held.get(name)
+        if name in desired.deferred and name not in managed:
+            continue  # not created yet (a tunnel whose service has never run)
         if hold is not None:
             step = _held_step(name, managed.get(name), foreign.get(name), hold.urgent)
         else:

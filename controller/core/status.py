@@ -108,10 +108,13 @@ class AgentStatus:
 
 
 def _state(
-    current: ActualContainer | None, outcome: ActionOutcome | None, hold: Hold | None
+    current: ActualContainer | None,
+    outcome: ActionOutcome | None,
+    hold: Hold | None,
+    deferred: bool = False,
 ) -> tuple[str, str | None]:
     """A desired container's state after the pass (and the error that explains it)."""
-    state = current.state if current else "missing"
+    state = current.state if current else ("waiting" if deferred else "missing")
     if hold is not None and (outcome is None or outcome.ok):
         stopped = current is None or current.state not in RUNNING_STATES
         return (hold.state if stopped or outcome is not None else "stopping"), None
@@ -141,7 +144,8 @@ def build_status(
     rows: list[ContainerStatus] = []
     for spec in desired.specs:
         current, hold = seen.get(spec.name), held.get(spec.name)
-        state, error = _state(current, outcomes.get(spec.name), hold)
+        deferred = spec.name in desired.deferred
+        state, error = _state(current, outcomes.get(spec.name), hold, deferred)
         labels = spec.labels_dict
         rows.append(
             ContainerStatus(

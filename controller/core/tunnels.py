@@ -50,6 +50,17 @@ def tunnel_spec(service: ContainerSpec, image: str) -> ContainerSpec:
     )
 
 
+def defer_unstarted(desired: DesiredState, ran: frozenset[str]) -> DesiredState:
+    """The tunnels of services whose container has never run are not created yet: a tunnel to
+    an image that cannot be pulled, or to a service still waiting for it, serves nobody."""
+    waiting = frozenset(
+        s.name
+        for s in desired.specs
+        if (served := s.labels_dict.get(TUNNEL_FOR)) is not None and served not in ran
+    )
+    return replace(desired, deferred=desired.deferred | waiting) if waiting else desired
+
+
 def with_tunnels(desired: DesiredState, image: str) -> DesiredState:
     """The desired state plus a tunnel for each HTTP service; a spec that takes a tunnel's name
     is refused (the rest runs)."""

@@ -143,3 +143,21 @@ def test_what_the_pool_cannot_reach_is_said_with_why() -> None:
     assert set(not_reachable(status, announce(specs, unreachable), "none")) == {"web", "postgres"}
     body = heartbeat_fields(status, 0.1, 1 << 30, announced=ann, unreachable={"postgres": "x"})
     assert body["not_reachable"] == {"postgres": "x"}
+
+
+def test_a_tunnel_waits_until_its_service_has_run() -> None:
+    """Issue 22, item 3: a tunnel ran for a service whose image could not even be pulled."""
+    from controller.core.models import ActualContainer  # noqa: PLC0415
+    from controller.core.planner import Create, plan  # noqa: PLC0415
+    from controller.core.tunnels import defer_unstarted  # noqa: PLC0415
+
+    full = with_tunnels(desired(WEB, DB), IMAGE)
+    waiting = defer_unstarted(full, frozenset())
+    assert waiting.deferred == {"rma-tunnel-web"}
+    assert [a.spec.name for a in plan(waiting, []) if isinstance(a, Create)] == ["db", "web"]
+    tunnel = waiting.by_name()["rma-tunnel-web"]
+    running = ActualContainer("t1", "rma-tunnel-web", "running", tunnel.spec_hash())
+    kept = plan(waiting, [running])  # one already there (an agent restart) is left alone
+    assert not any(a.target == "rma-tunnel-web" for a in kept)
+    ran = defer_unstarted(full, frozenset({"web"}))
+    assert "rma-tunnel-web" in {a.spec.name for a in plan(ran, []) if isinstance(a, Create)}
