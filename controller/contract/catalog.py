@@ -43,6 +43,7 @@ class _Service(BaseModel):
     aliases: list[str] = Field(default=[], max_length=4)  # names RMA's services expect (ollama)
     start_period: float | None = Field(default=None, ge=0, le=3600)  # readiness's, beside health
     ready_contains: str | None = Field(default=None, max_length=256)
+    warmup: dict[str, Any] | None = None  # readiness's, beside health (Ollama's model pull)
     container: dict[str, Any]
 
 
@@ -118,6 +119,18 @@ class Catalog:
         return [e.service for e in self.entries if e.placeholder]
 
 
+def _readiness(svc: _Service) -> dict[str, Any]:
+    """`health` and what the catalog gives beside it (start_period, ready_contains, warmup)."""
+    ready: dict[str, Any] = {"path": svc.health}
+    if svc.start_period is not None:
+        ready["start_period"] = svc.start_period
+    if svc.ready_contains:
+        ready["contains"] = svc.ready_contains
+    if svc.warmup:
+        ready["warmup"] = svc.warmup
+    return ready
+
+
 def _entry(name: str, svc: _Service) -> CatalogEntry:
     if not SERVICE_NAME.match(name):
         raise CatalogError(f"{name!r} is not a service name (lowercase, digits, '.', '_', '-')")
@@ -133,12 +146,7 @@ def _entry(name: str, svc: _Service) -> CatalogEntry:
         labels[ALIASES_LABEL] = ",".join(svc.aliases)
     spec = {**svc.container, "labels": labels}
     if svc.health and "readiness" not in spec:  # `health: PATH` is `readiness: {path: PATH}`
-        ready: dict[str, Any] = {"path": svc.health}
-        if svc.start_period is not None:
-            ready["start_period"] = svc.start_period
-        if svc.ready_contains:
-            ready["contains"] = svc.ready_contains
-        spec["readiness"] = ready
+        spec["readiness"] = _readiness(svc)
     try:
         ContainerSpecModel.model_validate(spec)
     except ValidationError as exc:

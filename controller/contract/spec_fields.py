@@ -15,6 +15,7 @@ Any other field is reported as ignored (`ignored_fields`), never passed on.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from controller.core.limits import memory_bytes
-from controller.core.models import HealthCheck, Readiness
+from controller.core.models import HealthCheck, Readiness, Warmup
 from controller.core.policy import DANGEROUS
 
 MAX_STOP_GRACE = 300.0
@@ -87,6 +88,19 @@ class HealthCheckModel(BaseModel):
         return HealthCheck(test, self.interval, self.timeout, self.retries, self.start_period)
 
 
+class WarmupModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    path: str = Field(pattern=r"^/[\x21-\x7e]{0,255}$")
+    body: dict[str, Any] = Field(default={}, max_length=16)
+    timeout: Seconds = Field(default=1800.0, ge=1, le=3600)
+
+    def to_warmup(self) -> Warmup:
+        text = json.dumps(self.body, sort_keys=True) if self.body else ""
+        if len(text) > 4096:
+            raise ValueError("readiness.warmup.body: at most 4096 characters of JSON")
+        return Warmup(self.path, text, self.timeout)
+
+
 class ReadinessModel(BaseModel):
     """When the agent counts the service ready (engine/readiness.py), all bounded."""
 
@@ -99,6 +113,7 @@ class ReadinessModel(BaseModel):
     period: Seconds = Field(default=10.0, ge=1, le=300)
     timeout: Seconds = Field(default=2.0, ge=0.1, le=30)
     failure_threshold: int = Field(default=3, ge=1, le=20)
+    warmup: WarmupModel | None = None
 
     @field_validator("expect_status")
     @classmethod
@@ -117,6 +132,7 @@ class ReadinessModel(BaseModel):
             self.period,
             self.timeout,
             self.failure_threshold,
+            self.warmup.to_warmup() if self.warmup else None,
         )
 
 

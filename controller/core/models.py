@@ -63,6 +63,17 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class Warmup:
+    """Done once a service answers and before it counts as ready: a POST of `body` (JSON) to
+    `path` that must answer 2xx within `timeout` seconds — Ollama pulling its model through its
+    own API (`/api/pull`), so the first user does not wait for a download."""
+
+    path: str
+    body: str = ""
+    timeout: float = 1800.0
+
+
+@dataclass(frozen=True)
 class Readiness:
     """When a service counts as ready (the agent's own probe, engine/readiness.py): an HTTP GET
     of `path` on `port` (None: the spec's first port) answering a status in `expect_status`
@@ -78,6 +89,7 @@ class Readiness:
     period: float = 10.0
     timeout: float = 2.0
     failure_threshold: int = 3
+    warmup: Warmup | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,7 @@ _DEFAULTS = ContainerSpec(name="_", image="_")
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, PortMapping | VolumeMount | HealthCheck | Readiness):
+    if isinstance(value, PortMapping | VolumeMount | HealthCheck | Readiness | Warmup):
         return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
     if isinstance(value, tuple):
         return [_plain(v) for v in value]

@@ -12,7 +12,9 @@ a time), reading at most 64 KiB of an answer and following no redirect:
 A container is `starting` until its first success (probed every second), then `healthy`;
 `failure_threshold` failures in a row make it `unhealthy` (withdrawn) until it succeeds again.
 One that has not succeeded within `start_period` is stopped (the loop starts it again, which
-counts for the crash-loop back-off) and its last probe error reported. A container seen anew —
+counts for the crash-loop back-off) and its last probe error reported. A `warmup` (Ollama
+pulling its model through its own API) is POSTed once, after the first answer and before the
+service counts as ready; until it succeeds the service stays `starting`. A container seen anew —
 created, or started again after a pause or the GPU given back — starts over as `starting`.
 """
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from controller.core.models import ActualContainer, ContainerSpec, Readiness
+from controller.core.models import ActualContainer, ContainerSpec, Readiness, Warmup
 from controller.core.status import AgentStatus
 
 log = structlog.get_logger(__name__)
@@ -53,12 +55,28 @@ class Probed:
     due: float = 0.0
     busy: bool = False
     restarted: bool = False
+    warmed: bool = False
 
     @property
     def state(self) -> str:
         if self.ready:
             return "healthy"
         return "unhealthy" if self.ever else "starting"
+
+
+def warm_up(address: str, port: int, warmup: Warmup) -> str:
+    """ "" when the warm-up POST answered 2xx, else why not."""
+    conn = http.client.HTTPConnection(address, port, timeout=warmup.timeout)
+    try:
+        headers = {"Content-Type": "application/json", "User-Agent": "rma-worker-probe"}
+        conn.request("POST", warmup.path, body=warmup.body.encode(), headers=headers)
+        answer = conn.getresponse()
+        answer.read(MAX_ANSWER)
+    except (OSError, http.client.HTTPException) as exc:
+        return f"warm-up POST {warmup.path}: {type(exc).__name__}: {exc}"[:200]
+    finally:
+        conn.close()
+    return "" if 200 <= answer.status < 300 else f"warm-up POST {warmup.path}: HTTP {answer.status}"
 
 
 def probe(address: str, port: int, check: Readiness | None, timeout: float) -> str:
@@ -96,9 +114,10 @@ class ReadinessProber:
         clock: Callable[[], float] = time.monotonic,
         workers: int = 4,
         probe_fn: Callable[[str, int, Readiness | None, float], str] = probe,
+        warm_fn: Callable[[str, int, Warmup], str] = warm_up,
     ) -> None:
         self._stop, self._restart, self._on_change = stop, restart, on_change
-        self._clock, self._probe = clock, probe_fn
+        self._clock, self._probe, self._warm = clock, probe_fn, warm_fn
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
         self._lock = threading.Lock()
         self._known: dict[str, Probed] = {}  # container id -> its probe state
@@ -188,6 +207,9 @@ class ReadinessProber:
         check = p.check or Readiness("/")
         try:
             error = self._probe(p.address, p.port, p.check, check.timeout)
+            if not error and check.warmup is not None and not p.warmed:
+                error = self._warm(p.address, p.port, check.warmup)
+                p.warmed = not error
         except Exception as exc:  # never a probe stuck `busy` for good: a failed probe
             log.exception("probe_crashed", container=p.name)
             error = f"probe crashed: {type(exc).__name__}"

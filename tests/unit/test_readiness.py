@@ -107,6 +107,13 @@ class Origin(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self.send_response(200 if self.path == "/api/pull" and b"llava" in body else 500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:
         return
 
@@ -145,3 +152,41 @@ def test_status_says_starting_and_for_how_long() -> None:
     row = {**STATUS["containers"][0], "starting_for": 42, "error": "GET /v1/models: HTTP 503"}
     text = render_status({**STATUS, "containers": [row]})
     assert "running (starting 42 s)" in text and "HTTP 503" in text
+
+
+def test_a_warmup_runs_once_after_the_first_answer_before_ready() -> None:
+    """Ollama pulls its model through its own API before it counts as ready (issue 22)."""
+    from controller.core.models import Warmup  # noqa: PLC0415
+
+    warm = Readiness("/api/tags", warmup=Warmup("/api/pull", '{"name": "llava:7b"}'))
+    spec = ContainerSpec(
+        "ocr", "ollama:1", ports=(PortMapping(8104, 8104),), network=NET, readiness=warm
+    )
+    pulls: list[str] = []
+    outcomes = ["warm-up POST /api/pull: HTTP 500", ""]
+
+    def warm_fn(address: str, port: int, w: Warmup) -> str:
+        pulls.append(w.body)
+        return outcomes.pop(0)
+
+    now = [0.0]
+    prober = ReadinessProber(
+        threading.Event(), restart=lambda cid: None, clock=lambda: now[0],
+        probe_fn=lambda *a: "", warm_fn=warm_fn,
+    )  # fmt: skip
+    prober.track([spec], [ActualContainer("o1", "ocr", "running", addresses=((NET, "10.9.0.3"),))])
+    row = ContainerStatus("ocr", "running", "ollama:1")
+    states = []
+    for _ in range(3):
+        prober.check_now()
+        states.append(prober.overlay(AgentStatus((row,))).containers[0].health)
+        now[0] += 10
+    assert states == ["starting", "healthy", "healthy"] and len(pulls) == 2  # once it worked
+
+
+def test_the_real_warmup(origin: int) -> None:
+    from controller.core.models import Warmup  # noqa: PLC0415
+    from controller.engine.readiness import warm_up  # noqa: PLC0415
+
+    assert warm_up("127.0.0.1", origin, Warmup("/api/pull", '{"name": "llava:7b"}', 5)) == ""
+    assert warm_up("127.0.0.1", origin, Warmup("/api/pull", "{}", 5)).endswith("HTTP 500")
