@@ -103,6 +103,8 @@ def run(
     results: dict[str, Any] = {"sizes": {}, "limit_concurrency": LIMIT_CONCURRENCY}
     watcher = StartWatcher(cli, BENCH_LABEL)
     agent_watch = StartWatcher(cli, instance_label(AGENT_INSTANCE))
+    for stale in cli.networks.list(names=[LIMIT_NETWORK]):  # a run that was killed left it
+        stale.remove()
     network = cli.networks.create(LIMIT_NETWORK, driver="bridge")
     try:
         for n in sizes:
