@@ -81,37 +81,32 @@ images() {
   echo "image: $DEMO_IMAGE built"
 }
 
-# The stand-in tunnel (manifests/tunnel/cloudflared) on the same busybox base: cloudflared's
-# arguments, a banner with a URL, and a real HTTP relay to the origin — for tests, offline.
-tunnel_image() {
-  docker image inspect "$TUNNEL_IMAGE" >/dev/null 2>&1 && { echo "image: $TUNNEL_IMAGE present"; return; }
-  local root; root=$(mktemp -d)
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+# A stand-in that is one script on the busybox base, the script its entrypoint:
+#   script_image IMAGE SCRIPT APPLET...
+script_image() {
+  local image=$1 script=$2; shift 2
+  docker image inspect "$image" >/dev/null 2>&1 && { echo "image: $image present"; return; }
+  local root name; root=$(mktemp -d); name=$(basename "$script")
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/www"
   cp /bin/busybox "$root/bin/busybox"
-  for applet in sh sleep nc echo cat cut hostname true; do
-    ln -s busybox "$root/bin/$applet"
-  done
-  install -m 0755 "$HERE/tunnel/cloudflared" "$root/bin/cloudflared"
-  tar -C "$root" -c . | docker import -c 'ENTRYPOINT ["/bin/cloudflared"]' \
-    -c 'ENV PATH=/bin' - "$TUNNEL_IMAGE" >/dev/null
+  for applet in "$@"; do ln -s busybox "$root/bin/$applet"; done
+  install -m 0755 "$script" "$root/bin/$name"
+  tar -C "$root" -c . | docker import -c "ENTRYPOINT [\"/bin/$name\"]" \
+    -c 'ENV PATH=/bin' - "$image" >/dev/null
   rm -rf "$root"
-  echo "image: $TUNNEL_IMAGE built"
+  echo "image: $image built"
+}
+
+# The stand-in tunnel (manifests/tunnel/cloudflared): cloudflared's arguments, a banner with a
+# URL, and a real HTTP relay to the origin — for tests, offline.
+tunnel_image() {
+  script_image "$TUNNEL_IMAGE" "$HERE/tunnel/cloudflared" sh sleep nc echo cat cut hostname true
 }
 
 # The stand-in model server (manifests/model-server/): 503 while "loading", then a model list.
 model_image() {
-  docker image inspect "$MODEL_IMAGE" >/dev/null 2>&1 && { echo "image: $MODEL_IMAGE present"; return; }
-  local root; root=$(mktemp -d)
-  mkdir -p "$root/bin" "$root/tmp" "$root/www"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in sh sleep httpd echo cat date printf mkdir chmod true; do
-    ln -s busybox "$root/bin/$applet"
-  done
-  install -m 0755 "$HERE/model-server/model-server" "$root/bin/model-server"
-  tar -C "$root" -c . | docker import -c 'ENTRYPOINT ["/bin/model-server"]' \
-    -c 'ENV PATH=/bin' - "$MODEL_IMAGE" >/dev/null
-  rm -rf "$root"
-  echo "image: $MODEL_IMAGE built"
+  script_image "$MODEL_IMAGE" "$HERE/model-server/model-server" \
+    sh sleep httpd echo cat date printf mkdir chmod true
 }
 
 tools() {

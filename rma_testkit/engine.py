@@ -4,7 +4,9 @@ images, what an agent instance owns and runs, waiting for a condition."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import tarfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,3 +86,19 @@ def three_containers(instance: str, image: str) -> list[dict[str, object]]:
             f"{instance}-data", image, volumes=[{"name": f"{instance}-vol", "path": "/data"}]
         ),
     ]
+
+
+def push_random_image(client: docker.DockerClient, image: str, size: int) -> str:
+    """An image of one layer of `size` random bytes, pushed to its registry and removed here, so
+    that a pull of it really downloads (none of its layers is on this machine)."""
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w") as tar:
+        info = tarfile.TarInfo("payload.bin")
+        info.size = size
+        tar.addfile(info, io.BytesIO(os.urandom(size)))
+    repo, tag = image.rsplit(":", 1)
+    client.api.import_image_from_data(blob.getvalue(), repository=repo, tag=tag)
+    for line in client.api.push(image, stream=True, decode=True):
+        assert "error" not in line, line
+    client.images.remove(image, force=True)
+    return image

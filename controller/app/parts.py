@@ -27,7 +27,7 @@ from controller.contract.services import (
     unreachable,
 )
 from controller.core.admission import Admission
-from controller.core.containment import Containment
+from controller.core.containment import Containment, network_name
 from controller.core.errors import AgentError, ConfigError
 from controller.core.limits import Limits
 from controller.core.models import ActualContainer, DesiredState
@@ -171,7 +171,7 @@ def _housekeeping(
             {s.network for s in desired.specs} | {n for s in desired.specs for n, _ in s.joins}
         )
         if networks != [keep]:
-            runtime.owned.prune_networks(keep | {f"rma-{settings.instance}"})
+            runtime.owned.prune_networks(keep | {network_name(settings.instance)})
             networks[:] = [keep]
 
     return housekeeping

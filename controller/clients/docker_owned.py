@@ -20,6 +20,7 @@ import docker
 import structlog
 
 from controller.clients import cgroups, firewall
+from controller.core.containment import network_name
 from controller.core.errors import NotFoundError, PermanentError
 from controller.core.limits import Limits
 from controller.core.models import LABEL_INSTANCE, LABEL_MANAGED, LABEL_VOLUME, owner_labels
@@ -97,7 +98,7 @@ class OwnedResources:
         when a create found it gone."""
         if name in self._ensured and not again:
             return
-        main = f"rma-{self._instance}"
+        main = network_name(self._instance)
         if internal and self.isolate:  # its bridge is guarded with the chains made for main
             self.ensure_network(main)
         with self._lock:

@@ -78,15 +78,6 @@ class AgentStatus:
         return not counted or any(c.state not in ACTIONABLE for c in counted)
 
     @property
-    def troubled(self) -> tuple[ContainerStatus, ...]:
-        """The containers something is wrong with (shown, even while the worker is healthy)."""
-        return tuple(
-            c
-            for c in self.containers
-            if c.state != "unavailable" and (c.state in ACTIONABLE or c.error)
-        )
-
-    @property
     def paused(self) -> bool:
         """Everything is held: the owner paused it, the schedule, the battery, a busy CPU."""
         return any(h.scope == "all" for h in self.holds)

@@ -3,9 +3,6 @@ translation, and the event stream."""
 
 from __future__ import annotations
 
-import io
-import os
-import tarfile
 import threading
 
 import docker
@@ -15,7 +12,7 @@ from controller.clients.docker_runtime import DockerRuntime
 from controller.core.errors import NameConflictError, PermanentError, TransientError
 from controller.core.models import LABEL_SPEC_HASH, ContainerSpec
 from controller.core.runtime import ContainerEvent
-from rma_testkit.engine import LOCAL_IMAGE, LOOP, wait_until
+from rma_testkit.engine import LOCAL_IMAGE, LOOP, push_random_image, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -107,18 +104,7 @@ def test_pull_reports_layer_progress(
     client: docker.DockerClient, registry_image: str, instance: str
 ) -> None:
     # An image with a layer of its own (random bytes), so the pull really downloads it.
-    image = f"127.0.0.1:5000/rma-test/progress-{instance}:1"
-    blob = io.BytesIO()
-    with tarfile.open(fileobj=blob, mode="w") as tar:
-        data = os.urandom(3_000_000)
-        info = tarfile.TarInfo("payload.bin")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    repo, tag = image.rsplit(":", 1)
-    client.api.import_image_from_data(blob.getvalue(), repository=repo, tag=tag)
-    for line in client.api.push(image, stream=True, decode=True):
-        assert "error" not in line, line
-    client.images.remove(image, force=True)
+    image = push_random_image(client, f"127.0.0.1:5000/rma-test/progress-{instance}:1", 3_000_000)
     seen: list[tuple[int, int]] = []
     extracted: list[int] = []
     rt = DockerRuntime(instance)

@@ -4,9 +4,6 @@ container, and the agent's network really made again when it was deleted."""
 
 from __future__ import annotations
 
-import io
-import os
-import tarfile
 import time
 
 import docker
@@ -15,7 +12,7 @@ import pytest
 from controller.clients.docker_runtime import DockerRuntime
 from controller.core.errors import PermanentError, TransientError
 from controller.core.models import ContainerSpec
-from rma_testkit.engine import LOCAL_IMAGE, wait_until
+from rma_testkit.engine import LOCAL_IMAGE, push_random_image, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -93,17 +90,7 @@ def test_a_stalled_pull_is_aborted_within_its_timeout(
     """Issue 22, item 4: a registry that stops sending mid-blob kept a pull `pulling` for ever."""
     from rma_testkit.stall_relay import StallingRelay  # noqa: PLC0415
 
-    image = f"127.0.0.1:5000/rma-test/stall-{instance}:1"
-    blob = io.BytesIO()
-    with tarfile.open(fileobj=blob, mode="w") as tar:
-        data = os.urandom(4_000_000)
-        info = tarfile.TarInfo("payload.bin")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    client.api.import_image_from_data(blob.getvalue(), repository=image.rsplit(":", 1)[0], tag="1")
-    for line in client.api.push(image, stream=True, decode=True):
-        assert "error" not in line, line
-    client.images.remove(image, force=True)
+    image = push_random_image(client, f"127.0.0.1:5000/rma-test/stall-{instance}:1", 4_000_000)
     relay = StallingRelay(("127.0.0.1", 5000), cut_after=1_000_000)
     rt = DockerRuntime(instance, pull_stall=2.0)
     stalled = image.replace("127.0.0.1:5000", f"127.0.0.1:{relay.port}")

@@ -167,7 +167,10 @@ def test_one_missing_image_beside_a_working_service_leaves_the_worker_healthy() 
     missing = ContainerStatus("rma-rag", "failed", "rag:1", error="manifest unknown")
     placeholder = ContainerStatus("rma-ner", "unavailable", "", error="not published")
     status = AgentStatus((working, missing, placeholder))
-    assert status.healthy and [c.name for c in status.troubled] == ["rma-rag"]
+    assert status.healthy and [c.name for c in status.containers if c.error] == [
+        "rma-rag",
+        "rma-ner",
+    ]
     assert services_status(status) == {
         "llm-inference": "healthy",
         "rma-rag": "failed",
