@@ -74,10 +74,15 @@ class Catalog:
             tiers.setdefault(int(service["tier"]), []).append(entry)
         return cls(tiers)
 
-    def containers_for(self, tier: int, worker_id: str, public_url: str) -> list[dict[str, Any]]:
-        """The tier's specs, each told who it runs for and where the coordinator is."""
+    def containers_for(
+        self, tier: int, worker_id: str, public_url: str, *, http_marks: bool = True
+    ) -> list[dict[str, Any]]:
+        """The tier's specs, each told who it runs for and where the coordinator is; without
+        `http_marks` (the service coordinator's dialect, which has none) no `http` key and no
+        `rma.http` label: the agent finds out itself."""
         out = []
-        for entry in self.tiers.get(tier, []):
+        entries = self.tiers.get(tier, [])
+        for entry in entries if http_marks else [_unmarked(e) for e in entries]:
             env = {
                 **(entry.get("env") or {}),
                 "WORKER_ID": worker_id,
@@ -85,3 +90,9 @@ class Catalog:
             }
             out.append({**entry, "env": env})
         return out
+
+
+def _unmarked(entry: dict[str, Any]) -> dict[str, Any]:
+    """The spec without `http` and the `rma.http` label (what the service coordinator sends)."""
+    labels = {k: v for k, v in (entry.get("labels") or {}).items() if k != "rma.http"}
+    return {k: v for k, v in entry.items() if k != "http"} | {"labels": labels}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controller import __version__
-from controller.app.containment import totals_of, tunnels_wait
+from controller.app.containment import totals_of
 from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
 from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of
@@ -183,8 +183,7 @@ def build(
     source = source_of(settings, wiring.limits)
     built: list[Agent] = []  # the owner's sensors read the loop's latest listing
     owner = owner_of(settings, wiring, lambda: built[0] if built else None)
-    hold = tunnels_wait(owner.conditions.apply, lambda: built[0].status() if built else None)
-    puller, agent, keeper = loop_of(settings, runtime, source, wiring, hold)
+    puller, agent, keeper = loop_of(settings, runtime, source, wiring, owner.conditions.apply)
     built.append(agent)
     lifecycle = None
     if isinstance(source, AssignmentSource):

@@ -70,10 +70,13 @@ def containment_of(settings: Settings, runtime: DockerRuntime) -> Containment:
 
 
 def tunnels_wait(
-    hold: Callable[[DesiredState], DesiredState], status: Callable[[], AgentStatus | None]
+    hold: Callable[[DesiredState], DesiredState],
+    status: Callable[[], AgentStatus | None],
+    answered_http: Callable[[], frozenset[str]] = frozenset,
 ) -> Callable[[DesiredState], DesiredState]:
     """Each pass, after the owner's holds: the tunnels of services that have never run wait
-    (core/tunnels.py: defer_unstarted); a service seen running once keeps its tunnel."""
+    (core/tunnels.py: defer_unstarted); a service seen running once keeps its tunnel. So do
+    those of services asked by probe until they answered HTTP (`answered_http`)."""
     ran: set[str] = set()
 
     def apply(desired: DesiredState) -> DesiredState:
@@ -82,7 +85,7 @@ def tunnels_wait(
         if now is not None:
             ran.update(c.name for c in now.containers if c.state == "running")
         ran.intersection_update(s.name for s in held.specs)
-        return defer_unstarted(held, frozenset(ran))
+        return defer_unstarted(held, frozenset(ran), answered_http())
 
     return apply
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.app.containment import containment_of, tunnels_of, watch_disks
+from controller.app.containment import containment_of, tunnels_of, tunnels_wait, watch_disks
 from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.manifest import ManifestSource
@@ -181,9 +181,14 @@ Hook = Callable[[DesiredState], DesiredState]
 
 
 def loop_of(
-    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring, hold: Hook
+    settings: Settings,
+    runtime: DockerRuntime,
+    source: DesiredSource,
+    wiring: Wiring,
+    hold: Hook,
 ) -> tuple[ImagePuller, Agent, VolumeKeeper]:
-    """The puller, executor, loop (`hold`: the owner's conditions) and volume keeper."""
+    """The puller, executor, loop (`hold`: the owner's conditions, then the tunnels' wait) and
+    volume keeper."""
     stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
     store = StateStore(settings.state_dir, settings.instance)
     pulled = PulledImages(store)
@@ -208,7 +213,7 @@ def loop_of(
         backoffs=(puller.next_due,),
         drain=wiring.drain,
         network=contain.network,
-        hold=hold,
+        hold=tunnels_wait(hold, lambda: agent.status(), prober.answered_http),  # noqa: PLW0108 (agent: made by this call)
         overlay=prober.overlay,
     )
     return puller, agent, keeper

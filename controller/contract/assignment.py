@@ -23,14 +23,13 @@ from controller.core.admission import GPU_TIER, Admission, AssignmentTooLarge
 from controller.core.models import (
     ALIASES_LABEL,
     HEALTH_LABEL,
+    HTTP_FROM,
     HTTP_LABEL,
     SERVICE_LABEL,
     DesiredState,
     Refusal,
 )
 from controller.core.policy import parse_reference
-
-HTTP_FROM = "rma.http-from"  # why a coordinator's spec counts as HTTP (the catalog knew it)
 
 NOT_IN_CATALOG = "the coordinator named a service this agent's catalog does not know: not run"
 
@@ -81,7 +80,9 @@ def _known_http(catalog: Catalog, containers: Any) -> Any:
     """A Part 1 coordinator marks nothing as HTTP (the service coordinator sends no `http`), so
     none of its containers would get a tunnel or a probe: one the catalog knows — by container
     name, else by image repository — takes the catalog's `http`, service, health path and
-    readiness (`rma.http-from: catalog` says so)."""
+    readiness (`rma.http-from: catalog` says so). One it does not know, sent without any `http`
+    key, is marked `rma.http-from: probe`: the agent asks its port itself once it runs
+    (engine/readiness.py) and tunnels it if it answers HTTP (core/tunnels.py)."""
     if not isinstance(containers, list):
         return containers
     by_name = {str(e.spec["name"]): e for e in catalog.entries}
@@ -95,7 +96,7 @@ def _known_http(catalog: Catalog, containers: Any) -> Any:
             )
         labels = known.spec.get("labels", {}) if known is not None else {}
         if known is None or labels.get(HTTP_LABEL) != "true":
-            marked.append(entry)
+            marked.append(_probe_mark(entry))
             continue
         taken = {k: v for k, v in labels.items() if k in (SERVICE_LABEL, HEALTH_LABEL)}
         mine = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}
@@ -104,6 +105,18 @@ def _known_http(catalog: Catalog, containers: Any) -> Any:
             http["readiness"] = known.spec["readiness"]
         marked.append(http)
     return marked
+
+
+def _probe_mark(entry: Any) -> Any:
+    """An entry that says nothing of HTTP (no `http` key) and publishes a port: asked by probe."""
+    if not isinstance(entry, dict) or "http" in entry:
+        return entry
+    if not (entry.get("ports") or entry.get("port")):
+        return entry
+    labels = entry.get("labels")
+    if labels is not None and not isinstance(labels, dict):
+        return entry  # the parser refuses it
+    return {**entry, "labels": {HTTP_FROM: "probe", **(labels or {})}}
 
 
 def _repository(image: str) -> str:

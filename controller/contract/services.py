@@ -20,7 +20,7 @@ from typing import Any
 
 from controller.core.models import HEALTH_LABEL, SERVICE_LABEL, ContainerSpec
 from controller.core.status import AgentStatus, ContainerStatus
-from controller.core.tunnels import TUNNEL_PREFIX, is_http, tunnel_name
+from controller.core.tunnels import TUNNEL_PREFIX, may_tunnel, tunnel_name
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def through_tunnels(found: dict[str, str]) -> Reach:
     """An HTTP service at the URL its tunnel printed (`found`: by tunnel container name);
     TCP-only services are not reachable through a quick tunnel."""
     return lambda spec, service, port: (
-        found.get(tunnel_name(spec.name), "") if is_http(spec) else ""
+        found.get(tunnel_name(spec.name), "") if may_tunnel(spec) else ""
     )
 
 

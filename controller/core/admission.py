@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from controller.core.models import ContainerSpec
 from controller.core.policy import ImagePolicy
-from controller.core.tunnels import is_http
+from controller.core.tunnels import may_tunnel
 
 GPU_TIER = 1
 MAX_PORTS = 8
@@ -59,7 +59,7 @@ class Admission:
 
     def check_totals(self, specs: Sequence[ContainerSpec]) -> None:
         """The admitted specs together: containers with their tunnels, ports and volumes."""
-        tunnels = sum(1 for s in specs if is_http(s)) if self.tunnels else 0
+        tunnels = sum(1 for s in specs if may_tunnel(s)) if self.tunnels else 0
         if tunnels:
             count = len(specs) + tunnels
             if count > self.max_containers:

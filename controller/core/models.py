@@ -26,6 +26,7 @@ LABEL_STOP_GRACE = f"{LABEL_PREFIX}.stop-grace"  # seconds it is given to stop (
 SERVICE_LABEL = "rma.service"
 HEALTH_LABEL = "rma.health"
 HTTP_LABEL = "rma.http"  # "true": the service speaks HTTP (it may get a tunnel)
+HTTP_FROM = "rma.http-from"  # why a coordinator's spec counts as HTTP: catalog, or probe
 ALIASES_LABEL = "rma.aliases"  # the catalog's: more names on the agent's network (ollama, neo4j)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")

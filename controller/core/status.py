@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.core.models import (
+    HTTP_FROM,
     HTTP_LABEL,
     RUNNING_STATES,
     SERVICE_LABEL,
@@ -151,7 +152,7 @@ def build_status(
                 reason=hold.reason if hold is not None else "",
                 uptime=current.status if current and state == "running" else "",
                 ignored_fields=spec.ignored_fields,
-                http_from=labels.get("rma.http-from", ""),
+                http_from=labels.get(HTTP_FROM, "") if labels.get(HTTP_LABEL) == "true" else "",
             )
         )
     rows += [_refused_row(r) for r in desired.refused]

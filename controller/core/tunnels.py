@@ -9,8 +9,10 @@ back-off, containment), removed with its service.
 
 The tunnels are the agent's, not a coordinator's: a coordinator's spec can neither name one (the
 `rma-tunnel-` prefix is refused) nor change one (their image and arguments come from the owner's
-settings). A service is HTTP when its catalog entry or spec says so (`rma.http` label); TCP-only
-services (Postgres, Redis) get no tunnel: a quick tunnel carries HTTP.
+settings). A service is HTTP when its catalog entry or spec says so (`rma.http` label), or when
+a coordinator said nothing either way (`rma.http-from: probe`) and its port answered HTTP to the
+agent's own probe (engine/readiness.py); TCP-only services (Postgres, Redis) get no tunnel: a
+quick tunnel carries HTTP.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from controller.core.models import HTTP_LABEL, ContainerSpec, DesiredState, Refusal
+from controller.core.models import HTTP_FROM, HTTP_LABEL, ContainerSpec, DesiredState, Refusal
 
 TUNNEL_PREFIX = "rma-tunnel-"
 TUNNEL_FOR = "rma.tunnel-for"  # on a tunnel: the container it serves
@@ -27,8 +29,17 @@ MAX_NAME = 128
 OWN_NAME = f"names starting with {TUNNEL_PREFIX!r} are the agent's own tunnels"
 
 
+PROBE = "probe"  # rma.http-from: nobody said; the agent's probe decides
+
+
 def is_http(spec: ContainerSpec) -> bool:
     return spec.labels_dict.get(HTTP_LABEL) == "true" and bool(spec.ports)
+
+
+def asked_by_probe(spec: ContainerSpec) -> bool:
+    """Whether the agent's own probe decides if this spec speaks HTTP (it joins its pair network
+    from the start, so a tunnel added later does not change its spec: core/containment.py)."""
+    return spec.labels_dict.get(HTTP_FROM) == PROBE and bool(spec.ports) and not is_http(spec)
 
 
 def tunnel_name(service_container: str) -> str:
@@ -50,21 +61,31 @@ def tunnel_spec(service: ContainerSpec, image: str) -> ContainerSpec:
     )
 
 
-def defer_unstarted(desired: DesiredState, ran: frozenset[str]) -> DesiredState:
+def defer_unstarted(
+    desired: DesiredState, ran: frozenset[str], answered_http: frozenset[str] = frozenset()
+) -> DesiredState:
     """The tunnels of services whose container has never run are not created yet: a tunnel to
-    an image that cannot be pulled, or to a service still waiting for it, serves nobody."""
+    an image that cannot be pulled, or to a service still waiting for it, serves nobody. Nor
+    are those of services asked by probe until they answered HTTP (`answered_http`)."""
+    asked = {s.name for s in desired.specs if asked_by_probe(s)} - answered_http
     waiting = frozenset(
         s.name
         for s in desired.specs
-        if (served := s.labels_dict.get(TUNNEL_FOR)) is not None and served not in ran
+        if (served := s.labels_dict.get(TUNNEL_FOR)) is not None
+        and (served not in ran or served in asked)
     )
     return replace(desired, deferred=desired.deferred | waiting) if waiting else desired
 
 
+def may_tunnel(spec: ContainerSpec) -> bool:
+    """HTTP, or maybe (its tunnel then waits for the probe's answer: defer_unstarted)."""
+    return is_http(spec) or asked_by_probe(spec)
+
+
 def with_tunnels(desired: DesiredState, image: str) -> DesiredState:
-    """The desired state plus a tunnel for each HTTP service; a spec that takes a tunnel's name
-    is refused (the rest runs)."""
+    """The desired state plus a tunnel for each service that may speak HTTP; a spec that takes
+    a tunnel's name is refused (the rest runs)."""
     kept = [s for s in desired.specs if not s.name.startswith(TUNNEL_PREFIX)]
     refused = [Refusal(s.name, OWN_NAME) for s in desired.specs if s not in kept]
-    tunnels = [tunnel_spec(s, image) for s in kept if is_http(s)]
+    tunnels = [tunnel_spec(s, image) for s in kept if may_tunnel(s)]
     return replace(desired, specs=(*kept, *tunnels), refused=(*desired.refused, *refused))

@@ -16,12 +16,14 @@ counts for the crash-loop back-off) and its last probe error reported. A `warmup
 pulling its model through its own API) is POSTed once, after the first answer and before the
 service counts as ready; until it succeeds the service stays `starting`. A container seen anew —
 created, or started again after a pause or the GPU given back — starts over as `starting`.
+A container whose coordinator said nothing of HTTP (`rma.http-from: probe`) is asked, once its
+port accepts, whether it speaks HTTP (`GET /`, the first bytes read): one that answers `HTTP/` is
+remembered (`answered_http`), gets its tunnel and shows `http_from: probe`; its tunnel found
+already there (the agent restarted) says the same. Until then that tunnel is not shown.
 """
 
 from __future__ import annotations
 
-import http.client
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,12 +32,14 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from controller.clients.probes import probe, speaks_http, warm_up
 from controller.core.models import ActualContainer, ContainerSpec, Readiness, Warmup
 from controller.core.status import AgentStatus
+from controller.core.tunnels import asked_by_probe, tunnel_name
 
 log = structlog.get_logger(__name__)
-MAX_ANSWER = 64 * 1024
 STARTING_PERIOD = 1.0
+HTTP_TRIES = 3  # answers that said nothing before a port counts as not HTTP
 
 
 @dataclass
@@ -56,52 +60,13 @@ class Probed:
     busy: bool = False
     restarted: bool = False
     warmed: bool = False
+    http_tries: int = HTTP_TRIES  # asks left whether it speaks HTTP (0: not asked)
 
     @property
     def state(self) -> str:
         if self.ready:
             return "healthy"
         return "unhealthy" if self.ever else "starting"
-
-
-def warm_up(address: str, port: int, warmup: Warmup) -> str:
-    """ "" when the warm-up POST answered 2xx, else why not."""
-    conn = http.client.HTTPConnection(address, port, timeout=warmup.timeout)
-    try:
-        headers = {"Content-Type": "application/json", "User-Agent": "rma-worker-probe"}
-        conn.request("POST", warmup.path, body=warmup.body.encode(), headers=headers)
-        answer = conn.getresponse()
-        answer.read(MAX_ANSWER)
-    except (OSError, http.client.HTTPException) as exc:
-        return f"warm-up POST {warmup.path}: {type(exc).__name__}: {exc}"[:200]
-    finally:
-        conn.close()
-    return "" if 200 <= answer.status < 300 else f"warm-up POST {warmup.path}: HTTP {answer.status}"
-
-
-def probe(address: str, port: int, check: Readiness | None, timeout: float) -> str:
-    """ "" when ready, else why not (one line)."""
-    if check is None:
-        try:
-            with socket.create_connection((address, port), timeout=timeout):
-                return ""
-        except OSError as exc:
-            return f"TCP {port}: {exc.strerror or exc}"
-    conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    try:
-        conn.request("GET", check.path, headers={"User-Agent": "rma-worker-probe"})
-        answer = conn.getresponse()
-        body = answer.read(MAX_ANSWER).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as exc:
-        return f"GET {check.path}: {type(exc).__name__}: {exc}"[:200]
-    finally:
-        conn.close()
-    wanted = check.expect_status or tuple(range(200, 400))
-    if answer.status not in wanted:
-        return f"GET {check.path}: HTTP {answer.status}"
-    if check.contains and check.contains not in body:
-        return f"GET {check.path}: the answer does not hold {check.contains!r}"
-    return ""
 
 
 class ReadinessProber:
@@ -115,9 +80,12 @@ class ReadinessProber:
         workers: int = 4,
         probe_fn: Callable[[str, int, Readiness | None, float], str] = probe,
         warm_fn: Callable[[str, int, Warmup], str] = warm_up,
+        http_fn: Callable[[str, int, float], str] = speaks_http,
     ) -> None:
         self._stop, self._restart, self._on_change = stop, restart, on_change
-        self._clock, self._probe, self._warm = clock, probe_fn, warm_fn
+        self._clock, self._probe, self._warm, self._ask = clock, probe_fn, warm_fn, http_fn
+        self._http: set[str] = set()  # names asked by probe that answered HTTP
+        self._asked: frozenset[str] = frozenset()  # the tunnels of those asked by probe
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
         self._lock = threading.Lock()
         self._known: dict[str, Probed] = {}  # container id -> its probe state
@@ -142,17 +110,22 @@ class ReadinessProber:
             if not address or (spec.readiness is None and spec.healthcheck is not None):
                 continue  # nowhere to probe, or Docker's own check decides
             seen[c.id] = (spec, address)
+        asked = {tunnel_name(n): n for n, s in wanted.items() if asked_by_probe(s)}
         with self._lock:
-            self._wanted = frozenset(wanted)
+            self._wanted, self._asked = frozenset(wanted), frozenset(asked)
+            self._http &= set(asked.values())
+            self._http |= {asked[c.name] for c in actual if c.name in asked}
             for gone in set(self._known) - set(seen):
                 del self._known[gone]
             for cid, (spec, address) in seen.items():
                 if cid not in self._known:
-                    port = (spec.readiness.port if spec.readiness else None) or spec.ports[
-                        0
-                    ].container
-                    self._known[cid] = Probed(cid, spec.name, address, port, spec.readiness, now)
+                    self._known[cid] = _probed(cid, spec, address, now)
         self._wake.set()
+
+    def answered_http(self) -> frozenset[str]:
+        """The containers asked by probe that answered HTTP (they get a tunnel)."""
+        with self._lock:
+            return frozenset(self._http)
 
     def overlay(self, status: AgentStatus) -> AgentStatus:
         """The status with each probed container's readiness as its health (a Docker
@@ -160,9 +133,15 @@ class ReadinessProber:
         ready, the probe's error and how long it has been starting."""
         with self._lock:
             by_name = {p.name: (p.state, p.error, p.since) for p in self._known.values()}
-            wanted = self._wanted
+            wanted, http = self._wanted, frozenset(self._http)
+            unasked = self._asked - {tunnel_name(n) for n in http}
         now, rows = self._clock(), []
-        for c in status.containers:
+        marked = (
+            replace(c, http=True, http_from="probe") if c.name in http else c
+            for c in status.containers
+            if c.name not in unasked or c.state != "waiting"
+        )
+        for c in marked:
             found = by_name.get(c.name)
             if found is None and c.name in wanted:
                 found = ("starting", "", now)  # running, not probed yet: not ready yet
@@ -205,16 +184,37 @@ class ReadinessProber:
 
     def _one(self, p: Probed) -> None:
         check = p.check or Readiness("/")
+        answered = False
         try:
             error = self._probe(p.address, p.port, p.check, check.timeout)
             if not error and check.warmup is not None and not p.warmed:
                 error = self._warm(p.address, p.port, check.warmup)
                 p.warmed = not error
+            answered = not error and self._asked_http(p, check.timeout)
         except Exception as exc:  # never a probe stuck `busy` for good: a failed probe
             log.exception("probe_crashed", container=p.name)
             error = f"probe crashed: {type(exc).__name__}"
-        now, changed, restart = self._clock(), False, False
+        changed, restart = self._record(p, error, answered, check)
+        if changed:
+            log.info("service_" + p.state, container=p.name, error=p.error or None)
+        if changed or answered:
+            self._on_change()
+        if restart:
+            log.error(
+                "service_not_ready",
+                container=p.name,
+                seconds=check.start_period,
+                error=error,
+                action="restarted (counts for the crash-loop back-off)",
+            )
+            self._restart(p.cid)
+
+    def _record(self, p: Probed, error: str, answered: bool, check: Readiness) -> tuple[bool, bool]:
+        """One probe's answer kept: (whether its state changed, whether to restart it)."""
+        now, restart = self._clock(), False
         with self._lock:
+            if answered:
+                self._http.add(p.name)
             was = p.state
             if not error:
                 p.ready, p.ever, p.failures, p.error = True, True, 0, ""
@@ -226,16 +226,21 @@ class ReadinessProber:
                 p.restarted = p.restarted or restart
             p.due = now + (check.period if p.ever else STARTING_PERIOD)
             p.busy = False
-            changed = p.state != was
-        if changed:
-            log.info("service_" + p.state, container=p.name, error=p.error or None)
-            self._on_change()
-        if restart:
-            log.error(
-                "service_not_ready",
-                container=p.name,
-                seconds=check.start_period,
-                error=error,
-                action="restarted (counts for the crash-loop back-off)",
-            )
-            self._restart(p.cid)
+            return p.state != was, restart
+
+    def _asked_http(self, p: Probed, timeout: float) -> bool:
+        """Whether `p`, asked by probe, answered HTTP just now (at most HTTP_TRIES asks)."""
+        with self._lock:
+            if p.http_tries <= 0 or p.name in self._http:
+                return False  # not asked, or already known
+        verdict = self._ask(p.address, p.port, timeout)
+        p.http_tries = 0 if verdict else p.http_tries - 1
+        if verdict == "http":
+            log.info("service_speaks_http", container=p.name, action="tunnelled")
+        return verdict == "http"
+
+
+def _probed(cid: str, spec: ContainerSpec, address: str, now: float) -> Probed:
+    port = (spec.readiness.port if spec.readiness else None) or spec.ports[0].container
+    tries = HTTP_TRIES if asked_by_probe(spec) else 0
+    return Probed(cid, spec.name, address, port, spec.readiness, now, http_tries=tries)

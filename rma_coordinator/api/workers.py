@@ -86,7 +86,9 @@ def register(
     previous = body.previous_worker_id if config.part2 else None
     worker_id = _new_worker_id(registry, previous, authorization)
     tier = tier_for(caps)
-    containers = config.catalog.containers_for(tier, worker_id, config.public_url)
+    containers = config.catalog.containers_for(
+        tier, worker_id, config.public_url, http_marks=config.dialect != "part1"
+    )
     token = secrets.token_urlsafe(32) if config.part2 else None
     services = [c.model_dump() for c in body.containers or ()]
     state.guard.screen(services)

@@ -93,12 +93,19 @@ def test_a_request_through_the_coordinator_reaches_the_container(
 ) -> None:
     coord = served.coord
     agent = start_agent(coord.url, instance, *served.agent_args)
+    service = f"{instance}-notes"
     first = wait_until(lambda: url_of(coord), timeout=60, what="the tunnel's URL listed")
     assert re.fullmatch(TUNNEL_URL, first)
     assert wait_until(lambda: through(served), what="the page through the coordinator")
     status = agent_status(tmp_path / "state", instance)
     assert status["ingress"] == "tunnel"
     assert [s["service_url"] for s in status["reachable"]] == [first]
+    if served.dialect == "part1":  # no http mark, not in the agent's catalog as HTTP: probed
+        row = next(c for c in status["containers"] if c["name"] == service)
+        assert row.get("http_from") == "probe"
+        # it joined the network it shares with its tunnel from the start (core/containment.py)
+        joined = client.containers.get(service).attrs["NetworkSettings"]["Networks"]
+        assert any(n.startswith(f"rma-{instance}-pair-") for n in joined)
 
     tunnel = f"rma-tunnel-{instance}-notes"
     client.api.remove_container(tunnel, force=True)  # killed: the agent brings it back

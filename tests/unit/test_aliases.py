@@ -81,4 +81,4 @@ def test_a_part1_container_the_catalog_knows_counts_as_http() -> None:
     assert notes["labels"]["rma.http-from"] == "catalog" and notes["readiness"]["path"] == "/health"
     assert ocr["http"] and ocr["labels"]["rma.service"] == "vision-ocr"
     assert "rma.aliases" not in ocr["labels"]  # a name on the network is still not given
-    assert other == unknown
+    assert "http" not in other and other["labels"] == {"rma.http-from": "probe"}  # asked by probe

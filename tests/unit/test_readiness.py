@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from controller.clients.probes import probe
 from controller.contract.services import services_status, serving
 from controller.core.models import ActualContainer, ContainerSpec, PortMapping, Readiness
 from controller.core.status import AgentStatus, ContainerStatus
-from controller.engine.readiness import ReadinessProber, probe
+from controller.engine.readiness import ReadinessProber
 
 NET = "rma-i"
 READY = Readiness("/v1/models", contains="qwen", start_period=60, failure_threshold=2)
@@ -185,8 +186,8 @@ def test_a_warmup_runs_once_after_the_first_answer_before_ready() -> None:
 
 
 def test_the_real_warmup(origin: int) -> None:
+    from controller.clients.probes import warm_up  # noqa: PLC0415
     from controller.core.models import Warmup  # noqa: PLC0415
-    from controller.engine.readiness import warm_up  # noqa: PLC0415
 
     assert warm_up("127.0.0.1", origin, Warmup("/api/pull", '{"name": "llava:7b"}', 5)) == ""
     assert warm_up("127.0.0.1", origin, Warmup("/api/pull", "{}", 5)).endswith("HTTP 500")
