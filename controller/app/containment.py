@@ -20,8 +20,7 @@ from controller.core.status import AgentStatus
 from controller.core.tunnels import defer_unstarted, with_tunnels
 from controller.engine.diskwatch import WritableLayers
 from controller.engine.doorbell import Doorbell
-from controller.settings import Settings
-from controller.settings_fields import OFF
+from controller.settings import OFF, Settings
 
 log = structlog.get_logger(__name__)
 PID_MAX = Path("/proc/sys/kernel/pid_max")

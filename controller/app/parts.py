@@ -44,8 +44,7 @@ from controller.engine.readiness import ReadinessProber
 from controller.engine.tunnels import TunnelURLs
 from controller.engine.volumes import DAY, VolumeKeeper
 from controller.membership.source import AssignmentSource
-from controller.settings import Settings
-from controller.settings_fields import port_bounds
+from controller.settings import Settings, port_bounds
 
 if TYPE_CHECKING:
     from controller.ops.metrics import Metrics
