@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from controller import __version__
 
@@ -74,8 +74,15 @@ def _add_setting_flags(
         parser.add_argument(spec["flag"], **kwargs)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line (which flag, what is wrong) and exit 2, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (--help lists every flag)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rma-worker",
         description="RMA worker agent: lend this machine to the RMA pool and keep its Docker "
         "containers converged to what it is assigned.",
@@ -180,7 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args)
     except ValidationError as exc:
-        print(f"rma-worker: invalid configuration: {exc}", file=sys.stderr)
+        from controller.settings import problems  # noqa: PLC0415
+
+        for line in problems(exc):
+            print(f"rma-worker: {line}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_format, settings.log_level)
     if args.command is not None:

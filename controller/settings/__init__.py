@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from controller.core.addresses import loopback
@@ -35,6 +35,7 @@ __all__ = [
     "group_of",
     "parse_host_port",
     "port_bounds",
+    "problems",
 ]
 
 GROUPS = ("contributor", "operator", "tuning")
@@ -83,3 +84,22 @@ def env_for(field: str) -> str:
 def group_of(field: str) -> str:
     """Who sets it: the group module that declares it."""
     return next(g for g, declared in _DECLARED.items() if field in declared)
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """One line per bad setting, naming its flag and environment variable and what is wrong
+    (no pydantic wording, no link): what `rma-worker` prints before it exits 2."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field not in Settings.model_fields:
+            lines.append(message)  # a rule across settings: its message names them
+            continue
+        given = error.get("input")
+        shown = isinstance(given, str | int | float) and repr(given) not in message
+        got = f" (got {given!r})" if shown else ""
+        lines.append(
+            f"{flag_for(field)} / {env_for(field)}: {message[:1].lower()}{message[1:]}{got}"
+        )
+    return lines

@@ -13,7 +13,7 @@ from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from controller.core.energy import Price
-from controller.core.limits import MEMORY_PATTERN, memory_bytes
+from controller.core.limits import memory_bytes
 from controller.core.schedule import Schedule
 from controller.settings.fields import OFF, port_bounds, setting
 
@@ -141,7 +141,6 @@ class ContributorSettings(BaseSettings):
         None,
         "at most this much memory for each container, e.g. 8g (also what is offered)",
         "(no cap)",
-        pattern=MEMORY_PATTERN,
     )
     gpus: str | None = setting(
         None,
@@ -213,6 +212,13 @@ class ContributorSettings(BaseSettings):
             memory_bytes(v)  # ValueError: not a size
         return v
 
+    @field_validator("max_memory")
+    @classmethod
+    def _memory_size(cls, v: str | None) -> str | None:
+        if v is not None:
+            memory_bytes(v)  # ValueError: not a size
+        return v
+
     @field_validator("port_range")
     @classmethod
     def _port_range(cls, v: str) -> str:
@@ -223,8 +229,8 @@ class ContributorSettings(BaseSettings):
     def _image_gc_marks(self) -> Self:
         if self.image_gc_low > self.image_gc_high:
             raise ValueError(
-                f"image_gc_low ({self.image_gc_low:g}) must not be above "
-                f"image_gc_high ({self.image_gc_high:g})"
+                f"--image-gc-low ({self.image_gc_low:g}) must not be above "
+                f"--image-gc-high ({self.image_gc_high:g})"
             )
         return self
 
