@@ -31,22 +31,22 @@ async def assignment(
     await run_in_threadpool(check_token, registry, worker_id, authorization)
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
-        event = state.notifier.event(worker_id)
-        worker = await run_in_threadpool(registry.get, worker_id)
-        if worker is None:
-            raise HTTPException(404, "Worker not found")
-        etag = f'"{worker.generation}"'
-        if if_none_match != etag:
-            return JSONResponse(
-                {
-                    "generation": worker.generation,
-                    "tier": worker.tier,
-                    "containers": worker.containers,
-                },
-                headers={"ETag": etag},
-            )
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return Response(status_code=304, headers={"ETag": etag})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), remaining)
+        with state.notifier.watch(worker_id) as event:  # before the read: no change missed
+            worker = await run_in_threadpool(registry.get, worker_id)
+            if worker is None:
+                raise HTTPException(404, "Worker not found")
+            etag = f'"{worker.generation}"'
+            if if_none_match != etag:
+                return JSONResponse(
+                    {
+                        "generation": worker.generation,
+                        "tier": worker.tier,
+                        "containers": worker.containers,
+                    },
+                    headers={"ETag": etag},
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Response(status_code=304, headers={"ETag": etag})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)

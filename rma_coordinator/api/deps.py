@@ -11,7 +11,7 @@ import hmac
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -45,22 +45,41 @@ class Config:
 
 
 class Notifier:
-    """Wakes long polls waiting on a worker's assignment. Used on the event loop only."""
+    """Wakes long polls waiting on a worker's assignment. Used on the event loop only.
+
+    A poll watches its worker while it runs (`watch`); the last one to leave, by an answer, a
+    timeout or a dropped client, forgets the worker: nothing is kept for polls that are over."""
 
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
+        self._watched: dict[str, tuple[asyncio.Event, int]] = {}  # worker -> (event, polls)
 
-    def event(self, worker_id: str) -> asyncio.Event:
-        return self._events.setdefault(worker_id, asyncio.Event())
+    @contextlib.contextmanager
+    def watch(self, worker_id: str) -> Iterator[asyncio.Event]:
+        """The event a change of this worker's assignment sets, while the block runs."""
+        event, polls = self._watched.get(worker_id, (asyncio.Event(), 0))
+        self._watched[worker_id] = (event, polls + 1)
+        try:
+            yield event
+        finally:
+            now, left = self._watched.get(worker_id, (None, 0))
+            if now is event:  # not notified meanwhile (that forgot it already)
+                if left <= 1:
+                    del self._watched[worker_id]
+                else:
+                    self._watched[worker_id] = (event, left - 1)
 
     def waiting(self, worker_id: str) -> bool:
-        """Whether a long poll of this worker is waiting now."""
-        return worker_id in self._events
+        """Whether a long poll of this worker is in progress now."""
+        return worker_id in self._watched
+
+    def __len__(self) -> int:
+        """How many workers are watched now (0 once every poll is over)."""
+        return len(self._watched)
 
     def notify(self, worker_id: str) -> None:
-        event = self._events.pop(worker_id, None)
-        if event is not None:
-            event.set()
+        entry = self._watched.pop(worker_id, None)
+        if entry is not None:
+            entry[0].set()
 
 
 def own_addresses(config: Config) -> frozenset[tuple[str, int]]:
