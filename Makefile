@@ -17,9 +17,9 @@ help:
 	@echo "make test       install, start Docker + local registry, run the whole test suite"
 	@echo "make unit       unit and contract tests (no Docker, no network beyond loopback)"
 	@echo "make lint       ruff check + format, mypy --strict, import contracts"
-	@echo "make settings-table  regenerate the README's settings table from Settings"
+	@echo "make settings-table  regenerate docs/settings.md's table from Settings"
 	@echo "make screenshot      the owner's page in a real browser: docs/dashboard.png"
-	@echo "make bench      run the benchmarks (~10 min): bench/results/ and the README's table"
+	@echo "make bench      run the benchmarks (~10 min): bench/results/ and docs/performance.md"
 	@echo "make services   install (if missing) and start the Docker engine and local registry"
 	@echo "make image      build the agent's container image rma-worker:local"
 	@echo "make install-service  install the agent under /opt/rma-worker and enable its systemd unit"
@@ -109,15 +109,15 @@ lint: install $(LINT_VENV)/.installed
 	$(BIN)/mypy
 	PYTHONPATH=$(CURDIR) $(LINT_VENV)/bin/lint-imports
 
-# The README's settings table and the CLI's flags.json, generated from controller/settings.py.
+# docs/settings.md's table and the CLI's flags.json, generated from controller/settings/.
 settings-table: install
-	$(BIN)/python -m controller.cli.settings_table --readme README.md \
+	$(BIN)/python -m controller.cli.settings_table --readme docs/settings.md \
 	  --flags controller/cli/flags.json
 
 # One run of every benchmark on this machine (about 10 minutes); writes bench/results/bench.json,
-# bench.md and bench.png and puts the table into the README. BENCH_ARGS=--quick: a smoke run.
-BENCH_ARGS ?= --readme README.md
-# The owner's page in a real browser against a real agent; its screenshot is the README's.
+# bench.md and bench.png and puts the table into docs/performance.md. BENCH_ARGS=--quick: a smoke run.
+BENCH_ARGS ?= --readme docs/performance.md
+# The owner's page in a real browser against a real agent; its screenshot is docs/owner.md's.
 screenshot: install services
 	RMA_REQUIRE_DOCKER=1 RMA_SCREENSHOT=docs/dashboard.png $(BIN)/pytest -q \
 	  tests/integration/test_dashboard_browser.py

@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): run every benchmark once on this machine, in sequence, and
 write bench.json, bench.md and bench.png to the output folder; with --readme, also put the
-Markdown between the README's bench markers. --quick runs tiny sizes (a smoke test of the suite,
-not numbers to publish).
+Markdown between docs/performance.md's bench markers. --quick runs tiny sizes (a smoke test of
+the suite, not numbers to publish).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick, rma-bench-quick in the temp folder)",
     )
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(FULL))
-    parser.add_argument("--readme", type=Path, help="splice the Markdown into this README")
+    parser.add_argument(
+        "--readme", type=Path, help="splice the Markdown into this page (docs/performance.md)"
+    )
     parser.add_argument(
         "--merge",
         action="store_true",
@@ -193,8 +196,10 @@ def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:
     report.plot(results, args.out / "bench.png")
     md = report.markdown(results, plot_path=str(args.out / "bench.png"))
     (args.out / "bench.md").write_text(md)
-    if args.readme:
-        args.readme.write_text(report.splice(args.readme.read_text(), md))
+    if args.readme:  # the plot's path as seen from the page it goes into
+        seen = os.path.relpath((args.out / "bench.png").resolve(), args.readme.resolve().parent)
+        page = report.markdown(results, plot_path=seen)
+        args.readme.write_text(report.splice(args.readme.read_text(), page))
     print(md)
 
 

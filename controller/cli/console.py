@@ -1,5 +1,6 @@
 """What `rma-worker` prints for people: the `status` table, `cleanup`, and the pull progress bar.
-The only module besides cli.py that writes to stdout/stderr directly."""
+With commands.py, owner.py and settings_table.py, the only modules that write to stdout/stderr
+directly (everything else logs)."""
 
 from __future__ import annotations
 

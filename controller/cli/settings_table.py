@@ -1,10 +1,11 @@
-"""What is generated from Settings (`make settings-table`): the README's settings table, so that
+"""What is generated from Settings (`make settings-table`): docs/settings.md's table, so that
 the documented names, defaults and meanings are the ones the agent has, and the command line's
 flags (controller/cli/flags.json), so that `--help` needs no pydantic. A unit test fails when
 either copy is stale.
 
     python -m controller.cli.settings_table                  print the table
     python -m controller.cli.settings_table --readme FILE    replace it between the markers
+                                                             (docs/settings.md)
     python -m controller.cli.settings_table --flags FILE     write the flags file
 """
 
@@ -102,7 +103,7 @@ def current(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", type=Path, help="README to update in place")
+    parser.add_argument("--readme", type=Path, help="the page to update (docs/settings.md)")
     parser.add_argument("--flags", type=Path, help="flags file to write")
     args = parser.parse_args(argv)
     if args.flags is not None:

@@ -1,5 +1,5 @@
-"""The Docker engine client: the runtime the loop drives (docker_owned.py, docker_specs.py and
-docker_errors.py are its other parts that import `docker`).
+"""The Docker engine client: the runtime the loop drives (docker_owned.py, docker_specs.py,
+docker_pull.py and docker_errors.py are its other parts that import `docker`).
 
 It sees only containers carrying this agent instance's ownership labels (one label-filtered list
 call per pass), writes the spec hash into a label at creation, and lets no docker-py or requests

@@ -1,5 +1,5 @@
 """The benchmark suite's pure parts: statistics, wrk output parsing, targets, the Markdown report
-and the README splice (the measurements themselves run in tests/integration/test_bench.py)."""
+and its splice into docs/performance.md (measured in tests/integration/test_bench.py)."""
 
 from __future__ import annotations
 
