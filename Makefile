@@ -84,8 +84,14 @@ run-once: install demo-images
 # Unit, contract and integration tests; integration needs the engine, so a missing one fails
 # them here (RMA_REQUIRE_DOCKER=1). RMA_DESTRUCTIVE=1 adds the tests that stop the host's
 # engine or wait minutes (CI sets it).
+# Two phases: the tests side by side (TEST_WORKERS processes: they mostly wait on the engine), then
+# the `serial` ones alone (they hold the whole host: tests/conftest.py). Both run; either fails it.
+TEST_WORKERS ?= 4
 test: install services
-	RMA_REQUIRE_DOCKER=1 $(BIN)/pytest -q tests
+	@status=0; \
+	RMA_REQUIRE_DOCKER=1 $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not serial" tests || status=1; \
+	RMA_REQUIRE_DOCKER=1 $(BIN)/pytest -q -m serial tests || status=1; \
+	exit $$status
 
 unit: install
 	$(BIN)/pytest -q tests/unit tests/contract

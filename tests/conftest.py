@@ -6,6 +6,11 @@
   engine they are skipped with one reason, unless RMA_REQUIRE_DOCKER=1 (`make test`, CI), where a
   missing engine fails them instead.
 - tests/destructive: stop the host's engine or wait minutes; run only with RMA_DESTRUCTIVE=1.
+
+`make test` runs them in two phases: first everything but the `serial` tests side by side
+(pytest-xdist: each test has its own agent instance, networks, ports and state dir), then the
+`serial` ones alone — those that hold something of the whole host: the engine itself
+(destructive) or fixed ports (`make run`'s coordinator, demo page and owner's page).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pytest
 
 pytest_plugins = ["rma_testkit.fixtures"]
 NEEDS_ENGINE = ("integration", "destructive")
+SERIAL_FILES = frozenset({"test_make_run.py"})
 
 
 @cache
@@ -40,6 +46,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if layer is None:
             continue
         item.add_marker(getattr(pytest.mark, layer))
+        if layer == "destructive" or item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
         if layer == "destructive" and not destructive:
             item.add_marker(pytest.mark.skip(reason="destructive: set RMA_DESTRUCTIVE=1"))
         elif not require and _engine_problem() is not None:

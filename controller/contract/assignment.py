@@ -35,13 +35,14 @@ NOT_IN_CATALOG = "the coordinator named a service this agent's catalog does not 
 
 
 def resolve(
-    catalog: Catalog, tier: int, containers: Any, services: Any
+    catalog: Catalog, tier: int, containers: Any, services: Any, *, marks_http: bool = False
 ) -> tuple[Any, list[Refusal]]:
     """(the entries to run, the service names refused and the placeholders, unavailable) from
-    what the coordinator said."""
+    what the coordinator said; `marks_http`: it speaks Part 2, whose specs say `http` themselves
+    (absent is false), so none of them is asked by probe."""
     if containers is not None:
         kept, refused = _no_claimed_aliases(catalog, containers)
-        return _known_http(catalog, kept), refused
+        return _known_http(catalog, kept, probe=not marks_http), refused
     if services is None:
         return catalog.for_tier(tier)
     if not isinstance(services, list):
@@ -76,13 +77,14 @@ def _no_claimed_aliases(catalog: Catalog, containers: Any) -> tuple[Any, list[Re
     return kept, refused
 
 
-def _known_http(catalog: Catalog, containers: Any) -> Any:
+def _known_http(catalog: Catalog, containers: Any, *, probe: bool) -> Any:
     """A Part 1 coordinator marks nothing as HTTP (the service coordinator sends no `http`), so
     none of its containers would get a tunnel or a probe: one the catalog knows — by container
     name, else by image repository — takes the catalog's `http`, service, health path and
     readiness (`rma.http-from: catalog` says so). One it does not know, sent without any `http`
-    key, is marked `rma.http-from: probe`: the agent asks its port itself once it runs
-    (engine/readiness.py) and tunnels it if it answers HTTP (core/tunnels.py)."""
+    key by a coordinator that has none (`probe`: not Part 2), is marked `rma.http-from: probe`:
+    the agent asks its port itself once it runs (engine/readiness.py) and tunnels it if it
+    answers HTTP (core/tunnels.py)."""
     if not isinstance(containers, list):
         return containers
     by_name = {str(e.spec["name"]): e for e in catalog.entries}
@@ -96,7 +98,7 @@ def _known_http(catalog: Catalog, containers: Any) -> Any:
             )
         labels = known.spec.get("labels", {}) if known is not None else {}
         if known is None or labels.get(HTTP_LABEL) != "true":
-            marked.append(_probe_mark(entry))
+            marked.append(_probe_mark(entry) if probe else entry)
             continue
         taken = {k: v for k, v in labels.items() if k in (SERVICE_LABEL, HEALTH_LABEL)}
         mine = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}

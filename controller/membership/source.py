@@ -44,11 +44,20 @@ class AssignmentSource:
         return "coordinator assignment"
 
     def set(
-        self, tier: int, entries: Any, generation: int | None, services: Any = None
+        self,
+        tier: int,
+        entries: Any,
+        generation: int | None,
+        services: Any = None,
+        *,
+        marks_http: bool = False,
     ) -> DesiredState:
-        """`entries` None: not said (the catalog decides, by `services` or else by tier)."""
+        """`entries` None: not said (the catalog decides, by `services` or else by tier);
+        `marks_http`: a Part 2 coordinator, whose specs say `http` themselves."""
         try:
-            entries, unknown = resolve(self._catalog, tier, entries, services)
+            entries, unknown = resolve(
+                self._catalog, tier, entries, services, marks_http=marks_http
+            )
             desired = assignment_to_desired(tier, entries, self._publish_address, self._admission)
         except AssignmentTooLarge as exc:
             log.error("assignment_refused", error=str(exc), keeping="the last good assignment")

@@ -99,11 +99,13 @@ class Shared:
             if persist and assignment != self._persisted:  # an unchanged one is not rewritten
                 self.store.save_assignment(assignment)
             self._persisted = assignment
+            identity = self._standing.identity
             self.source.set(
                 assignment.tier,
                 assignment.containers,
                 assignment.generation,
                 assignment.services,
+                marks_http=bool(identity and identity.assignment_url),  # Part 2
             )
             self._standing = replace(
                 self._standing, tier=assignment.tier, etag=assignment.etag or self._standing.etag

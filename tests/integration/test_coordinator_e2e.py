@@ -253,7 +253,8 @@ def test_a_hostile_assignment_never_reaches_docker(
     coordinator.set_assignment(worker["id"], [good, *hostile])
     wait_until(lambda: converged(client, instance, {f"{instance}-svc1"}), what="svc2 removed")
     assert running(client, instance)[f"{instance}-svc1"] == before[f"{instance}-svc1"]
-    every = client.containers.list(all=True)
+    every = client.containers.list(all=True, filters={"name": instance})  # not other tests'
+
     assert not [c.name for c in every if c.name.startswith(f"{instance}-h")]
     for c in every:
         host = c.attrs["HostConfig"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rma_coordinator.api.deps import Notifier
 from rma_coordinator.app import Config, create_app
 from rma_coordinator.db import Registry
 from rma_coordinator.tiers import Catalog, tier_for
@@ -231,32 +229,6 @@ def test_long_poll_times_out_with_304_and_wakes_on_change(api: TestClient) -> No
     )
     poll.join(10)
     assert answers == [200] and len(notifier) == 0
-
-
-def test_the_notifier_forgets_a_worker_when_its_last_poll_is_over() -> None:
-    """Issue 23, item 7: timed-out, answered and dropped polls leave no event behind."""
-
-    async def scenario() -> None:
-        notifier = Notifier()
-        with notifier.watch("w1") as first:
-            with notifier.watch("w1") as second:
-                assert first is second and notifier.waiting("w1")
-            assert notifier.waiting("w1")  # one poll still waits
-        assert len(notifier) == 0 and not notifier.waiting("w1")
-        with notifier.watch("w2") as event:
-            notifier.notify("w2")
-            assert event.is_set() and len(notifier) == 0
-            with notifier.watch("w2") as again:  # the poll's next round watches anew
-                assert again is not event
-        assert len(notifier) == 0
-        try:
-            with notifier.watch("w3"):
-                raise ConnectionResetError  # the client went away
-        except ConnectionResetError:
-            pass
-        assert len(notifier) == 0
-
-    asyncio.run(scenario())
 
 
 def test_admin_needs_its_token(api: TestClient, tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ def test_only_entries_without_any_http_word_and_with_a_port_are_asked() -> None:
     kept, _ = resolve(SHIPPED, 2, [UNKNOWN, said_no, no_port], None)
     specs = parse_specs(kept)[0]
     assert [asked_by_probe(s) for s in specs] == [True, False, False]
+    part2, _ = resolve(SHIPPED, 2, [UNKNOWN], None, marks_http=True)
+    assert part2 == [UNKNOWN]  # Part 2 says `http` itself: absent is false, nothing asked
 
 
 def test_a_tunnel_is_made_once_it_answered_http_and_the_service_is_not_recreated() -> None:
