@@ -10,7 +10,8 @@
 `make test` runs them in two phases: first everything but the `serial` tests side by side
 (pytest-xdist: each test has its own agent instance, networks, ports and state dir), then the
 `serial` ones alone — those that hold something of the whole host: the engine itself
-(destructive) or fixed ports (`make run`'s coordinator, demo page and owner's page).
+(destructive) or fixed ports (`make run`'s coordinator, demo page and owner's page) — and the
+real browser, which reads a state that lasts seconds and needs the host to itself to see it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import pytest
 
 pytest_plugins = ["rma_testkit.fixtures"]
 NEEDS_ENGINE = ("integration", "destructive")
-SERIAL_FILES = frozenset({"test_make_run.py"})
+# make run's fixed ports; a real browser whose page polls miss a short state on a loaded host.
+SERIAL_FILES = frozenset({"test_make_run.py", "test_dashboard_browser.py"})
 
 
 @cache
