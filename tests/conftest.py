@@ -9,8 +9,8 @@
 
 `make test` runs them in two phases: first everything but the `serial` tests side by side
 (pytest-xdist: each test has its own agent instance, networks, ports and state dir), then the
-`serial` ones alone — those that hold something of the whole host: the engine itself
-(destructive) or fixed ports (`make run`'s coordinator, demo page and owner's page) — and the
+`serial` ones alone — those that hold something of the whole host: the engine itself (the
+destructive test that restarts it, marked where it is written) or fixed ports (`make run`'s coordinator, demo page and owner's page) — and the
 real browser, which reads a state that lasts seconds and needs the host to itself to see it.
 """
 
@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if layer is None:
             continue
         item.add_marker(getattr(pytest.mark, layer))
-        if layer == "destructive" or item.path.name in SERIAL_FILES:
+        if item.path.name in SERIAL_FILES:
             item.add_marker(pytest.mark.serial)
         if layer == "destructive" and not destructive:
             item.add_marker(pytest.mark.skip(reason="destructive: set RMA_DESTRUCTIVE=1"))

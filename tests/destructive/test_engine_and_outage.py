@@ -9,6 +9,7 @@ from pathlib import Path
 
 import docker
 import psutil
+import pytest
 
 from rma_testkit.agent import StartAgent, write_manifest
 from rma_testkit.coordinator import Coordinator
@@ -17,6 +18,7 @@ from rma_testkit.engine import container_spec, managed, running, wait_running, w
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.serial  # it stops the host's engine: every other test would fail meanwhile
 def test_the_engine_restarted_under_a_running_agent(
     client: docker.DockerClient,
     registry_image: str,
