@@ -10,8 +10,9 @@
 `make test` runs them in two phases: first everything but the `serial` tests side by side
 (pytest-xdist: each test has its own agent instance, networks, ports and state dir), then the
 `serial` ones alone — those that hold something of the whole host: the engine itself (the
-destructive test that restarts it, marked where it is written) or fixed ports (`make run`'s coordinator, demo page and owner's page) — and the
-real browser, which reads a state that lasts seconds and needs the host to itself to see it.
+destructive test that restarts it, marked where it is written), fixed ports (`make run`'s
+coordinator, demo page and owner's page), and the real browser, which reads a state that lasts
+seconds and needs the host to itself to see it.
 """
 
 from __future__ import annotations
