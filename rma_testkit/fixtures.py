@@ -73,6 +73,19 @@ def model_image(client: docker.DockerClient) -> str:
 
 
 @pytest.fixture
+def own_image(client: docker.DockerClient, instance: str) -> Iterator[str]:
+    """The test image under a name of this test's own, in the local registry and not on this
+    machine: the agent must pull it, and no test running beside this one pulls or removes it
+    (the shared `registry_image` is everyone's)."""
+    remote = f"{REGISTRY_IMAGE.rsplit(':', 1)[0]}-{instance}:1"
+    pushed(client, LOCAL_IMAGE, remote)
+    client.images.remove(remote)
+    yield remote
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(remote, force=True)
+
+
+@pytest.fixture
 def instance(client: docker.DockerClient) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:8]}"
     yield name

@@ -14,7 +14,6 @@ import pytest
 from rma_testkit.agent import StartAgent, run_once, write_manifest
 from rma_testkit.engine import (
     container_spec,
-    drop_image,
     managed,
     running,
     three_containers,
@@ -26,14 +25,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_converges_from_empty_pulling_from_the_local_registry(
-    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+    client: docker.DockerClient, own_image: str, instance: str, tmp_path: Path
 ) -> None:
-    drop_image(client, registry_image)  # the agent must pull it
-    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, registry_image))
+    manifest = write_manifest(tmp_path / "m.json", three_containers(instance, own_image))
     done = run_once(manifest, instance, tmp_path / "state")
     assert done.returncode == 0, done.stderr
     assert set(running(client, instance)) == {f"{instance}-{n}" for n in ("web", "worker", "data")}
-    client.images.get(registry_image)  # pulled
+    client.images.get(own_image)  # pulled
     logged = [json.loads(line)["event"] for line in done.stderr.splitlines()]
     assert "image_pulled" in logged and "converged" in logged
     data = client.containers.get(f"{instance}-data")

@@ -19,7 +19,6 @@ from rma_testkit.coordinator import Coordinator, free_port
 from rma_testkit.engine import (
     LOCAL_IMAGE,
     container_spec,
-    drop_image,
     managed,
     running,
     wait_running,
@@ -142,25 +141,22 @@ def test_a_corrupt_state_file_is_recovered_with_a_clear_log_line(
 
 
 def test_image_gc_removes_only_unused_images_the_agent_pulled(
-    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+    client: docker.DockerClient, own_image: str, instance: str, tmp_path: Path
 ) -> None:
-    drop_image(client, registry_image)  # the agent pulls it: its own
-    manifest = write_manifest(
-        tmp_path / "m.json", [container_spec(f"{instance}-x", registry_image)]
-    )
+    manifest = write_manifest(tmp_path / "m.json", [container_spec(f"{instance}-x", own_image)])
     state = tmp_path / "state"
     gc = ("--image-gc-high", "0", "--image-gc-low", "0")  # "the disk is always full"
     done = run_once(manifest, instance, state, *gc)
     assert done.returncode == 0, done.stderr
-    assert registry_image in json.loads((state / f"{instance}.images.json").read_text())
-    client.images.get(registry_image)  # in use: kept
+    assert own_image in json.loads((state / f"{instance}.images.json").read_text())
+    client.images.get(own_image)  # in use: kept
     # Switch to the demo image, which the agent did not pull: the old one goes, it stays.
     write_manifest(manifest, [container_spec(f"{instance}-x", LOCAL_IMAGE)])
     done = run_once(manifest, instance, state, *gc)
     assert done.returncode == 0, done.stderr
     run_once(manifest, instance, state, *gc)  # a pass after the old container is gone
     with pytest.raises(docker.errors.ImageNotFound):
-        client.images.get(registry_image)
+        client.images.get(own_image)
     client.images.get(LOCAL_IMAGE)
     assert (
         "image_removed" in done.stderr
@@ -169,17 +165,14 @@ def test_image_gc_removes_only_unused_images_the_agent_pulled(
 
 
 def test_a_pull_under_the_disk_floor_is_refused_clearly(
-    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+    client: docker.DockerClient, own_image: str, instance: str, tmp_path: Path
 ) -> None:
-    drop_image(client, registry_image)
-    manifest = write_manifest(
-        tmp_path / "m.json", [container_spec(f"{instance}-x", registry_image)]
-    )
+    manifest = write_manifest(tmp_path / "m.json", [container_spec(f"{instance}-x", own_image)])
     done = run_once(manifest, instance, tmp_path / "state", "--min-free-disk", "1000000")
     assert done.returncode == 1
     assert "floor" in done.stderr and "image_pull_refused" in done.stderr
     with pytest.raises(docker.errors.ImageNotFound):
-        client.images.get(registry_image)
+        client.images.get(own_image)
 
 
 def test_a_coordinator_answering_at_once_cannot_make_the_agent_spin(
