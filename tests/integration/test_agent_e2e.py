@@ -206,14 +206,16 @@ def test_a_second_start_adopts_without_restarting_and_removes_stale_ones(
     specs[1]["env"] = {"ROLE": "v2"}
     write_manifest(manifest, specs[:2])
     agent = start_agent(manifest, instance)
-    wait_until(
-        lambda: (
+
+    def adopted() -> bool:  # one listing: the worker may be mid-recreate between two
+        now = running(client, instance)
+        return (
             set(managed(client, instance)) == {f"{instance}-web", f"{instance}-worker"}
-            and len(running(client, instance)) == 2
-            and running(client, instance)[f"{instance}-worker"] != ids[f"{instance}-worker"]
-        ),
-        what="adoption",
-    )
+            and len(now) == 2
+            and now.get(f"{instance}-worker") not in (None, ids[f"{instance}-worker"])
+        )
+
+    wait_until(adopted, what="adoption")
     web = f"{instance}-web"
     assert running(client, instance)[web] == ids[web]
     assert client.api.inspect_container(web)["State"]["StartedAt"] == started[web]
