@@ -86,7 +86,7 @@ run-once: install demo-images
 # engine or wait minutes (CI sets it).
 # Two phases: the tests side by side (TEST_WORKERS processes: they mostly wait on the engine), then
 # the `serial` ones alone (they hold the whole host: tests/conftest.py). Both run; either fails it.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 test: install services
 	@status=0; \
 	RMA_REQUIRE_DOCKER=1 $(BIN)/pytest -q -n $(TEST_WORKERS) -m "not serial" tests || status=1; \
