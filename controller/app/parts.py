@@ -180,11 +180,7 @@ Hook = Callable[[DesiredState], DesiredState]
 
 
 def loop_of(
-    settings: Settings,
-    runtime: DockerRuntime,
-    source: DesiredSource,
-    wiring: Wiring,
-    hold: Hook,
+    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring, hold: Hook
 ) -> tuple[ImagePuller, Agent, VolumeKeeper]:
     """The puller, executor, loop (`hold`: the owner's conditions, then the tunnels' wait) and
     volume keeper."""

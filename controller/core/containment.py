@@ -15,7 +15,8 @@ Tunnels are held apart: each tunnel runs on the agent's tunnels network `rma-<in
 (its way out) and shares an internal network `rma-<instance>-pair-<hash>` with its own service
 only, where the service answers to `rma-origin` (core/tunnels.py). A tunnel can reach no other
 service, and no other service can reach a tunnel. A service whose HTTP the agent's probe decides
-joins its pair network from the start: a tunnel added once it answers leaves its spec as it was.
+has its tunnel's spec from the start (deferred until it answers: core/tunnels.py), so it joins
+its pair network from the start and the tunnel, once made, leaves its spec as it was.
 
 These values are part of the spec, hence of its hash: a change recreates the containers.
 """
@@ -26,7 +27,7 @@ import hashlib
 from dataclasses import dataclass, replace
 
 from controller.core.models import ContainerSpec, DesiredState, VolumeMount
-from controller.core.tunnels import ORIGIN, TUNNEL_FOR, asked_by_probe
+from controller.core.tunnels import ORIGIN, TUNNEL_FOR
 
 DEFAULT_PIDS_LIMIT = 1024
 NO_GPU = ("NVIDIA_VISIBLE_DEVICES", "void")
@@ -84,7 +85,7 @@ class Containment:
         if served is not None:
             network = tunnels_network(self.instance)
             joins = ((pair_network(self.instance, served), ""),)
-        elif spec.name in tunnelled or asked_by_probe(spec):
+        elif spec.name in tunnelled:
             joins = ((pair_network(self.instance, spec.name), ORIGIN),)
         env = spec.env
         if not spec.gpu:
