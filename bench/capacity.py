@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rma_coordinator.db import Registry
+from rma_coordinator.db import NewWorker, Registry
 from rma_testkit.coordinator import Coordinator, write_catalog
 
 LUA = r"""
@@ -58,14 +58,8 @@ def seed(db: Path, workers: int) -> list[tuple[str, str]]:
     now = time.time()
     for i in range(workers):
         worker_id, token = f"worker-{i:08x}", secrets.token_urlsafe(32)
-        registry.add(
-            worker_id,
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            tier=2,
-            capabilities=caps,
-            containers=containers,
-            now=now,
-        )
+        token_hash = hashlib.sha256(token.encode()).hexdigest()
+        registry.add(NewWorker(worker_id, 2, caps, containers, token_hash=token_hash), now=now)
         pairs.append((worker_id, token))
     registry.close()
     return pairs

@@ -41,8 +41,14 @@ def run(cli: docker.DockerClient, work: Path, containers: int, repeats: int) -> 
     stops, starts = [], []
     try:
         agent.start()
-        ids = _until(lambda: (s := _states(cli, label)) and len(s) == containers
-                     and set(s.values()) == {"running"} and set(s))  # fmt: skip
+        ids = _until(
+            lambda: (
+                (s := _states(cli, label))
+                and len(s) == containers
+                and set(s.values()) == {"running"}
+                and set(s)
+            )
+        )
         for _ in range(repeats):
             t0 = time.monotonic()
             write_pause(path, since=time.time(), until=None, gpu_only=False)

@@ -27,8 +27,14 @@ WEB = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 def _spec() -> dict[str, Any]:
     ports = [{"container": 8080, "host": free_port()}]
     labels = {"rma.service": "web"}
-    return {"name": NAME, "image": IMAGE, "command": WEB, "ports": ports, "http": True,
-            "labels": labels}  # fmt: skip
+    return {
+        "name": NAME,
+        "image": IMAGE,
+        "command": WEB,
+        "ports": ports,
+        "http": True,
+        "labels": labels,
+    }
 
 
 def _listed(coordinator: Coordinator, other_than: str = "") -> str:

@@ -54,6 +54,33 @@ _RETIRE = (
 
 
 @dataclass(frozen=True)
+class NewWorker:
+    """A worker as it registers: what is stored about it before its first heartbeat."""
+
+    worker_id: str
+    tier: int
+    capabilities: dict[str, Any]
+    containers: list[dict[str, Any]]
+    token_hash: str | None = None
+    services: list[dict[str, Any]] | None = None
+    tunnel_url: str | None = None
+    ip_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What one heartbeat reports (any dialect)."""
+
+    health: str | None = None
+    load: float | None = None
+    memory: str | None = None
+    reported: list[dict[str, Any]] | None = None
+    converged: int | None = None
+    services_status: dict[str, Any] | None = None
+    gpu_utilization: float | None = None
+
+
+@dataclass(frozen=True)
 class Worker:
     id: str
     token_hash: str | None
@@ -106,36 +133,24 @@ class Registry:
         with self._lock:
             self._conn.close()
 
-    def add(
-        self,
-        worker_id: str,
-        *,
-        token_hash: str | None,
-        tier: int,
-        capabilities: dict[str, Any],
-        containers: list[dict[str, Any]],
-        now: float,
-        services: list[dict[str, Any]] | None = None,
-        tunnel_url: str | None = None,
-        ip_address: str | None = None,
-    ) -> None:
+    def add(self, worker: NewWorker, *, now: float) -> None:
         with self._lock:
-            self._conn.execute("DELETE FROM retired WHERE id = ?", (worker_id,))
+            self._conn.execute("DELETE FROM retired WHERE id = ?", (worker.worker_id,))
             self._conn.execute(
                 "INSERT OR REPLACE INTO workers (id, token_hash, tier, capabilities, containers,"
                 " registered_at, last_heartbeat, services, tunnel_url, ip_address)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    worker_id,
-                    token_hash,
-                    tier,
-                    json.dumps(capabilities),
-                    json.dumps(containers),
+                    worker.worker_id,
+                    worker.token_hash,
+                    worker.tier,
+                    json.dumps(worker.capabilities),
+                    json.dumps(worker.containers),
                     now,
                     now,
-                    json.dumps(services) if services is not None else None,
-                    tunnel_url,
-                    ip_address,
+                    json.dumps(worker.services) if worker.services is not None else None,
+                    worker.tunnel_url,
+                    worker.ip_address,
                 ),
             )
 
@@ -159,19 +174,7 @@ class Registry:
                 is not None
             )
 
-    def heartbeat(
-        self,
-        worker_id: str,
-        *,
-        now: float,
-        health: str | None,
-        load: float | None,
-        memory: str | None,
-        reported: list[dict[str, Any]] | None,
-        converged: int | None,
-        services_status: dict[str, Any] | None = None,
-        gpu_utilization: float | None = None,
-    ) -> int | None:
+    def heartbeat(self, worker_id: str, beat: Beat, *, now: float) -> int | None:
         """Record a heartbeat; the worker's assignment generation, or None if unknown."""
         with self._lock:
             row = self._conn.execute(
@@ -182,13 +185,13 @@ class Registry:
                 " RETURNING generation",
                 (
                     now,
-                    health,
-                    load,
-                    memory,
-                    json.dumps(reported) if reported is not None else None,
-                    converged,
-                    json.dumps(services_status) if services_status is not None else None,
-                    gpu_utilization,
+                    beat.health,
+                    beat.load,
+                    beat.memory,
+                    json.dumps(beat.reported) if beat.reported is not None else None,
+                    beat.converged,
+                    json.dumps(beat.services_status) if beat.services_status is not None else None,
+                    beat.gpu_utilization,
                     worker_id,
                 ),
             ).fetchone()

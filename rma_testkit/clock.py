@@ -31,3 +31,16 @@ class ManualTime:
         with self._cond:
             self.now += seconds
             self._cond.notify_all()
+
+
+class VirtualClock:
+    """A `ManualTime` as the agent's `Clock` (controller/core/clock.py): `now()` is its time."""
+
+    def __init__(self, time: ManualTime | None = None) -> None:
+        self.time = time or ManualTime()
+
+    def now(self) -> float:
+        return self.time.now
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        return self.time.wait(event, timeout)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from controller.core.errors import NameConflictError, NotFoundError, PermanentError, TransientError
@@ -154,10 +154,15 @@ class FakeSource:
         self.error: Exception | None = None
         self.version = 0
         self._loaded = -1
+        self._ring: Callable[[], None] = lambda: None
+
+    def watch(self, ring: Callable[[], None], stop: threading.Event) -> None:
+        self._ring = ring
 
     def set(self, desired: DesiredState) -> None:
         self.desired = desired
         self.version += 1
+        self._ring()
 
     def describe(self) -> str:
         return "fake"

@@ -18,16 +18,18 @@ from controller.app.containment import totals_of
 from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
 from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of
+from controller.clients.docker_owned import Holding
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore
 from controller.core.observe import PullProgress
 from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
-from controller.engine.loop import Agent
+from controller.engine.hooks import Listener, Stage
+from controller.engine.loop import Reconciler
 from controller.membership.source import AssignmentSource
 from controller.ops.health import HealthServer
 from controller.ops.lock import lock_instance
-from controller.ops.probes import Snapshot
+from controller.ops.probes import Facts, Snapshot
 from controller.ops.signals import Signals
 from controller.settings import Settings
 
@@ -53,7 +55,7 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
 def _reporting(
     settings: Settings,
     source: AssignmentSource,
-    agent: Agent,
+    agent: Reconciler,
     runtime: DockerRuntime,
     wiring: Wiring,
     *,
@@ -96,14 +98,14 @@ def _lifecycle(
     *,
     runtime: DockerRuntime,
     source: AssignmentSource,
-    agent: Agent,
+    agent: Reconciler,
     wiring: Wiring,
     owner: Owner,
 ) -> Lifecycle:
     # Imported here: an agent in manifest mode never needs them (a faster start).
     from controller.clients import hardware  # noqa: PLC0415
     from controller.clients.coordinator import CoordinatorClient  # noqa: PLC0415
-    from controller.membership.lifecycle import Lifecycle  # noqa: PLC0415
+    from controller.membership.lifecycle import Lifecycle, Telling, Timing  # noqa: PLC0415
 
     def client() -> CoordinatorClient:  # one per thread: no session is shared
         return CoordinatorClient(
@@ -119,41 +121,44 @@ def _lifecycle(
         client(),
         StateStore(settings.state_dir, settings.instance),
         source,
-        poll_client=client(),
-        capabilities=lambda: hardware.offered_capabilities(limits, runtime.data_root, __version__),
-        report=report,
-        announcement=announcement,
-        ip_address=settings.advertise_ip,
+        Telling(
+            capabilities=lambda: hardware.offered_capabilities(
+                limits, runtime.data_root, __version__
+            ),
+            report=report,
+            announcement=announcement,
+            ip_address=settings.advertise_ip,
+            observer=wiring.observer,
+        ),
         stop=wiring.stop,
+        poll_client=client(),
         on_change=wiring.doorbell.ring,
-        heartbeat_override=settings.heartbeat_interval,
-        observer=wiring.observer,
-        long_poll_wait=settings.long_poll_wait,
+        timing=Timing(settings.heartbeat_interval, settings.long_poll_wait),
     )
 
 
 @dataclass
 class Parts:
     runtime: DockerRuntime
-    agent: Agent
+    agent: Reconciler
     lifecycle: Lifecycle | None
     health: HealthServer | None
     withdrawn: threading.Event
     owner: Owner
 
 
-def _on_state_change(agent: Agent, notify: Callable[[], None]) -> Callable[[], None]:
+def _on_state_change(agent: Reconciler, notify: Callable[[], None]) -> Listener:
     """After a pass: when a container's state or health changed, `notify` (what is announced
     may change: the membership looks now rather than at the next heartbeat)."""
     seen: list[frozenset[tuple[str, str, str]]] = [frozenset()]
 
-    def after_pass() -> None:
+    def after_pass(*_: object) -> None:
         now = frozenset((c.name, c.state, c.health) for c in agent.status().containers)
         if now != seen[0]:
             seen[0] = now
             notify()
 
-    return after_pass
+    return Listener("membership", after_pass)
 
 
 def _runtime(settings: Settings, limits: Limits) -> DockerRuntime:
@@ -163,9 +168,11 @@ def _runtime(settings: Settings, limits: Limits) -> DockerRuntime:
         settings.instance,
         base_url=settings.docker_host,
         pool_size=settings.concurrency + 4,
-        adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
-        totals=totals_of(settings, limits),
-        isolate_lan=settings.isolate_lan,
+        holding=Holding(
+            adopted_volumes=StateStore(settings.state_dir, settings.instance).load_adopted(),
+            totals=totals_of(settings, limits),
+            isolate_lan=settings.isolate_lan,
+        ),
         pull_stall=settings.pull_stall_timeout,
     )
 
@@ -181,9 +188,11 @@ def build(
     wiring = Wiring(stop, doorbell, metrics_of(settings), progress_sink, limits, drain=drain)
     runtime = _runtime(settings, limits)
     source = source_of(settings, wiring.limits)
-    built: list[Agent] = []  # the owner's sensors read the loop's latest listing
+    built: list[Reconciler] = []  # the owner's sensors read the loop's latest listing
     owner = owner_of(settings, wiring, lambda: built[0] if built else None)
-    puller, agent, keeper = loop_of(settings, runtime, source, wiring, owner.conditions.apply)
+    puller, agent, keeper = loop_of(
+        settings, runtime, source, wiring, Stage("owner's conditions", owner.conditions.apply)
+    )
     built.append(agent)
     lifecycle = None
     if isinstance(source, AssignmentSource):
@@ -196,12 +205,14 @@ def build(
         agent,
         lifecycle,
         puller,
-        instance=settings.instance,
-        coordinator=settings.effective_coordinator,
-        manifest=str(settings.manifest) if settings.manifest else None,
-        resync_interval=settings.resync_interval,
+        Facts(
+            instance=settings.instance,
+            coordinator=settings.effective_coordinator,
+            manifest=str(settings.manifest) if settings.manifest else None,
+            resync_interval=settings.resync_interval,
+            ingress=settings.ingress_mode,
+        ),
         kept_volumes=lambda: keeper.kept,
-        ingress=settings.ingress_mode,
         owner=owner.view,
     )
     health = start_health(
@@ -234,7 +245,8 @@ def _drained(settings: Settings, parts: Parts, signals: Signals) -> bool:
 def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
     """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
     lock = lock_instance(settings.state_dir, settings.instance)
-    stop, doorbell = threading.Event(), Doorbell()
+    stop = threading.Event()
+    doorbell = Doorbell(stop)
     signals = Signals(stop, doorbell.ring)
     parts = build(settings, stop, doorbell, progress_sink)
     log.info(

@@ -20,6 +20,7 @@ from controller.core.status import AgentStatus
 from controller.core.tunnels import defer_unstarted, with_tunnels
 from controller.engine.diskwatch import WritableLayers
 from controller.engine.doorbell import Doorbell
+from controller.engine.hooks import AfterPass, Listener, Stage
 from controller.settings import OFF, Settings
 
 log = structlog.get_logger(__name__)
@@ -69,30 +70,28 @@ def containment_of(settings: Settings, runtime: DockerRuntime) -> Containment:
 
 
 def tunnels_wait(
-    hold: Callable[[DesiredState], DesiredState],
     status: Callable[[], AgentStatus | None],
     answered_http: Callable[[], frozenset[str]] = frozenset,
-) -> Callable[[DesiredState], DesiredState]:
+) -> Stage:
     """Each pass, after the owner's holds: the tunnels of services that have never run wait
     (core/tunnels.py: defer_unstarted); a service seen running once keeps its tunnel. So do
     those of services asked by probe until they answered HTTP (`answered_http`)."""
     ran: set[str] = set()
 
-    def apply(desired: DesiredState) -> DesiredState:
-        held = hold(desired)
+    def apply(held: DesiredState) -> DesiredState:
         now = status()
         if now is not None:
             ran.update(c.name for c in now.containers if c.state == "running")
         ran.intersection_update(s.name for s in held.specs)
         return defer_unstarted(held, frozenset(ran), answered_http())
 
-    return apply
+    return Stage("tunnels' wait", apply)
 
 
 def watch_disks(
     settings: Settings,
     runtime: DockerRuntime,
-    after_pass: list[Callable[[], None]],
+    after_pass: list[AfterPass],
     doorbell: Doorbell,
 ) -> None:
     """The writable layers held to --max-container-disk, measured after passes (unless off)."""
@@ -105,7 +104,4 @@ def watch_disks(
         on_evicted=doorbell.ring,
     )
 
-    def measure() -> None:
-        watch.after_pass()  # its thread is the tests' to join
-
-    after_pass.append(measure)
+    after_pass.append(Listener("writable layers", lambda desired, actual: watch.after_pass()))

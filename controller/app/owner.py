@@ -24,9 +24,9 @@ from controller.core.holds import BusyGuard, Condition, GpuGuard
 from controller.core.limits import Limits
 from controller.core.models import ActualContainer
 from controller.core.schedule import Schedule
-from controller.engine.loop import Agent
+from controller.engine.loop import Reconciler
 from controller.ops.conditions import Conditions, Sensors, running_ids
-from controller.ops.energy import EnergyMeter
+from controller.ops.energy import EnergyMeter, Rates, Readers
 from controller.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -127,7 +127,7 @@ def _sensors(settings: Settings, nvml: Nvml | None, cpu: CpuUse) -> Sensors:
     )
 
 
-def owner_of(settings: Settings, wiring: Wiring, loop: Callable[[], Agent | None]) -> Owner:
+def owner_of(settings: Settings, wiring: Wiring, loop: Callable[[], Reconciler | None]) -> Owner:
     """`loop`: the reconcile loop once built — its latest listing says which processes and
     cgroups are the agent's, its status which services run (the hours each served)."""
 
@@ -147,13 +147,10 @@ def owner_of(settings: Settings, wiring: Wiring, loop: Callable[[], Agent | None
 
     meter = EnergyMeter(
         settings.state_dir / f"{settings.instance}.energy.json",
-        nvml=nvml,
-        gpus=lambda: conditions.gpu_use,
-        cpu=cpu,
+        Readers(nvml, lambda: conditions.gpu_use, cpu),
         ours=lambda: running_ids(containers()),
         serving=serving,
         observer=observer,
-        price=settings.price,
-        carbon=settings.carbon_intensity,
+        rates=Rates(settings.price, settings.carbon_intensity),
     )
     return Owner(conditions, meter, nvml, _power_limit(settings, nvml))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -34,12 +34,14 @@ from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
+from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
 from controller.engine.executor import Executor
+from controller.engine.hooks import AfterPass, DesiredSource, Hooks, Listener, Stage
 from controller.engine.imagegc import PulledImages, collect, floor_error
-from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent, DesiredSource
+from controller.engine.images import ImagePuller, PullGuards, PullReport
+from controller.engine.loop import Reconciler
 from controller.engine.readiness import ReadinessProber
 from controller.engine.tunnels import TunnelURLs
 from controller.engine.volumes import DAY, VolumeKeeper
@@ -73,7 +75,7 @@ class Wiring:
     limits: Limits
     withdrawn: threading.Event = field(default_factory=threading.Event)
     drain: Drain = field(default_factory=lambda: Drain(0))  # before a service is stopped
-    after_pass: list[Callable[[], None]] = field(default_factory=list)  # called after each pass
+    after_pass: list[AfterPass] = field(default_factory=list)  # the reconciler's listeners
 
     @property
     def observer(self) -> Observer:
@@ -146,22 +148,15 @@ def _trusted(
     return trusted
 
 
-def _housekeeping(
-    settings: Settings,
-    runtime: DockerRuntime,
-    pulled: PulledImages,
-    keeper: VolumeKeeper,
-    listeners: list[Callable[[], None]],
-    *,
-    prober: ReadinessProber,
-) -> Callable[[DesiredState, list[ActualContainer]], None]:
+def _collection(
+    settings: Settings, runtime: DockerRuntime, pulled: PulledImages, keeper: VolumeKeeper
+) -> Listener:
+    """After a pass: images past the disk's high mark, unused volumes past their retention, and
+    the networks no desired container needs any more."""
     disk = docker_disk(runtime.data_root)
     networks: list[frozenset[str]] = []  # the set kept last time: pruned only when it changes
 
-    def housekeeping(desired: DesiredState, actual: list[ActualContainer]) -> None:
-        prober.track(desired.specs, actual)
-        for listener in listeners:
-            listener()
+    def collect_unused(desired: DesiredState, actual: Sequence[ActualContainer]) -> None:
         images = {s.image for s in desired.specs} | {c.image for c in actual}
         high, low = settings.image_gc_high, settings.image_gc_low
         collect(pulled, runtime.remove_image, disk, images, high=high, low=low)
@@ -173,45 +168,46 @@ def _housekeeping(
             runtime.owned.prune_networks(keep | {network_name(settings.instance)})
             networks[:] = [keep]
 
-    return housekeeping
-
-
-Hook = Callable[[DesiredState], DesiredState]
+    return Listener("collection", collect_unused)
 
 
 def loop_of(
-    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring, hold: Hook
-) -> tuple[ImagePuller, Agent, VolumeKeeper]:
-    """The puller, executor, loop (`hold`: the owner's conditions, then the tunnels' wait) and
-    volume keeper."""
-    stop, doorbell, metrics = wiring.stop, wiring.doorbell, wiring.observer
+    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring, hold: Stage
+) -> tuple[ImagePuller, Reconciler, VolumeKeeper]:
+    """The puller, executor, reconciler (`hold`: the owner's conditions, then the tunnels' wait
+    each pass) and volume keeper. `wiring.after_pass` is the reconciler's listener list."""
+    stop, doorbell = wiring.stop, wiring.doorbell
     store = StateStore(settings.state_dir, settings.instance)
     pulled = PulledImages(store)
     keeper = VolumeKeeper(runtime.owned, store, retention=settings.volume_retention * DAY)
-    puller = _puller(settings, runtime, wiring, pulled, lambda: len(agent.status().containers))
+    puller = _puller(settings, runtime, wiring, pulled, lambda: len(loop.status().containers))
     executor = _executor(settings, runtime, puller, stop)
-    watch_disks(settings, runtime, wiring.after_pass, doorbell)
-    limit, contain = _pipeline(settings, runtime, wiring.limits, store)
+    shape, contain = _shape(settings, runtime, wiring.limits, store)
     prober = _prober(settings, runtime, wiring)
-    agent = Agent(
+    wiring.after_pass[:0] = [
+        Listener("readiness", lambda desired, actual: prober.track(desired.specs, actual)),
+        _collection(settings, runtime, pulled, keeper),
+    ]
+    watch_disks(settings, runtime, wiring.after_pass, doorbell)
+    hooks = Hooks(
+        shape=shape,
+        holds=(hold, tunnels_wait(lambda: loop.status(), prober.answered_http)),  # noqa: PLW0108 (loop: made below)
+        gates=(wiring.drain, CrashLoop()),
+        after=wiring.after_pass,
+        dues=(puller,),
+        overlay=prober,
+        observer=wiring.observer,
+    )
+    loop = Reconciler(
         source,
         runtime,
         executor,
-        stop=stop,
+        hooks,
         doorbell=doorbell,
-        resync_interval=settings.resync_interval,
-        observer=metrics,
-        housekeeping=_housekeeping(
-            settings, runtime, pulled, keeper, wiring.after_pass, prober=prober
-        ),
-        limit=limit,
-        backoffs=(puller.next_due,),
-        drain=wiring.drain,
+        resync=settings.resync_interval,
         network=contain.network,
-        hold=tunnels_wait(hold, lambda: agent.status(), prober.answered_http),  # noqa: PLW0108 (agent: made by this call)
-        overlay=prober.overlay,
     )
-    return puller, agent, keeper
+    return puller, loop, keeper
 
 
 def _prober(settings: Settings, runtime: DockerRuntime, wiring: Wiring) -> ReadinessProber:
@@ -243,31 +239,36 @@ def _puller(
         runtime,
         on_done=wiring.doorbell.ring,
         refresh_interval=settings.image_refresh_interval,
-        observer=wiring.observer,
-        progress_sink=wiring.progress_sink,
-        on_pulled=pulled.add,
-        floor=lambda needed: floor_error(disk, settings.min_free_disk, containers(), needed),
-        size=image_size,
-        trusted=_trusted(settings, runtime, pulled),
+        guards=PullGuards(
+            floor=lambda needed: floor_error(disk, settings.min_free_disk, containers(), needed),
+            size=image_size,
+            trusted=_trusted(settings, runtime, pulled),
+            on_pulled=pulled.add,
+        ),
+        report=PullReport(wiring.observer, wiring.progress_sink),
     )
 
 
-def _pipeline(
+def _shape(
     settings: Settings, runtime: DockerRuntime, limits: Limits, store: StateStore
-) -> tuple[Callable[[DesiredState], DesiredState], Containment]:
-    """What every desired state goes through before a pass: secrets filled in, the tunnels
+) -> tuple[tuple[Stage, ...], Containment]:
+    """What every new desired state goes through before a pass: secrets filled in, the tunnels
     added, the owner's caps, then the containment (so tunnels are held to it too)."""
-    contain, tunnels = containment_of(settings, runtime), tunnels_of(settings)
-    lookup = secret_lookup(store)
+    contain, lookup = containment_of(settings, runtime), secret_lookup(store)
     held: list[Containment] = []  # with this instance's volumes, once the engine listed them
 
-    def limit(desired: DesiredState) -> DesiredState:
+    def containment(desired: DesiredState) -> DesiredState:
         if not held:  # an engine error fails this pass (backed off), never a volume renamed
             existing = frozenset(v.name for v in runtime.owned.list_volumes())
             held.append(replace(contain, existing=existing))
-        return held[0].apply_all(limits.apply_all(tunnels(fill(desired, lookup))))
+        return held[0].apply_all(desired)
 
-    return limit, contain
+    return (
+        Stage("secrets", lambda desired: fill(desired, lookup)),
+        Stage("tunnels", tunnels_of(settings)),
+        Stage("caps", limits.apply_all),
+        Stage("containment", containment),
+    ), contain
 
 
 def _executor(

@@ -64,9 +64,13 @@ def _add_setting_flags(
             if spec.get("negatable"):  # on by default: --no-<flag> turns it off
                 off = "--no-" + spec["flag"].removeprefix("--")
                 parser.add_argument(
-                    off, dest=spec["name"], action="store_const", const=False, default=default,
+                    off,
+                    dest=spec["name"],
+                    action="store_const",
+                    const=False,
+                    default=default,
                     help=f"turn {spec['flag']} off",
-                )  # fmt: skip
+                )
         else:
             kwargs["type"] = TYPES[spec["kind"]]
             if spec["choices"]:

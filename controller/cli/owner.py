@@ -71,8 +71,11 @@ def pause_command(
     try:
         write_pause(path, since=now, until=until, gpu_only=gpu_only)
     except OSError as exc:
-        print(f"rma-worker: cannot pause: {exc}\nOnly the agent's owner (the user it runs as, "
-              f"or root) can write {path.parent}.", file=sys.stderr)  # fmt: skip
+        print(
+            f"rma-worker: cannot pause: {exc}\nOnly the agent's owner (the user it runs as, "
+            f"or root) can write {path.parent}.",
+            file=sys.stderr,
+        )
         return 1
     what = "the GPU containers" if gpu_only else "everything"
     ends = f" until {datetime.fromtimestamp(until).strftime('%a %H:%M')}" if until else ""

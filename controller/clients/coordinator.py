@@ -14,6 +14,7 @@ protocol error.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,17 +43,30 @@ from controller.core.errors import (
 M = TypeVar("M", bound=BaseModel)
 
 
+CALL_RETRY = Delays(0.5, 10.0, jitter="full")  # 0.5 s doubling to 10 s, drawn in [0, d]
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long one answer may take (connect, read), and how often a failed call is tried, with
+    which waits between (full jitter)."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    attempts: int = 4
+    delays: Delays = CALL_RETRY
+
+
+PATIENT = Patience()
+
+
 class CoordinatorClient:
     def __init__(
         self,
         base_url: str,
         *,
         ca_bundle: str | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        attempts: int = 4,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 10.0,
+        patience: Patience = PATIENT,
         sleep: Sleep = time.sleep,
         session: requests.Session | None = None,
         allow_insecure: bool = False,
@@ -64,9 +78,9 @@ class CoordinatorClient:
             self._session.mount(prefix, watchdog.WatchedAdapter())
         self._session.headers["User-Agent"] = f"rma-worker/{__version__}"
         self._session.verify = ca_bundle or True
-        self._timeouts = (connect_timeout, read_timeout)
-        self._attempts = attempts
-        self._delays = Delays(backoff_base, backoff_cap, jitter="full")
+        self._timeouts = (patience.connect, patience.read)
+        self._attempts = patience.attempts
+        self._delays = patience.delays
         self._sleep = sleep
 
     def url(self, path: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import docker
@@ -29,6 +30,17 @@ from controller.core.runtime import OwnedVolume
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 Call = Callable[[Callable[[], Any]], Any]
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What this instance's containers are held to beyond their own specs: the volumes it
+    adopted from an earlier version, the totals its parent cgroup enforces (None: not ours to
+    write), and whether its network is cut off from the LAN (--isolate-lan)."""
+
+    adopted_volumes: frozenset[str] = frozenset()
+    totals: Limits | None = None
+    isolate_lan: bool = False
 
 
 class OwnedResources:

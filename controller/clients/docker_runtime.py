@@ -19,7 +19,7 @@ from docker.utils import parse_repository_tag
 from controller.clients import docker_pull
 from controller.clients.docker_errors import boundary as _boundary
 from controller.clients.docker_events import DockerEventStream
-from controller.clients.docker_owned import OwnedResources
+from controller.clients.docker_owned import Holding, OwnedResources
 from controller.clients.docker_rows import actual as _actual
 from controller.clients.docker_specs import create_kwargs
 from controller.clients.retry import Sleep, call_with_retry
@@ -30,7 +30,6 @@ from controller.core.errors import (
     PermanentError,
     TransientError,
 )
-from controller.core.limits import Limits
 from controller.core.models import (
     LABEL_MANAGED,
     ActualContainer,
@@ -41,6 +40,9 @@ from controller.core.runtime import ProgressCallback
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+
+NOTHING_HELD = Holding()
 
 
 class DockerRuntime:
@@ -54,14 +56,12 @@ class DockerRuntime:
         timeout: float = 60.0,
         pool_size: int = 16,
         sleep: Sleep | None = None,
-        adopted_volumes: frozenset[str] = frozenset(),
-        totals: Limits | None = None,
-        isolate_lan: bool = False,
+        holding: Holding = NOTHING_HELD,
         pull_stall: float = 120.0,
     ) -> None:
         self.instance = instance
         self.pull_stall = pull_stall
-        self.adopted_volumes = adopted_volumes
+        self.adopted_volumes = holding.adopted_volumes
         self._base_url = base_url
         self._timeout = timeout
         self._pool_size = pool_size
@@ -69,7 +69,7 @@ class DockerRuntime:
         self._lock = threading.Lock()
         self._retry_kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
         self.owned = OwnedResources(
-            instance, lambda: self.client, self._call, totals, isolate=isolate_lan
+            instance, lambda: self.client, self._call, holding.totals, isolate=holding.isolate_lan
         )
 
     # -- connection ---------------------------------------------------------------------------

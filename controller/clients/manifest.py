@@ -5,26 +5,43 @@ not parse, or has any invalid entry, is rejected whole with a clear error and th
 last good state: a typo while editing never removes a running container. An empty file is an
 error too (a half-written file must not mean "remove everything"); `containers: []` is explicit.
 Changes are detected by a cheap stat of the file (inode, size, mtime), so an editor's atomic save
-is seen too.
+is seen too: `watch` stats it twice a second on a thread of its own and rings the loop's doorbell
+when it differs (the loop itself polls nothing).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from controller.contract.schema import parse_specs
+from controller.core.clock import SYSTEM, Clock
 from controller.core.errors import ConfigError
 from controller.core.models import DesiredState
 
 
 class ManifestSource:
-    def __init__(self, path: Path, *, publish_address: str = "") -> None:
+    def __init__(
+        self, path: Path, *, publish_address: str = "", clock: Clock = SYSTEM, every: float = 0.5
+    ) -> None:
         self.path = path
         self._publish_address = publish_address
         self._seen: tuple[int, int, int] | None = None
+        self._clock, self._every = clock, every
+
+    def watch(self, ring: Callable[[], None], stop: threading.Event) -> None:
+        """Ring `ring` when the file changes, until `stop` (a daemon thread)."""
+
+        def stat() -> None:
+            while not self._clock.wait(stop, self._every):
+                if self.changed():
+                    ring()
+
+        threading.Thread(target=stat, name="manifest-watch", daemon=True).start()
 
     def describe(self) -> str:
         return f"manifest {self.path}"

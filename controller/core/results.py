@@ -41,13 +41,14 @@ class ExecutionReport:
 @dataclass(frozen=True)
 class PassResult:
     """One reconcile pass: how many actions it planned, what they did, or the error that ended
-    it early (`retryable`: whether the next pass may fix it by itself)."""
+    it early (`retryable`: whether the next pass may fix it by itself), and when to look again."""
 
     pass_id: int
     planned: int = 0
     report: ExecutionReport = field(default_factory=ExecutionReport)
     error: str | None = None
     retryable: bool = True
+    look_again: float = 0.0  # seconds until the next pass runs anyway (core/pacing.py)
 
     @property
     def converged(self) -> bool:

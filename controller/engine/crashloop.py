@@ -11,11 +11,12 @@ becomes a `backoff` outcome (shown in status, metrics and the heartbeat); the lo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
 from controller.core.backoff import KUBELET, Delays, KeyedBackoff
+from controller.core.models import ActualContainer, DesiredState
 from controller.core.planner import Action, Start
 from controller.core.results import ActionOutcome
 
@@ -23,6 +24,10 @@ log = structlog.get_logger(__name__)
 
 
 class CrashLoop:
+    """The reconciler's `crash loop` gate (engine/hooks.py's ActionGate)."""
+
+    name = "crash loop"
+
     def __init__(
         self,
         *,
@@ -39,6 +44,14 @@ class CrashLoop:
     def stopped(self, names: Iterable[str]) -> None:
         """These were stopped by a hold (pause, schedule, the GPU given back)."""
         self._stopped.update(names)
+
+    def settle(self, done: Sequence[ActionOutcome]) -> frozenset[str]:
+        """Note the stops a hold made; the starts of this pass that were resumes."""
+        self.stopped(o.name for o in done if o.action == "stop")
+        return self.resumed
+
+    def forget(self, desired: DesiredState, actual: Sequence[ActualContainer]) -> None:
+        self.forget_except({s.name for s in desired.specs})
 
     def hold(self, actions: Iterable[Action]) -> tuple[list[Action], list[ActionOutcome]]:
         """The actions allowed now, and the outcomes of the restarts held back."""

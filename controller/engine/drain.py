@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
+from controller.core.models import ActualContainer, DesiredState
 from controller.core.planner import Action, Recreate, Remove, Stop
 from controller.core.results import ActionOutcome
 
@@ -23,6 +24,10 @@ log = structlog.get_logger(__name__)
 
 
 class Drain:
+    """The reconciler's `drain` gate (engine/hooks.py's ActionGate)."""
+
+    name = "drain"
+
     def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
         self._clock = clock
@@ -76,6 +81,12 @@ class Drain:
             if not self._due:
                 return None
             return max(0.0, min(self._due.values()) - self._clock())
+
+    def settle(self, done: Sequence[ActionOutcome]) -> frozenset[str]:
+        return frozenset()
+
+    def forget(self, desired: DesiredState, actual: Sequence[ActualContainer]) -> None:
+        self.forget_except({c.name for c in actual})
 
     def forget_except(self, names: set[str]) -> None:
         """A container that is neither desired nor running any more needs no draining."""

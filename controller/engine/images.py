@@ -60,6 +60,31 @@ def is_mutable(image: str) -> bool:
     return "@sha256:" not in image
 
 
+@dataclass(frozen=True)
+class PullGuards:
+    """What a pull is held to and what it records: the disk floor (`floor(bytes needed)`: why
+    not, or None), an image's size from its registry, whether a local image may be used without
+    a pull (`trusted`), and the record of what the agent pulled (`on_pulled`)."""
+
+    floor: Callable[[int], str | None] = lambda needed: None
+    size: Callable[[str], int | None] = lambda image: None
+    trusted: Callable[[str], bool] = lambda image: True
+    on_pulled: Callable[[str], None] = lambda image: None
+
+
+@dataclass(frozen=True)
+class PullReport:
+    """Where a pull's progress goes: the metrics, the console's bars, a log line every
+    `every` seconds."""
+
+    observer: Observer | None = None
+    sink: Callable[[PullProgress], None] | None = None
+    every: float = 5.0
+
+
+UNGUARDED, QUIET = PullGuards(), PullReport()
+
+
 class ImagePuller:
     """Background pulls, at most `workers` at a time, deduplicated per image."""
 
@@ -71,13 +96,8 @@ class ImagePuller:
         workers: int = 3,
         refresh_interval: float = 6 * 3600,
         clock: Callable[[], float] = time.monotonic,
-        observer: Observer | None = None,
-        progress_sink: Callable[[PullProgress], None] | None = None,
-        log_every: float = 5.0,
-        floor: Callable[[int], str | None] = lambda needed: None,
-        size: Callable[[str], int | None] = lambda image: None,
-        on_pulled: Callable[[str], None] = lambda image: None,
-        trusted: Callable[[str], bool] = lambda image: True,
+        guards: PullGuards = UNGUARDED,
+        report: PullReport = QUIET,
     ) -> None:
         self._runtime = runtime
         self._on_done = on_done
@@ -89,16 +109,14 @@ class ImagePuller:
         self._failed: dict[str, AgentError] = {}
         self._backoff = KeyedBackoff(KUBELET, reset_after=float("inf"))
         self._missing = KeyedBackoff(MISSING_IMAGE, reset_after=float("inf"))
-        self._floor = floor
-        self._size = size
+        self._floor, self._size = guards.floor, guards.size
         self._sizes: dict[str, int] = {}  # pulls in flight: their size when known
-        self._on_pulled = on_pulled
-        self._trusted = trusted
+        self._on_pulled, self._trusted = guards.on_pulled, guards.trusted
         self._refreshed: dict[str, float] = {}
         self._progress: dict[str, PullProgress] = {}
-        self._observer: Observer = observer or NullObserver()
-        self._sink = progress_sink
-        self._log_every = log_every
+        self._observer: Observer = report.observer or NullObserver()
+        self._sink = report.sink
+        self._log_every = report.every
 
     def ensure(self, image: str) -> ImageState:
         with self._lock:

@@ -1,45 +1,42 @@
-"""The reconcile loop: level-based, idempotent, and alive until it is told to stop.
+"""The reconciler: level-based, idempotent, and alive until it is told to stop.
 
-Every pass re-reads the desired state (when its source changed), applies the owner's holds, reads
-the actual state (one list call), plans, and executes. Passes are triggered by a desired-state
-change, an engine event about a managed container, a finished pull, the owner's conditions, and
-a resync timer as the safety net. A failed pass is retried with capped backoff. Shutdown sets an
-event that interrupts every wait; teardown stops and removes every managed container.
+Every pass re-reads the desired state (when its source changed), shapes it and applies the
+owner's holds (engine/hooks.py names each stage), reads the actual state (one list call), plans,
+lets the gates hold actions back, executes, and tells the after-pass listeners. Its result says
+when to look again (`PassResult.look_again`, one pure function in core/pacing.py for `run` and
+`run_once`); the doorbell wakes it sooner — rung by a desired-state change, an engine event about
+a managed container, a finished pull, the owner's conditions, and shutdown. Nothing is polled.
+Teardown stops and removes every managed container.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import structlog
 
-from controller.core.backoff import Delays
 from controller.core.errors import AgentError, TransientError
 from controller.core.models import ActualContainer, DesiredState
-from controller.core.observe import NullObserver, Observer
-from controller.core.planner import plan
+from controller.core.observe import NullObserver
+from controller.core.pacing import Pace, next_look, rechecks_after
+from controller.core.planner import Action, plan
 from controller.core.results import ActionOutcome, ExecutionReport, PassResult
 from controller.core.runtime import ContainerEvent, ContainerRuntime
 from controller.core.status import AgentStatus, build_status
 from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
-from controller.engine.drain import Drain
 from controller.engine.executor import Executor
+from controller.engine.hooks import ActionGate, DesiredSource, Due, Hooks, shaped
 from controller.engine.teardown import teardown
 from controller.engine.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
-# After an engine event or a pass that acted, look again this soon, then later: the engine may
-# send `kill`/`die` before its list says `exited`; a pass that acted is confirmed by the next.
-RECHECKS = (0.1, 0.4)
-# A pass that failed as a whole is retried sooner: 1 s, 2 s … 32 s (never past the resync).
-FAILED_PASS = Delays(base=0.5, cap=32.0)
-Clock = Callable[[], float]
+SETTLE = 0.05  # after a ring, let a burst of engine events settle into one pass
+STOP_CHECK = 1.0  # the longest a wait goes without looking at the stop event
 
 
 def _healed(before: AgentStatus, done: list[ActionOutcome], resumed: frozenset[str]) -> None:
@@ -52,59 +49,52 @@ def _healed(before: AgentStatus, done: list[ActionOutcome], resumed: frozenset[s
             log.warning("container_healed", container=o.name, how=how)
 
 
-class DesiredSource(Protocol):
-    def describe(self) -> str: ...
+def _held(
+    gates: Sequence[ActionGate], actions: list[Action]
+) -> tuple[list[Action], list[ActionOutcome]]:
+    """The actions every gate lets through, in order (the drain, then the crash loop)."""
+    held: list[ActionOutcome] = []
+    for gate in gates:
+        actions, kept_back = gate.hold(actions)
+        held.extend(kept_back)
+    return actions, held
 
-    def changed(self) -> bool: ...
 
-    def load(self) -> DesiredState: ...
-
-
-class Agent:
+class Reconciler:
     def __init__(
         self,
         source: DesiredSource,
         runtime: ContainerRuntime,
         executor: Executor,
+        hooks: Hooks | None = None,
         *,
-        stop: threading.Event,
         doorbell: Doorbell,
-        resync_interval: float = 30.0,
-        poll_interval: float = 0.5,
-        clock: Clock = time.monotonic,
-        observer: Observer | None = None,
-        crashloop: CrashLoop | None = None,
-        housekeeping: Callable[[DesiredState, list[ActualContainer]], None] | None = None,
+        resync: float = 30.0,
         network: str = "",
-        limit: Callable[[DesiredState], DesiredState] = lambda desired: desired,
-        backoffs: tuple[Callable[[], float | None], ...] = (),
-        drain: Drain | None = None,
-        hold: Callable[[DesiredState], DesiredState] = lambda desired: desired,
-        overlay: Callable[[AgentStatus], AgentStatus] = lambda status: status,
     ) -> None:
         self._source, self._runtime, self._executor = source, runtime, executor
-        self._stop, self._doorbell, self._clock = stop, doorbell, clock
-        self._resync, self._poll = resync_interval, poll_interval
+        self._hooks = hooks or Hooks()
+        self._doorbell, self._stop, self._clock = doorbell, doorbell.stop, doorbell.clock
+        self._resync, self._network = resync, network  # network: removed after a full teardown
+        gates = self._hooks.gates
+        self._gates = gates if gates is not None else (CrashLoop(clock=self._clock.now),)
+        self._observer = self._hooks.observer or NullObserver()
         self._desired: DesiredState | None = None
         self._load_error: AgentError | None = None
         self._pass_ids, self._failures = itertools.count(1), 0
         self._event_seen, self._restarts = threading.Event(), Counter[str]()
-        self._status = AgentStatus()
-        self._observer: Observer = observer or NullObserver()
-        self._crashloop = crashloop or CrashLoop(clock=clock)
-        self._housekeeping = housekeeping  # image and volume collection, after a pass
-        self._network = network  # the agent's own network, removed after a full teardown
-        self._limit, self._drain, self._overlay = limit, drain or Drain(0), overlay  # readiness
-        self._hold, self._actual = hold, tuple[ActualContainer, ...]()  # owner's conditions
-        self._backoffs = (self._crashloop.next_due, self._drain.next_due, *backoffs)
+        self._rechecks: tuple[float, ...] = ()
+        self._status, self._actual = AgentStatus(), tuple[ActualContainer, ...]()
         self.last_success_at: float | None = None
 
     # -- one pass -----------------------------------------------------------------------------
 
     def reconcile(self) -> PassResult:
         pass_id = next(self._pass_ids)
+        event = self._event_seen.is_set()
+        self._event_seen.clear()
         with structlog.contextvars.bound_contextvars(pass_id=pass_id):
-            started = self._clock()
+            started = self._clock.now()
             try:
                 result = self._reconcile(pass_id)
             except AgentError as exc:
@@ -113,15 +103,26 @@ class Agent:
             except Exception as exc:  # a bug must cost one pass, never the agent
                 result = PassResult(pass_id, error=f"{type(exc).__name__}: {exc}")
                 log.exception("pass_crashed", error=str(exc))
-            seconds = self._clock() - started
+            seconds = self._clock.now() - started
             self._log_pass(result, seconds)
         self._failures = self._failures + 1 if result.error else 0
         self._observe(result, seconds)
-        return result
+        return self._paced(result, event=event)
+
+    def _paced(self, result: PassResult, *, event: bool) -> PassResult:
+        """The result with when to look again (and the rechecks left after this one)."""
+        rechecks = rechecks_after(result, self._rechecks, event=event)
+        dues = [d for d in (gate.next_due() for gate in self._due()) if d is not None]
+        pace = Pace(self._resync, self._failures, tuple(dues), rechecks)
+        self._rechecks = rechecks[1:]
+        return replace(result, look_again=next_look(result, pace))
+
+    def _due(self) -> tuple[Due, ...]:
+        return (*self._gates, *self._hooks.dues)
 
     def _observe(self, result: PassResult, seconds: float) -> None:
         if result.error is None:
-            self.last_success_at = self._clock()
+            self.last_success_at = self._clock.now()
         self._observer.pass_done(result.error is None, seconds)
         for o in result.report.outcomes:
             outcome = (
@@ -139,31 +140,42 @@ class Agent:
                 error=f"no valid desired state yet from {self._source.describe()}",
                 retryable=waiting,
             )
-        desired = self._hold(desired)
+        desired = shaped(self._hooks.holds, desired)
         actual = self._runtime.list_managed()
         self._actual = tuple(actual)
         actions = plan(desired, actual)
-        self._crashloop.forget_except({s.name for s in desired.specs})
-        self._drain.forget_except({c.name for c in actual})
-        draining, held_back = self._drain.hold(actions)
-        allowed, held = self._crashloop.hold(draining)
+        for gate in self._gates:
+            gate.forget(desired, actual)
+        allowed, held = _held(self._gates, actions)
         executed = self._executor.execute(allowed)
-        report = ExecutionReport(executed.outcomes + tuple(held_back) + tuple(held))
+        report = ExecutionReport(executed.outcomes + tuple(held))
+        self._account(desired, actual, report, converged=not actions)
+        for listener in self._hooks.after:
+            listener.after_pass(desired, actual)
+        return PassResult(pass_id, planned=len(actions), report=report)
+
+    def _account(
+        self,
+        desired: DesiredState,
+        actual: list[ActualContainer],
+        report: ExecutionReport,
+        *,
+        converged: bool,
+    ) -> None:
+        """Count the restarts (not the resumes a gate excused), say what was healed, and keep
+        the pass's status."""
         done = [o for o in report.outcomes if o.ok]
-        self._crashloop.stopped(o.name for o in done if o.action == "stop")
-        resumed = self._crashloop.resumed
+        resumed = frozenset[str]().union(*(gate.settle(done) for gate in self._gates))
         self._restarts.update(
             o.name for o in done if o.action in ("start", "recreate") and o.name not in resumed
         )
         _healed(self._status, done, resumed)
-        self._status = build_status(desired, actual, report, self._restarts, converged=not actions)
-        if self._housekeeping is not None:
-            self._housekeeping(desired, actual)
-        return PassResult(pass_id, planned=len(actions), report=report)
+        self._status = build_status(desired, actual, report, self._restarts, converged=converged)
 
     def status(self) -> AgentStatus:
         """The latest pass's view of the containers, with each one's readiness (any thread)."""
-        return self._overlay(self._status)
+        overlay = self._hooks.overlay
+        return overlay.overlay(self._status) if overlay is not None else self._status
 
     def actual(self) -> tuple[ActualContainer, ...]:
         """The managed containers as the latest pass listed them (for the owner's sensors)."""
@@ -172,7 +184,7 @@ class Agent:
     def _refresh_desired(self) -> DesiredState | None:
         if self._desired is None or self._source.changed():
             try:
-                self._desired = self._limit(self._source.load())
+                self._desired = shaped(self._hooks.shape, self._source.load())
                 self._load_error = None
                 log.info(
                     "desired_state_loaded",
@@ -217,24 +229,13 @@ class Agent:
     def run(self, teardown: Callable[[], bool] = lambda: True) -> int:
         """Converge until shutdown, then tear down unless `teardown()` says to leave the
         containers running. Returns the process exit code."""
-        watcher = EventWatcher(self._runtime, self.on_event, self._stop)
+        watcher = EventWatcher(self._runtime, self.on_event, self._stop, clock=self._clock)
         watcher.start()
+        self._source.watch(self._doorbell.ring, self._stop)
         log.info("agent_started", source=self._source.describe())
-        rechecks: list[float] = []
         try:
             while not self._stop.is_set():
-                event_driven = self._event_seen.is_set()
-                self._event_seen.clear()
-                result = self.reconcile()
-                timeout = self._next_delay(result)
-                # Look again soon after an event or a pass that changed something; a pass whose
-                # actions all failed (a name conflict, a refused volume) waits its delay instead:
-                # re-arming the rechecks on it would spin, a pass every 0.1-0.4 s for ever.
-                if event_driven or any(o.ok for o in result.report.outcomes):
-                    rechecks = list(RECHECKS)
-                if rechecks:
-                    timeout = min(timeout, rechecks.pop(0))
-                self._wait_for_trigger(timeout)
+                self._wait_for_trigger(self.reconcile().look_again)
         finally:
             watcher.close()
         if not teardown():
@@ -244,8 +245,8 @@ class Agent:
 
     def run_once(self, timeout: float) -> int:
         """Converge, leave the containers running; 0 when converged, 1 when not."""
-        deadline = self._clock() + timeout
-        while not self._stop.is_set() and self._clock() < deadline:
+        deadline = self._clock.now() + timeout
+        while not self._stop.is_set() and self._clock.now() < deadline:
             result = self.reconcile()
             if result.converged:
                 log.info("converged", pass_id=result.pass_id)
@@ -258,40 +259,20 @@ class Agent:
                     ],
                 )
                 return 1
-            self._doorbell.wait(min(self._once_delay(result), deadline - self._clock()))
+            self._doorbell.wait(min(result.look_again, deadline - self._clock.now()))
         log.error("not_converged", reason="timeout" if not self._stop.is_set() else "stopped")
         return 1
 
-    def _next_delay(self, result: PassResult) -> float:
-        """How long to wait for a trigger before the next pass runs anyway: the resync
-        interval, sooner after a failed pass or when a back-off (crash loop, pull) ends."""
-        delay = self._resync
-        if result.error:
-            delay = FAILED_PASS.delay(self._failures + 1)
-        elif any(o.transient for o in result.report.failures):
-            delay = 2.0
-        due = [d for d in (due() for due in self._backoffs) if d is not None]
-        return min([delay, self._resync, *(d + 0.05 for d in due)])
-
-    def _once_delay(self, result: PassResult) -> float:
-        if result.report.pending:
-            return self._resync  # the finished pull rings the doorbell
-        if result.error or result.report.failures:
-            return self._next_delay(result)
-        return 0.0  # actions went through: verify with the next pass at once
-
     def _wait_for_trigger(self, timeout: float) -> None:
-        """Sleep until something may have changed: doorbell, source change, timer, or stop."""
-        deadline = self._clock() + timeout
+        """Sleep until the doorbell rings, the pass's `look_again` is up, or shutdown."""
+        deadline = self._clock.now() + timeout
         while not self._stop.is_set():
-            remaining = deadline - self._clock()
+            remaining = deadline - self._clock.now()
             if remaining <= 0:
                 return
-            if self._doorbell.wait(min(self._poll, remaining)):
-                self._stop.wait(0.05)  # let a burst of engine events settle into one pass
+            if self._doorbell.wait(min(STOP_CHECK, remaining)):
+                self._clock.wait(self._stop, SETTLE)
                 self._doorbell.wait(0)
-                return
-            if self._source.changed():
                 return
 
     def teardown(self) -> bool:

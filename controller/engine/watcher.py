@@ -15,6 +15,7 @@ from collections.abc import Callable
 import structlog
 
 from controller.core.backoff import Delays
+from controller.core.clock import SYSTEM, Clock
 from controller.core.errors import AgentError
 from controller.core.runtime import ContainerEvent, ContainerRuntime, EventStream
 
@@ -31,8 +32,9 @@ class EventWatcher:
         stop: threading.Event,
         *,
         delays: Delays = RECONNECT,
+        clock: Clock = SYSTEM,
     ) -> None:
-        self._runtime = runtime
+        self._runtime, self._clock = runtime, clock
         self._on_event = on_event
         self._stop = stop
         self._delays = delays
@@ -78,4 +80,4 @@ class EventWatcher:
                 retry = self._delays.delay(failures + 1)
                 log.exception("event_watcher_crashed", retry_in=retry)
             failures += 1
-            self._stop.wait(self._delays.delay(failures))
+            self._clock.wait(self._stop, self._delays.delay(failures))

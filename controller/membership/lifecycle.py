@@ -13,8 +13,8 @@ read-only facts `status` shows.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -22,13 +22,14 @@ import structlog
 from controller.clients.store import Identity, StateStore
 from controller.contract.services import Announcement
 from controller.core.backoff import Delays
+from controller.core.clock import SYSTEM, Clock
 from controller.core.observe import NullObserver, Observer
 from controller.membership.api import CoordinatorAPI
 from controller.membership.heartbeat import Heartbeater
 from controller.membership.longpoll import AssignmentPoller
 from controller.membership.registration import Registrar
 from controller.membership.source import AssignmentSource
-from controller.membership.standing import Shared, Wait, real_wait
+from controller.membership.standing import Shared
 
 log = structlog.get_logger(__name__)
 # Registration and long-poll retries: 1 s doubling to 1 min, each drawn in [d/2, d].
@@ -39,42 +40,79 @@ RECHECKS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 FORGETS = Delays(base=30.0, cap=600.0)
 
 
+@dataclass(frozen=True)
+class Telling:
+    """What the worker tells its coordinator: its capabilities (at registration), its report
+    (each heartbeat), the services it announces and its address; the metrics of each call."""
+
+    capabilities: Callable[[], dict[str, Any]]
+    report: Callable[[], dict[str, Any]]
+    announcement: Callable[[], Announcement] = Announcement
+    ip_address: str | None = None
+    observer: Observer | None = None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The membership's time: the owner's heartbeat interval (None: the coordinator's), how long
+    a long poll waits, the retries' delays, and the clock the threads wait on."""
+
+    heartbeat_override: float | None = None
+    long_poll_wait: float = 55.0
+    retry: Delays = RETRY
+    clock: Clock = SYSTEM
+
+
+DEFAULT_TIMING = Timing()
+
+
 class Lifecycle:
     def __init__(
         self,
         client: CoordinatorAPI,
         store: StateStore,
         source: AssignmentSource,
+        telling: Telling,
         *,
-        capabilities: Callable[[], dict[str, Any]],
-        report: Callable[[], dict[str, Any]],
         stop: threading.Event,
-        announcement: Callable[[], Announcement] = Announcement,
-        ip_address: str | None = None,
         poll_client: CoordinatorAPI | None = None,
         on_change: Callable[[], None] = lambda: None,
-        heartbeat_override: float | None = None,
-        long_poll_wait: float = 55.0,
-        retry: Delays = RETRY,
-        observer: Observer | None = None,
-        wait: Wait = real_wait,
-        clock: Callable[[], float] = time.monotonic,
+        timing: Timing = DEFAULT_TIMING,
     ) -> None:
-        self._stop, self._clock = stop, clock
+        clock, retry = timing.clock, timing.retry
+        self._stop, self._clock = stop, clock.now
         self._shared = Shared(
-            store, source, on_change=on_change, heartbeat_override=heartbeat_override, wait=wait
+            store,
+            source,
+            on_change=on_change,
+            heartbeat_override=timing.heartbeat_override,
+            wait=clock.wait,
         )
         self._registrar = Registrar(
-            client, self._shared, capabilities=capabilities, stop=stop, delays=retry,
-            announcement=announcement, ip_address=ip_address,
-        )  # fmt: skip
+            client,
+            self._shared,
+            capabilities=telling.capabilities,
+            stop=stop,
+            delays=retry,
+            announcement=telling.announcement,
+            ip_address=telling.ip_address,
+        )
         self._poller = AssignmentPoller(
-            poll_client or client, self._shared, stop=stop, wait=long_poll_wait, delays=retry
+            poll_client or client,
+            self._shared,
+            stop=stop,
+            wait=timing.long_poll_wait,
+            delays=retry,
+            clock=clock.now,
         )
         self._heartbeater = Heartbeater(
-            client, self._shared, report=report, observer=observer or NullObserver(),
-            stop=stop, fetch_now=self._poller.fetch_now,
-        )  # fmt: skip
+            client,
+            self._shared,
+            report=telling.report,
+            observer=telling.observer or NullObserver(),
+            stop=stop,
+            fetch_now=self._poller.fetch_now,
+        )
         self._threads = self._make_threads()
 
     def _make_threads(self) -> list[threading.Thread]:

@@ -9,6 +9,7 @@ last good one in place.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -39,6 +40,11 @@ class AssignmentSource:
         self._seen = -1
         self.tier: int | None = None
         self.generation: int | None = None
+        self._ring: Callable[[], None] = lambda: None
+
+    def watch(self, ring: Callable[[], None], stop: threading.Event) -> None:
+        """Ring the loop's doorbell whenever the membership sets a new desired state."""
+        self._ring = ring
 
     def describe(self) -> str:
         return "coordinator assignment"
@@ -67,6 +73,7 @@ class AssignmentSource:
             self._desired = desired
             self._version += 1
             self.tier, self.generation = tier, generation
+        self._ring()
         for refusal in desired.refused:
             log.error(
                 "spec_refused",
@@ -84,7 +91,9 @@ class AssignmentSource:
             kept = [r for r in self._desired.refused if r.name != "(assignment)"]
             self._desired = replace(self._desired, refused=(*kept, Refusal("(assignment)", why)))
             self._version += 1
-            return self._desired
+            desired = self._desired
+        self._ring()
+        return desired
 
     def current(self) -> DesiredState | None:
         """The desired state as it stands, without marking it read (for the announcement)."""

@@ -22,6 +22,7 @@ from controller.clients.cpu_use import CpuUse
 from controller.clients.gpu_watch import GpuSnapshot, Nvml
 from controller.clients.pause_file import PauseFile, clear_pause
 from controller.clients.power import Battery
+from controller.core.clock import SYSTEM, Clock
 from controller.core.holds import (
     BusyGuard,
     Condition,
@@ -36,6 +37,7 @@ from controller.core.schedule import Schedule
 from controller.core.usage import CpuSample, foreign_percent
 
 log = structlog.get_logger(__name__)
+INTERVAL = 1.0  # the sensors are read once a second
 # Always on a desktop's GPU, never a reason to give it back: display servers and compositors.
 DISPLAY = frozenset(
     {"Xorg", "X", "Xwayland", "gnome-shell", "kwin_x11", "kwin_wayland", "plasmashell",
@@ -79,12 +81,12 @@ class Conditions:
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
         local: Callable[[float], datetime] = datetime.fromtimestamp,
-        interval: float = 1.0,
+        ticks: Clock = SYSTEM,
         observer: Observer | None = None,
     ) -> None:
         self._s, self._containers = sensors, containers
         self._on_change, self._stop = on_change, stop
-        self._clock, self._local, self._interval = clock, local, interval
+        self._clock, self._local, self._ticks = clock, local, ticks  # wall time; the waits
         self._observer = observer or NullObserver()
         self._lock = threading.Lock()
         self._conditions: tuple[Condition, ...] = ()
@@ -102,7 +104,7 @@ class Conditions:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._ticks.wait(self._stop, INTERVAL):
             try:
                 self.check()
             except Exception as exc:  # a sensor's bug must not end the owner's control
@@ -141,8 +143,13 @@ class Conditions:
     def _report(before: frozenset[Key], keys: frozenset[Key], holds: tuple[Hold, ...]) -> None:
         for hold in holds:
             if (hold.condition, hold.scope, hold.devices) not in before:
-                log.info("hold_started", condition=hold.condition, scope=hold.scope,
-                         gpus=list(hold.devices), reason=hold.reason)  # fmt: skip
+                log.info(
+                    "hold_started",
+                    condition=hold.condition,
+                    scope=hold.scope,
+                    gpus=list(hold.devices),
+                    reason=hold.reason,
+                )
         for condition, scope, devices in before - keys:
             log.info("hold_ended", condition=condition, scope=scope, gpus=list(devices))
 
@@ -196,13 +203,13 @@ class Conditions:
         sample, prev = cpu.sample(ours), self._cpu_prev
         self._cpu_prev = sample
         if prev is None:
-            return Condition("busy", False, "measuring", now + self._interval)
+            return Condition("busy", False, "measuring", now + INTERVAL)
         pct = foreign_percent(prev, sample)
         if pct is None:
             why = "the agent's containers' CPU use is not readable here (own cgroup namespace)"
             return Condition("busy", False, f"off: {why}")
         found = guard.observe(now, pct)
-        return found if found.next_check else replace_check(found, now + self._interval)
+        return found if found.next_check else replace_check(found, now + INTERVAL)
 
     def _gpus(self, now: float, ours: frozenset[str]) -> list[Condition]:
         nvml, guard = self._s.nvml, self._s.gpu
@@ -222,8 +229,10 @@ class Conditions:
             uses.append(GpuUse(snap, agent, bool(foreign)))
             readings.append(GpuReading(snap.index, snap.uuid, snap.temperature, tuple(foreign)))
         self.gpu_use = tuple(uses)
-        found = [replace_check(c, c.next_check or now + self._interval)
-                 for c in guard.observe(now, tuple(readings))]  # fmt: skip
+        found = [
+            replace_check(c, c.next_check or now + INTERVAL)
+            for c in guard.observe(now, tuple(readings))
+        ]
         if hidden:
             why = f"{hidden} GPU process(es) are not visible from the agent's PID namespace"
             found.append(Condition("gpu-processes", False, f"{why}: not counted as others'"))

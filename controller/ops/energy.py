@@ -42,30 +42,49 @@ class Reading:
     gpus: dict[str, GpuUse]
 
 
+@dataclass(frozen=True)
+class Readers:
+    """Where the energy is read: NVML (None: no GPU), the conditions' latest GPU use (one NVML
+    reader a second, not two), the containers' CPU counters, the RAPL zones (None: found here)."""
+
+    nvml: Nvml | None = None
+    gpus: Callable[[], tuple[GpuUse, ...]] = tuple
+    cpu: CpuUse | None = None
+    zones: tuple[tuple[power.RaplZone, ...], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What the receipt converts energy with: the owner's price and grid carbon intensity."""
+
+    price: Price | None = None
+    carbon: float | None = None
+
+
+NO_RATES = Rates()
+
+
 class EnergyMeter:
     def __init__(
         self,
         path: Path,
+        readers: Readers,
         *,
-        nvml: Nvml | None,
-        gpus: Callable[[], tuple[GpuUse, ...]] = tuple,
-        cpu: CpuUse | None,
         ours: Callable[[], frozenset[str]],
         serving: Callable[[], list[str]] = list,
-        zones: tuple[tuple[power.RaplZone, ...], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], date] = date.today,
         observer: Observer | None = None,
-        price: Price | None = None,
-        carbon: float | None = None,
+        rates: Rates = NO_RATES,
     ) -> None:
-        self._path, self._nvml, self._cpu, self._ours = path, nvml, cpu, ours
-        self._gpus = gpus  # the conditions' latest NVML read (one reader a second, not two)
+        self._path, self._nvml, self._cpu, self._ours = path, readers.nvml, readers.cpu, ours
+        self._gpus = readers.gpus
         self._serving = serving  # the services running now (hours served)
+        zones = readers.zones
         self._zones, problem = zones if zones is not None else power.rapl_zones()
         self._clock, self._today = clock, today
         self._observer = observer or NullObserver()
-        self._price, self._carbon = price, carbon
+        self._price, self._carbon = rates.price, rates.carbon
         self._lock = threading.Lock()
         self._receipt = self._load()
         self._prev: Reading | None = None
@@ -138,8 +157,9 @@ class EnergyMeter:
         the page."""
         with self._lock:
             receipt = self._receipt
-        return summary(receipt, self._today(), price=self._price, carbon=self._carbon,
-                       sources=self.sources)  # fmt: skip
+        return summary(
+            receipt, self._today(), price=self._price, carbon=self._carbon, sources=self.sources
+        )
 
 
 def _gpu_joules(seconds: float, before: dict[str, GpuUse], now: dict[str, GpuUse]) -> float:

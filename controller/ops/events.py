@@ -16,8 +16,13 @@ Sentence = Callable[[MutableMapping[str, Any]], str]
 
 
 def _action(e: MutableMapping[str, Any]) -> str:
-    verbs = {"create": "created", "start": "started", "recreate": "recreated", "remove": "removed",
-             "stop": "stopped"}  # fmt: skip
+    verbs = {
+        "create": "created",
+        "start": "started",
+        "recreate": "recreated",
+        "remove": "removed",
+        "stop": "stopped",
+    }
     return f"{e.get('container')}: {verbs.get(str(e.get('action')), e.get('action'))}"
 
 
@@ -68,8 +73,13 @@ class Recent:
                 text = sentence(event)
             except Exception:  # a sentence must never cost a log line
                 text = str(event.get("event"))
-            row = {"at": event.get("timestamp"), "event": event.get("event"), "level": level,
-                   "text": text[:300], "container": event.get("container")}  # fmt: skip
+            row = {
+                "at": event.get("timestamp"),
+                "event": event.get("event"),
+                "level": level,
+                "text": text[:300],
+                "container": event.get("container"),
+            }
             with self._lock:
                 self._ring.append(row)
         return event

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,31 +18,40 @@ from controller import __version__
 from controller.contract.services import not_reachable
 from controller.core.observe import PullProgress
 from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent
+from controller.engine.loop import Reconciler
 from controller.membership.lifecycle import Lifecycle
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What status says about the agent itself: its instance, where its desired state comes
+    from (a coordinator or a manifest), its resync interval and its ingress mode."""
+
+    instance: str
+    coordinator: str
+    manifest: str | None
+    resync_interval: float
+    ingress: str = "none"
 
 
 class Snapshot:
     def __init__(
         self,
-        agent: Agent,
+        agent: Reconciler,
         lifecycle: Lifecycle | None,
         puller: ImagePuller,
+        facts: Facts,
         *,
-        instance: str,
-        coordinator: str,
-        manifest: str | None,
-        resync_interval: float,
         kept_volumes: Callable[[], tuple[str, ...]] = tuple,
-        ingress: str = "none",
         owner: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         self._owner = owner  # the owner's conditions, GPUs and energy receipt
-        self._ingress = ingress
+        self._ingress = facts.ingress
         self._kept_volumes = kept_volumes
-        self._instance = instance
-        self._coordinator = coordinator
-        self._manifest = manifest
+        self._instance = facts.instance
+        self._coordinator = facts.coordinator
+        self._manifest = facts.manifest
+        resync_interval = facts.resync_interval
         self._agent = agent
         self._lifecycle = lifecycle
         self._puller = puller

@@ -30,6 +30,7 @@ from rma_coordinator.api.deps import Coordinator, State, token_hash
 from rma_coordinator.api.limits import registration_allowed
 from rma_coordinator.api.models import EdgeRegisterBody, HeartbeatBody, LocalRegisterBody
 from rma_coordinator.api.workers import record_heartbeat, screen_heartbeat
+from rma_coordinator.db import NewWorker
 from rma_coordinator.tiers import tier_for
 
 edge = APIRouter()
@@ -85,17 +86,17 @@ def _store(
     services = _services(body)
     state.guard.screen(services)
     tunnel = body.tunnel_url if state.guard.announced(body.tunnel_url or "") else ""
-    state.registry.add(
+    worker = NewWorker(
         worker_id,
+        tier,
+        body.capabilities,
+        [],
         token_hash=token_hash(token),
-        tier=tier,
-        capabilities=body.capabilities,
-        containers=[],
-        now=state.config.clock(),
         services=services,
         tunnel_url=tunnel,
         ip_address=body.ip_address,
     )
+    state.registry.add(worker, now=state.config.clock())
     return len(services)
 
 

@@ -97,8 +97,11 @@ class Guard:
         ip = mapped or ip
         if (str(ip), port) in self.own or (ip.is_unspecified and port in {p for _, p in self.own}):
             raise Refused("the coordinator's own address")
-        if ip.is_loopback and any(a in ("0.0.0.0", "::") or ipaddress.ip_address(a).is_loopback
-                                  for a, p in self.own if p == port):  # fmt: skip
+        if ip.is_loopback and any(
+            a in ("0.0.0.0", "::") or ipaddress.ip_address(a).is_loopback
+            for a, p in self.own
+            if p == port
+        ):
             raise Refused("the coordinator's own address")
         if self.allow_private:
             return

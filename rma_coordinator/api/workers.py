@@ -17,7 +17,7 @@ from rma_coordinator import __version__
 from rma_coordinator.api.deps import Coordinator, State, check_token, token_hash
 from rma_coordinator.api.limits import registration_allowed
 from rma_coordinator.api.models import HeartbeatBody, RegisterBody
-from rma_coordinator.db import Registry
+from rma_coordinator.db import Beat, NewWorker, Registry
 from rma_coordinator.tiers import tier_for
 
 WORKER_ID_RE = re.compile(r"^worker-[0-9a-f]{8}$")
@@ -62,9 +62,7 @@ async def screen_heartbeat(state: Coordinator, body: HeartbeatBody) -> None:
 def record_heartbeat(state: Coordinator, body: HeartbeatBody) -> int | None:
     """Record a heartbeat in any dialect; the assignment generation, or None: not known."""
     state.requests["heartbeat"] += 1
-    return state.registry.heartbeat(
-        body.worker_id,
-        now=state.config.clock(),
+    beat = Beat(
         health=body.status,
         load=body.current_load,
         memory=body.available_memory,
@@ -73,6 +71,7 @@ def record_heartbeat(state: Coordinator, body: HeartbeatBody) -> int | None:
         services_status=body.services_status,
         gpu_utilization=body.gpu_utilization,
     )
+    return state.registry.heartbeat(body.worker_id, beat, now=state.config.clock())
 
 
 @router.post("/api/worker/register", dependencies=[Depends(registration_allowed)])
@@ -92,17 +91,17 @@ def register(
     token = secrets.token_urlsafe(32) if config.part2 else None
     services = [c.model_dump() for c in body.containers or ()]
     state.guard.screen(services)
-    registry.add(
+    worker = NewWorker(
         worker_id,
+        tier,
+        caps,
+        containers,
         token_hash=token_hash(token) if token else None,
-        tier=tier,
-        capabilities=caps,
-        containers=containers,
-        now=config.clock(),
         services=services,
         tunnel_url=body.tunnel_url if state.guard.announced(body.tunnel_url or "") else "",
         ip_address=body.ip_address,
     )
+    registry.add(worker, now=config.clock())
     answer: dict[str, Any] = {
         "worker_id": worker_id,
         "tier": tier,

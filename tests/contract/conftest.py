@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from controller.clients.coordinator import CoordinatorClient
+from controller.clients.coordinator import CoordinatorClient, Patience
 from rma_coordinator.app import Config, create_app
 from rma_coordinator.tiers import Catalog
 
@@ -53,7 +53,7 @@ class Served:
             time.sleep(0.01)
 
     def client(self) -> CoordinatorClient:
-        return CoordinatorClient(self.url, attempts=1, sleep=lambda s: None)
+        return CoordinatorClient(self.url, patience=Patience(attempts=1), sleep=lambda s: None)
 
     def close(self) -> None:
         self._server.should_exit = True

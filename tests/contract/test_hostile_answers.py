@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.clients.coordinator import CoordinatorClient
+from controller.clients.coordinator import CoordinatorClient, Patience
 from controller.core.errors import CoordinatorUnreachable
 from rma_testkit.bad_coordinator import TRICKLE_BODY, TRICKLE_HEADERS, BadCoordinator
 from rma_testkit.coordinator import free_port
@@ -23,7 +23,7 @@ def trickler(request: pytest.FixtureRequest) -> Iterator[BadCoordinator]:
 
 def test_a_trickled_answer_is_cut_off_at_its_deadline(trickler: BadCoordinator) -> None:
     client = CoordinatorClient(
-        f"http://127.0.0.1:{trickler.port}", connect_timeout=0.5, read_timeout=1.0, attempts=1
+        f"http://127.0.0.1:{trickler.port}", patience=Patience(connect=0.5, read=1.0, attempts=1)
     )
     started = time.monotonic()
     with pytest.raises(CoordinatorUnreachable, match="too slowly"):

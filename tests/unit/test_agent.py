@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from controller.core.errors import ConfigError, TransientError
-from controller.core.models import DesiredState
+from controller.core.models import ActualContainer, DesiredState
+from controller.core.planner import Action
+from controller.core.results import ActionOutcome
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
+from controller.engine.hooks import Hooks, Listener
 from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent
+from controller.engine.loop import Reconciler
+from rma_testkit.clock import ManualTime, VirtualClock
 from rma_testkit.fakes import FakeRuntime, FakeSource, spec
 
 
@@ -21,16 +25,14 @@ class Rig:
         self.rt = FakeRuntime(images=images if images is not None else {"img:1"})
         self.source = FakeSource(desired)
         self.stop = threading.Event()
-        self.bell = Doorbell()
+        self.bell = Doorbell(self.stop)
         puller = ImagePuller(self.rt, on_done=self.bell.ring, refresh_interval=0)
-        self.agent = Agent(
+        self.agent = Reconciler(
             self.source,
             self.rt,
             Executor(self.rt, puller, should_stop=self.stop.is_set),
-            stop=self.stop,
             doorbell=self.bell,
-            resync_interval=0.05,
-            poll_interval=0.01,
+            resync=0.05,
         )
 
     def names(self) -> dict[str, str]:
@@ -152,14 +154,12 @@ def test_an_event_seen_before_the_list_shows_it_is_rechecked_without_the_resync(
     """The engine may send `kill` before its list says `exited`: the loop looks again soon
     instead of leaving the container down until the next resync (here an hour away)."""
     r = Rig(DesiredState((spec("a"),)))
-    r.agent = Agent(
+    r.agent = Reconciler(
         r.source,
         r.rt,
         Executor(r.rt, ImagePuller(r.rt, refresh_interval=0)),
-        stop=r.stop,
         doorbell=r.bell,
-        resync_interval=3600,
-        poll_interval=0.01,
+        resync=3600,
     )
     thread = threading.Thread(target=r.agent.run)
     thread.start()
@@ -177,16 +177,94 @@ def test_an_event_seen_before_the_list_shows_it_is_rechecked_without_the_resync(
         thread.join(10)
 
 
+class OnVirtualTime:
+    """The reconciler running on a thread, on virtual time: the test moves the clock."""
+
+    def __init__(self, rig: Rig, hooks: Hooks | None = None, time: ManualTime | None = None):
+        self.rig, self.time = rig, time or ManualTime()
+        bell = Doorbell(rig.stop, clock=VirtualClock(self.time))
+        rig.bell = bell
+        puller = ImagePuller(rig.rt, on_done=bell.ring, refresh_interval=0)
+        rig.agent = Reconciler(
+            rig.source, rig.rt, Executor(rig.rt, puller), hooks, doorbell=bell, resync=30.0
+        )
+        self.thread = threading.Thread(target=lambda: rig.agent.run(teardown=lambda: False))
+
+    def __enter__(self) -> OnVirtualTime:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.rig.stop.set()
+        self.rig.bell.ring()
+        self.thread.join(10)
+
+    def passes(self) -> int:
+        return self.rig.rt.calls.count("list")
+
+    def advance(self, seconds: float) -> None:
+        """Once the loop waits, move its clock (a second at a time: it looks at stop each)."""
+        for _ in range(round(seconds)):
+            wait_until(lambda: self.time.waiting > 0)
+            self.time.advance(1.0)
+
+
 def test_a_permanent_conflict_does_not_make_the_loop_spin() -> None:
     """Every pass plans the same refused action; only a pass that changed something is looked
     at again soon (it once ran 8 passes a second on a name conflict)."""
     rig = Rig(DesiredState((spec("a"),)))
     rig.rt.add("a", managed=False)  # someone else's container holds the name
-    rig.agent._resync = 30.0  # the resync timer alone would not pass again within the test
-    thread = threading.Thread(target=lambda: rig.agent.run(teardown=lambda: False), daemon=True)
-    thread.start()
-    threading.Event().wait(1.0)
-    rig.stop.set()
-    rig.bell.ring()
-    thread.join(5)
-    assert rig.rt.calls.count("list") <= 3, rig.rt.calls.count("list")
+    with OnVirtualTime(rig) as loop:
+        loop.advance(29)
+        assert loop.passes() == 1  # the resync alone brings the next
+        loop.advance(1)
+        wait_until(lambda: loop.passes() == 2)
+
+
+def test_a_source_that_rings_is_read_at_once_and_never_polled() -> None:
+    rig = Rig(DesiredState((spec("a"),)))
+    with OnVirtualTime(rig) as loop:
+        wait_until(lambda: rig.names() == {"a": "running"})
+        loop.advance(2)  # the rechecks after acting are done
+        before = loop.passes()
+        rig.source.set(DesiredState((spec("a"), spec("b"))))  # rings the doorbell
+        wait_until(lambda: rig.names() == {"a": "running", "b": "running"})
+        assert loop.passes() > before
+
+
+class HoldAll:
+    """A gate that holds every action back for 5 s of the loop's clock."""
+
+    name = "hold all"
+
+    def __init__(self, time: ManualTime) -> None:
+        self.time = time
+
+    def hold(self, actions: Sequence[Action]) -> tuple[list[Action], list[ActionOutcome]]:
+        if self.time.now >= 5.0:
+            return list(actions), []
+        return [], [ActionOutcome(a.target, "held", ok=False, pending=True) for a in actions]
+
+    def next_due(self) -> float | None:
+        return max(0.0, 5.0 - self.time.now)
+
+    def forget(self, desired: DesiredState, actual: Sequence[ActualContainer]) -> None:
+        return None
+
+    def settle(self, done: Sequence[ActionOutcome]) -> frozenset[str]:
+        return frozenset()
+
+
+def test_a_gate_holds_actions_and_its_due_time_brings_the_next_pass() -> None:
+    rig = Rig(DesiredState((spec("a"),)))
+    seen: list[int] = []
+    after = [Listener("count", lambda desired, actual: seen.append(len(actual)))]
+    time = ManualTime()
+    with OnVirtualTime(rig, Hooks(gates=(HoldAll(time),), after=after), time) as loop:
+        wait_until(lambda: loop.passes() == 1)
+        assert rig.names() == {}
+        loop.advance(4)
+        assert loop.passes() == 1  # nothing rang, the gate is not due yet
+        loop.advance(1)
+        wait_until(lambda: rig.names() == {"a": "running"})
+        assert seen[0] == 0 and len(seen) >= 2  # every pass told its listeners

@@ -20,8 +20,9 @@ from controller.core.schedule import Schedule
 from controller.core.usage import CpuSample
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import URGENT_GRACE, Executor
+from controller.engine.hooks import Hooks, Stage
 from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent
+from controller.engine.loop import Reconciler
 from controller.ops.conditions import Conditions, Sensors
 from rma_testkit.fakes import FakeRuntime, FakeSource, spec
 from rma_testkit.nvml_fake import FakeNvml
@@ -197,10 +198,11 @@ def test_a_yield_stops_the_gpu_container_at_once_and_the_resume_is_not_a_restart
     rig.sensors.nvml = Nvml(nvml=rig.fake)  # type: ignore[arg-type]
     proc_tree(rig.proc, 450, "0::/process_api/x\n", "python3")
     rt = FakeRuntime(images={"img:1", "vllm:1"})
-    stop, bell = threading.Event(), Doorbell()
+    bell = Doorbell()
     source = FakeSource(DesiredState((spec("web"), spec("llm", "vllm:1", gpu=-1))))
     executor = Executor(rt, ImagePuller(rt, refresh_interval=0), stop_grace=10)
-    agent = Agent(source, rt, executor, stop=stop, doorbell=bell, hold=rig.conditions.apply)
+    hooks = Hooks(holds=(Stage("owner's conditions", rig.conditions.apply),))
+    agent = Reconciler(source, rt, executor, hooks, doorbell=bell)
     agent.reconcile()
     first = {c.name: c.id for c in rt.containers.values()}
     for cycle in range(4):
@@ -223,15 +225,14 @@ def test_a_yield_stops_the_gpu_container_at_once_and_the_resume_is_not_a_restart
 
 def test_the_owners_view_names_each_gpu_as_read(tmp_path: Path) -> None:
     from controller.app.owner import Owner  # noqa: PLC0415 (the composition root's view)
-    from controller.ops.energy import EnergyMeter  # noqa: PLC0415
+    from controller.ops.energy import EnergyMeter, Readers  # noqa: PLC0415
 
     rig = Rig(tmp_path, gpu=GpuGuard(83, 300))
     rig.sensors.nvml = Nvml(nvml=rig.fake)  # type: ignore[arg-type]
     rig.fake.mode = "busy"
     proc_tree(rig.proc, 450, "0::/process_api/x\n", "python3")
     rig.check()
-    meter = EnergyMeter(tmp_path / "e.json", nvml=None, cpu=None, ours=frozenset,
-                        zones=((), "none"))  # fmt: skip
+    meter = EnergyMeter(tmp_path / "e.json", Readers(zones=((), "none")), ours=frozenset)
     view = Owner(rig.conditions, meter, None).view()
     assert view["gpus"] == [
         {"index": "0", "uuid": rig.fake.record["uuid"], "temperature": 54.0,

@@ -16,7 +16,7 @@ from controller.core.containment import Containment
 from controller.core.models import ContainerSpec, VolumeMount
 from controller.core.policy import ImagePolicy, parse_reference
 from controller.core.runtime import OwnedVolume
-from controller.engine.images import ImagePuller
+from controller.engine.images import ImagePuller, PullGuards
 from controller.engine.volumes import DAY, VolumeKeeper
 from controller.membership.source import AssignmentSource
 from rma_testkit.fakes import FakeRuntime
@@ -126,7 +126,9 @@ def test_local_images_are_trusted_by_their_repo_digests() -> None:
 def test_an_untrusted_local_image_is_pulled_not_used() -> None:
     rt = FakeRuntime(images={"ghcr.io/rma/x:1"})
     done = threading.Event()
-    puller = ImagePuller(rt, on_done=done.set, refresh_interval=0, trusted=lambda image: False)
+    puller = ImagePuller(
+        rt, on_done=done.set, refresh_interval=0, guards=PullGuards(trusted=lambda image: False)
+    )
     assert puller.ensure("ghcr.io/rma/x:1").pulling
     assert done.wait(5)
     assert "pull:ghcr.io/rma/x:1" in rt.calls

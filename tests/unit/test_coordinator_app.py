@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rma_coordinator.app import Config, create_app
-from rma_coordinator.db import Registry
+from rma_coordinator.db import Beat, NewWorker, Registry
 from rma_coordinator.tiers import Catalog, tier_for
 
 CATALOG = Catalog(
@@ -272,19 +272,11 @@ def test_health_and_openapi(api: TestClient) -> None:
 
 def test_sweep_marks_offline_then_forgets(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "s.db")
-    reg.add("worker-00000001", token_hash=None, tier=3, capabilities={}, containers=[], now=0)
+    reg.add(NewWorker("worker-00000001", 3, {}, []), now=0)
     assert reg.sweep(now=100, offline_after=300, forget_after=1800) == (0, 0)
     assert reg.sweep(now=301, offline_after=300, forget_after=1800) == (1, 0)
     assert reg.counts() == {"offline": 1}
-    reg.heartbeat(
-        "worker-00000001",
-        now=400,
-        health="healthy",
-        load=0,
-        memory=None,
-        reported=None,
-        converged=None,
-    )
+    reg.heartbeat("worker-00000001", Beat(health="healthy", load=0), now=400)
     assert reg.counts() == {"online": 1}
     assert reg.sweep(now=2201, offline_after=300, forget_after=1800) == (1, 1)
     assert reg.all() == []

@@ -9,8 +9,9 @@ import pytest
 import requests
 import responses
 
-from controller.clients.coordinator import CoordinatorClient
+from controller.clients.coordinator import CoordinatorClient, Patience
 from controller.clients.http_bounds import parse_retry_after
+from controller.core.backoff import Delays
 from controller.core.errors import (
     CoordinatorProtocolError,
     CoordinatorRejected,
@@ -59,7 +60,10 @@ def test_retries_5xx_and_connection_errors_with_bounded_jitter() -> None:
     responses.post(REGISTER, status=503)
     responses.post(REGISTER, json=OK_REGISTER)
     sleeps: list[float] = []
-    assert client(sleeps, backoff_base=0.5, backoff_cap=10).register({}).tier == 2
+    assert (
+        client(sleeps, patience=Patience(delays=Delays(0.5, 10, jitter="full"))).register({}).tier
+        == 2
+    )
     assert len(sleeps) == 3
     for attempt, slept in enumerate(sleeps, start=1):
         assert 0 <= slept <= min(10, 0.5 * 2**attempt)
@@ -70,7 +74,7 @@ def test_gives_up_after_the_attempts_as_unreachable() -> None:
     responses.post(REGISTER, status=500)
     sleeps: list[float] = []
     with pytest.raises(CoordinatorUnreachable, match="HTTP 500"):
-        client(sleeps, attempts=3).register({})
+        client(sleeps, patience=Patience(attempts=3)).register({})
     assert len(responses.calls) == 3 and len(sleeps) == 2
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from rma_coordinator.db import Registry
+from rma_coordinator.db import NewWorker, Registry
 
 
 def test_a_database_of_an_older_coordinator_gets_the_new_columns(tmp_path: Path) -> None:
@@ -23,8 +23,8 @@ def test_a_database_of_an_older_coordinator_gets_the_new_columns(tmp_path: Path)
     )
     old.close()
     registry = Registry(path)
-    registry.add("w-1", token_hash=None, tier=2, capabilities={}, containers=[], now=1.0,
-                 services=[{"name": "redis"}], tunnel_url="", ip_address="10.0.0.2")  # fmt: skip
-    worker = registry.all()[0]
-    assert worker.services == [{"name": "redis"}] and worker.ip_address == "10.0.0.2"
+    worker = NewWorker("w-1", 2, {}, [], services=[{"name": "redis"}], ip_address="10.0.0.2")
+    registry.add(worker, now=1.0)
+    stored = registry.all()[0]
+    assert stored.services == [{"name": "redis"}] and stored.ip_address == "10.0.0.2"
     registry.close()

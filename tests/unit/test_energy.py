@@ -16,7 +16,7 @@ from controller.clients.power import RaplZone
 from controller.core.energy import Price, Receipt, summary
 from controller.core.usage import CpuSample, foreign_percent, our_share
 from controller.ops.conditions import GpuUse
-from controller.ops.energy import EnergyMeter
+from controller.ops.energy import EnergyMeter, Readers
 from rma_testkit.nvml_fake import FIXTURE
 
 H200 = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -96,11 +96,8 @@ def meter(tmp_path: Path, feed: Feed, zones: tuple[RaplZone, ...] = ()) -> Energ
 
     return EnergyMeter(
         tmp_path / "default.energy.json",
-        nvml=None,
-        gpus=lambda: feed.gpus,
-        cpu=Cpu(),  # type: ignore[arg-type]
+        Readers(None, lambda: feed.gpus, Cpu(), (zones, None if zones else "no RAPL here")),  # type: ignore[arg-type]
         ours=lambda: feed.ours,
-        zones=(zones, None if zones else "no RAPL here"),
         clock=lambda: feed.now,
         today=lambda: DAY,
     )
@@ -165,10 +162,13 @@ def test_hours_served_per_service(tmp_path: Path) -> None:
     feed = Feed()
     serving = [["notes-coa", "redis"]]
     m = EnergyMeter(
-        tmp_path / "default.energy.json", nvml=None, cpu=None, ours=lambda: feed.ours,
-        serving=lambda: serving[0], zones=((), "none"), clock=lambda: feed.now,
+        tmp_path / "default.energy.json",
+        Readers(zones=((), "none")),
+        ours=lambda: feed.ours,
+        serving=lambda: serving[0],
+        clock=lambda: feed.now,
         today=lambda: DAY,
-    )  # fmt: skip
+    )
     m.sample()
     feed.now = 1800.0
     m.sample()

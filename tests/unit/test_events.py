@@ -4,15 +4,13 @@ start again behind its back is logged as healed."""
 
 from __future__ import annotations
 
-import threading
-
 import structlog
 
 from controller.core.models import DesiredState
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
 from controller.engine.images import ImagePuller
-from controller.engine.loop import Agent
+from controller.engine.loop import Reconciler
 from controller.ops.events import KEEP, Recent
 from rma_testkit.fakes import FakeRuntime, FakeSource, spec
 
@@ -45,11 +43,10 @@ def test_the_ring_keeps_the_last_fifty() -> None:
 
 def test_a_container_removed_behind_the_agents_back_is_healed_and_said() -> None:
     rt = FakeRuntime(images={"img:1"})
-    agent = Agent(
+    agent = Reconciler(
         FakeSource(DesiredState((spec("web"),))),
         rt,
         Executor(rt, ImagePuller(rt, refresh_interval=0)),
-        stop=threading.Event(),
         doorbell=Doorbell(),
     )
     with structlog.testing.capture_logs() as seen:

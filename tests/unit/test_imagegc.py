@@ -7,7 +7,7 @@ from pathlib import Path
 
 from controller.clients.store import StateStore
 from controller.engine.imagegc import GIB, PulledImages, collect, floor_error
-from controller.engine.images import ImagePuller
+from controller.engine.images import ImagePuller, PullGuards
 from rma_testkit.fakes import FakeRuntime
 
 
@@ -64,7 +64,10 @@ def test_a_pull_under_the_floor_is_refused_and_backs_off() -> None:
     rt = FakeRuntime()
     now = [50.0]
     puller = ImagePuller(
-        rt, refresh_interval=0, floor=lambda needed: "disk full", clock=lambda: now[0]
+        rt,
+        refresh_interval=0,
+        guards=PullGuards(floor=lambda needed: "disk full"),
+        clock=lambda: now[0],
     )
     state = puller.ensure("big:1")
     assert state.error == "disk full" and not state.pulling
@@ -76,7 +79,10 @@ def test_pulled_images_are_recorded(tmp_path: Path) -> None:
     store = StateStore(tmp_path, "i")
     done = threading.Event()
     puller = ImagePuller(
-        FakeRuntime(), on_done=done.set, refresh_interval=0, on_pulled=PulledImages(store).add
+        FakeRuntime(),
+        on_done=done.set,
+        refresh_interval=0,
+        guards=PullGuards(on_pulled=PulledImages(store).add),
     )
     puller.ensure("x:1")
     assert done.wait(5)
@@ -101,8 +107,9 @@ def test_pulls_in_flight_count_against_the_floor_with_their_sizes() -> None:
         rt,
         refresh_interval=0,
         on_done=ended.release,
-        floor=lambda needed: floor_error(disk, 5, 0, needed),
-        size=lambda image: 20 * GIB,
+        guards=PullGuards(
+            floor=lambda needed: floor_error(disk, 5, 0, needed), size=lambda image: 20 * GIB
+        ),
     )
     images = [f"big{i}:1" for i in range(3)]
     assert all(puller.ensure(image).pulling for image in images)  # checked alone: each fits

@@ -19,9 +19,9 @@ from controller.contract.services import Announcement, announce, at_host
 from controller.core.errors import (
     TransientError,
 )
-from controller.membership.lifecycle import Lifecycle
+from controller.membership.lifecycle import Lifecycle, Telling, Timing
 from controller.membership.source import AssignmentSource
-from rma_testkit.clock import ManualTime
+from rma_testkit.clock import ManualTime, VirtualClock
 from rma_testkit.scripted import URL, WEB, FakeCoordinator
 
 HOST = "127.0.0.1"
@@ -51,14 +51,14 @@ class Rig:
             coord,
             self.store,
             self.source,
+            Telling(
+                capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
+                report=lambda: {"status": "healthy", "current_load": 0.1},
+                announcement=self.announcement,
+            ),
             stop=self.stop,
-            capabilities=lambda: {"cpu_cores": 2, "ram": "4.0GB"},
-            report=lambda: {"status": "healthy", "current_load": 0.1},
-            announcement=self.announcement,
             on_change=self.changes.set,
-            long_poll_wait=long_poll_wait,
-            wait=self.time.wait,
-            clock=lambda: self.time.now,
+            timing=Timing(long_poll_wait=long_poll_wait, clock=VirtualClock(self.time)),
         )
 
     def announcement(self) -> Announcement:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from controller.clients.manifest import ManifestSource, parse_manifest
 from controller.core.errors import ConfigError
+from rma_testkit.clock import ManualTime, VirtualClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +73,33 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_demo_manifest_is_valid() -> None:
     demo = parse_manifest((ROOT / "manifests/demo/manifest.yaml").read_text())
     assert {s.name for s in demo.specs} == {"rma-demo-web", "rma-demo-worker", "rma-demo-data"}
+
+
+def test_watch_rings_the_doorbell_when_the_file_changes(tmp_path: Path) -> None:
+    """The loop polls nothing: the source stats its file on its own thread (virtual time here)
+    and rings once it differs from what the last load read."""
+    path = tmp_path / "m.yaml"
+    path.write_text("containers: []\n")
+    time, stop, rang = ManualTime(), threading.Event(), threading.Event()
+    source = ManifestSource(path, clock=VirtualClock(time))
+    source.load()
+    source.watch(rang.set, stop)
+    try:
+        wait_for(lambda: time.waiting > 0)
+        time.advance(0.5)
+        wait_for(lambda: time.waiting > 0)
+        assert not rang.is_set()  # unchanged: nothing to say
+        path.write_text("containers:\n  - {name: a, image: 'img:1'}\n")
+        time.advance(0.5)
+        assert rang.wait(5)
+    finally:
+        stop.set()
+
+
+def wait_for(cond: Callable[[], bool]) -> None:
+    done = threading.Event()
+    for _ in range(1000):
+        if cond():
+            return
+        done.wait(0.005)
+    raise AssertionError("condition not met")

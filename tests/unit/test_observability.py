@@ -16,7 +16,7 @@ from controller.cli.console import ProgressBar, render_status
 from controller.clients.docker_progress import LayerProgress
 from controller.core.observe import PullProgress
 from controller.core.runtime import ProgressCallback
-from controller.engine.images import ImagePuller
+from controller.engine.images import ImagePuller, PullReport
 from controller.ops.health import HealthServer
 from controller.ops.metrics import Metrics
 from controller.settings import Settings
@@ -168,9 +168,7 @@ def test_puller_reports_progress_bytes_and_status() -> None:
         Slow(),
         on_done=done.set,
         refresh_interval=0,
-        observer=metrics,
-        progress_sink=seen.append,
-        log_every=0,
+        report=PullReport(metrics, seen.append, every=0),
     )
     puller.ensure("big:1")
     for _ in range(500):
