@@ -24,6 +24,7 @@ import psutil
 
 from bench import (
     capacity,
+    contribution,
     converge,
     heal,
     idle,
@@ -48,6 +49,7 @@ FULL: dict[str, Any] = {
     "idle": {"containers": 20, "seconds": 65.0},
     "scale": {"containers": 200, "resyncs": 10, "changes": 5},
     "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
+    "contribution": {"repeats": 5},
 }
 QUICK: dict[str, Any] = {
     "startup": {"repeats": 2},
@@ -60,6 +62,7 @@ QUICK: dict[str, Any] = {
     "idle": {"containers": 3, "seconds": 3.0},
     "scale": {"containers": 5, "resyncs": 2, "changes": 1},
     "capacity": {"sizes": [100], "seconds": 1.0, "connections": 4, "repeats": 2},
+    "contribution": {"repeats": 1},
 }
 
 
@@ -119,6 +122,7 @@ def _steps(
         "idle": lambda: idle.run(cli, work, **p["idle"]),
         "scale": lambda: scale.run(cli, work, **p["scale"]),
         "capacity": lambda: capacity.run(work, **p["capacity"]),
+        "contribution": lambda: contribution.run(cli, work, **p["contribution"]),
     }
 
 

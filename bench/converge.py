@@ -1,9 +1,12 @@
 """Cold converge: N small containers from an image already present, by three contenders in turn —
 the agent (manifest mode, `--once`, from process start), Debian's `docker-compose up -d` on the
 same set, and the engine's limit (docker-py creating and starting them concurrently, no agent).
-Every contender is timed from its start to the engine's `start` event of the last container, and
-puts its containers on a user-defined bridge (the agent's own network, compose's project network,
-one made for the limit), since attaching there costs the engine more than the default bridge.
+Every contender is timed from its start to the engine's `start` event of the last container
+(`agent`, `compose`, `limit`); the two commands also from their process start to their exit, when
+each has said every container runs (`agent_exit`, `compose_exit`: what a person waiting on the
+command sees). Each puts its containers on a user-defined bridge (the agent's own network,
+compose's project network, one made for the limit), since attaching there costs the engine more
+than the default bridge.
 """
 
 from __future__ import annotations
@@ -38,21 +41,27 @@ AGENT_INSTANCE = "bench-converge"
 LIMIT_NETWORK = "bench-limit-net"
 
 
-def _agent(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
+def _agent(
+    cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher
+) -> tuple[float, float]:
     instance = AGENT_INSTANCE
     specs = manifest_specs("bench-agent", n)
     manifest = write_manifest(work / "converge.yaml", specs)
     agent = Agent(work, instance, "--manifest", str(manifest), "--once")
     t0 = time.time_ns()
-    code = agent.run()
-    if code != 0:
+    proc = agent.start()
+    proc.wait(600)
+    exited = time.time_ns()
+    if agent.stop() != 0:
         raise RuntimeError(f"agent --once failed: {agent.log_path.read_text()[-2000:]}")
     done = watcher.wait_all([s["name"] for s in specs], t0)
     remove_labelled(cli, instance_label(instance))
-    return (done - t0) / 1e9
+    return (done - t0) / 1e9, (exited - t0) / 1e9
 
 
-def _compose(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher) -> float:
+def _compose(
+    cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher
+) -> tuple[float, float]:
     names = [f"bench-compose-{i:03d}" for i in range(n)]
     services = {
         name: {
@@ -72,9 +81,10 @@ def _compose(cli: docker.DockerClient, work: Path, n: int, watcher: StartWatcher
         capture_output=True,
         timeout=600,
     )
+    exited = time.time_ns()
     done = watcher.wait_all(names, t0)
     remove_labelled(cli, f"{BENCH_LABEL}=compose")
-    return (done - t0) / 1e9
+    return (done - t0) / 1e9, (exited - t0) / 1e9
 
 
 def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
@@ -96,6 +106,33 @@ def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
     return (done - t0) / 1e9
 
 
+def _size(
+    cli: docker.DockerClient,
+    work: Path,
+    n: int,
+    repeats: int,
+    watchers: tuple[StartWatcher, StartWatcher],
+) -> dict[str, Any]:
+    watcher, agent_watch = watchers
+    times: dict[str, list[float]] = {k: [] for k in ("agent", "compose", "limit")}
+    times |= {"agent_exit": [], "compose_exit": []}
+    for _ in range(repeats):
+        for who, (running, exited) in (
+            ("agent", _agent(cli, work, n, agent_watch)),
+            ("compose", _compose(cli, work, n, watcher)),
+        ):
+            times[who].append(running)
+            times[f"{who}_exit"].append(exited)
+        times["limit"].append(_limit(cli, n, watcher))
+    row: dict[str, Any] = {k: summary(v) for k, v in times.items()}
+    agent, compose, limit = (row[k]["median"] for k in ("agent", "compose", "limit"))
+    row["agent_over_compose"] = round(agent / compose, 2)
+    row["agent_over_limit"] = round(agent / limit, 2)
+    exits = row["agent_exit"]["median"] / row["compose_exit"]["median"]
+    row["agent_over_compose_exit"] = round(exits, 2)
+    return row
+
+
 def run(
     cli: docker.DockerClient, work: Path, sizes: list[int], repeats: dict[int, int]
 ) -> dict[str, Any]:
@@ -108,16 +145,9 @@ def run(
     network = cli.networks.create(LIMIT_NETWORK, driver="bridge")
     try:
         for n in sizes:
-            times: dict[str, list[float]] = {"agent": [], "compose": [], "limit": []}
-            for _ in range(repeats.get(n, 3)):
-                times["agent"].append(_agent(cli, work, n, agent_watch))
-                times["compose"].append(_compose(cli, work, n, watcher))
-                times["limit"].append(_limit(cli, n, watcher))
-            row = {k: summary(v) for k, v in times.items()}
-            agent, compose, limit = (row[k]["median"] for k in ("agent", "compose", "limit"))
-            row["agent_over_compose"] = round(agent / compose, 2)
-            row["agent_over_limit"] = round(agent / limit, 2)
-            results["sizes"][str(n)] = row
+            results["sizes"][str(n)] = _size(
+                cli, work, n, repeats.get(n, 3), (watcher, agent_watch)
+            )
     finally:
         watcher.close()
         agent_watch.close()

@@ -32,6 +32,20 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         "x",
     ),
     (
+        "cold converge N=20, process start → exit: agent / docker-compose",
+        ("converge", "sizes", "20", "agent_over_compose_exit"),
+        "<=",
+        1.0,
+        "x",
+    ),
+    (
+        "cold converge N=50, process start → exit: agent / docker-compose",
+        ("converge", "sizes", "50", "agent_over_compose_exit"),
+        "<=",
+        1.0,
+        "x",
+    ),
+    (
         "cold converge N=50: agent / engine limit",
         ("converge", "sizes", "50", "agent_over_limit"),
         "<=",
@@ -44,6 +58,13 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         "<=",
         1.0,
         "x",
+    ),
+    (
+        "`rma-worker` start → first answer through the coordinator (median)",
+        ("contribution", "start_to_first_answer", "median"),
+        "<",
+        2.0,
+        "s",
     ),
     ("self-heal after `docker rm -f` (median)", ("heal", "remove", "median"), "<", 1.0, "s"),
     ("self-heal after `docker kill` (median)", ("heal", "kill", "median"), "<", 1.0, "s"),
@@ -108,15 +129,18 @@ def _converge(results: dict[str, Any]) -> list[str]:
     sizes = _get(results, "converge", "sizes") or {}
     lines = [
         "| N containers | agent | docker-compose | engine limit | agent / compose "
-        "| agent / limit |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| agent / limit | agent exits | compose exits | agent / compose (exits) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, row in sizes.items():
+        exits = row.get("agent_exit", {}), row.get("compose_exit", {})
         lines.append(
             f"| {n} | {_fmt(row['agent']['median'], ' s')} "
             f"| {_fmt(row['compose']['median'], ' s')} "
             f"| {_fmt(row['limit']['median'], ' s')} "
-            f"| {_fmt(row['agent_over_compose'])} | {_fmt(row['agent_over_limit'])} |"
+            f"| {_fmt(row['agent_over_compose'])} | {_fmt(row['agent_over_limit'])} "
+            f"| {_fmt(exits[0].get('median'), ' s')} | {_fmt(exits[1].get('median'), ' s')} "
+            f"| {_fmt(row.get('agent_over_compose_exit'))} |"
         )
     return lines
 
@@ -138,6 +162,10 @@ def _latencies(results: dict[str, Any]) -> list[str]:
         ),
         ("tunnel started → its URL listed (stand-in tunnel)", ("reach", "tunnel_start_to_listed")),
         ("first ready probe → its URL listed (stand-in model)", ("ready", "ready_to_listed")),
+        (
+            "`rma-worker` started → first answer through the coordinator",
+            ("contribution", "start_to_first_answer"),
+        ),
         (
             "tunnel killed → requests through the coordinator work",
             ("reach", "tunnel_killed_to_working"),
