@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -107,10 +107,12 @@ def _lifecycle(
     from controller.clients.coordinator import CoordinatorClient  # noqa: PLC0415
     from controller.membership.lifecycle import Lifecycle, Telling, Timing  # noqa: PLC0415
 
+    clock = wiring.doorbell.clock
+
     def client() -> CoordinatorClient:  # one per thread: no session is shared
         return CoordinatorClient(
             settings.effective_coordinator,
-            sleep=wiring.stop.wait,
+            sleep=lambda seconds: clock.wait(wiring.stop, seconds),
             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
             allow_insecure=settings.allow_insecure_coordinator,
         )
@@ -133,7 +135,7 @@ def _lifecycle(
         stop=wiring.stop,
         poll_client=client(),
         on_change=wiring.doorbell.ring,
-        timing=Timing(settings.heartbeat_interval, settings.long_poll_wait),
+        timing=Timing(settings.heartbeat_interval, settings.long_poll_wait, clock=clock),
     )
 
 
@@ -182,12 +184,13 @@ def build(
     stop: threading.Event,
     doorbell: Doorbell,
     progress_sink: Callable[[PullProgress], None] | None,
+    runtime: DockerRuntime | None = None,
 ) -> Parts:
     """Wire the agent from its settings (nothing runs yet but the health endpoint)."""
-    limits, drain = limits_from(settings), Drain(settings.drain_seconds)
+    limits, drain = limits_from(settings), Drain(settings.drain_seconds, clock=doorbell.clock.now)
     wiring = Wiring(stop, doorbell, metrics_of(settings), progress_sink, limits, drain=drain)
-    runtime = _runtime(settings, limits)
-    source = source_of(settings, wiring.limits)
+    runtime = runtime or _runtime(settings, limits)
+    source = source_of(settings, wiring.limits, doorbell.clock)
     built: list[Reconciler] = []  # the owner's sensors read the loop's latest listing
     owner = owner_of(settings, wiring, lambda: built[0] if built else None)
     puller, agent, keeper = loop_of(
@@ -221,11 +224,24 @@ def build(
     return Parts(runtime, agent, lifecycle, health, wiring.withdrawn, owner)
 
 
-def _drained(settings: Settings, parts: Parts, signals: Signals) -> bool:
+@dataclass(frozen=True)
+class Host:
+    """What the process gives the agent: the doorbell (with the stop event and the clock every
+    thread waits on), `leave_running` (set: the teardown is skipped), and the container runtime
+    (None: Docker, as Settings say). The component tests pass an in-memory engine and a virtual
+    clock (rma_testkit/component.py)."""
+
+    doorbell: Doorbell
+    leave_running: threading.Event = field(default_factory=threading.Event)
+    runtime: DockerRuntime | None = None
+    on_built: Callable[[Parts], None] = lambda parts: None  # what a component test reads
+
+
+def _drained(settings: Settings, parts: Parts, host: Host) -> bool:
     """Before the teardown (False: leave the containers running): withdraw the services' URLs,
     then give requests in flight `--drain-seconds` (the seed's "stop accepting new tasks,
     complete current tasks, then stop and remove containers, then unregister")."""
-    if signals.leave_running.is_set():
+    if host.leave_running.is_set():
         return False
     life = parts.lifecycle
     if life is None or settings.drain_seconds <= 0 or not life.announced():
@@ -238,17 +254,31 @@ def _drained(settings: Settings, parts: Parts, signals: Signals) -> bool:
         seconds=settings.drain_seconds,
         note="requests in flight finish; a second signal stops at once",
     )
-    threading.Event().wait(settings.drain_seconds)
+    host.doorbell.clock.wait(threading.Event(), settings.drain_seconds)
     return True
 
 
 def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None = None) -> int:
-    """Keep Docker converged to the manifest or the coordinator's assignment until shutdown."""
-    lock = lock_instance(settings.state_dir, settings.instance)
+    """Keep Docker converged to the manifest or the coordinator's assignment until a signal."""
     stop = threading.Event()
     doorbell = Doorbell(stop)
     signals = Signals(stop, doorbell.ring)
-    parts = build(settings, stop, doorbell, progress_sink)
+    try:
+        return serve(settings, Host(doorbell, signals.leave_running), progress_sink)
+    finally:
+        signals.close()
+
+
+def serve(
+    settings: Settings,
+    host: Host,
+    progress_sink: Callable[[PullProgress], None] | None = None,
+) -> int:
+    """The agent's whole life on `host`: build, converge until its stop event, tear down."""
+    lock = lock_instance(settings.state_dir, settings.instance)
+    stop, doorbell = host.doorbell.stop, host.doorbell
+    parts = build(settings, stop, doorbell, progress_sink, runtime=host.runtime)
+    host.on_built(parts)
     log.info(
         "agent_config",
         version=__version__,
@@ -263,10 +293,10 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
             parts.lifecycle.start()
         if settings.once:
             return parts.agent.run_once(settings.once_timeout)
-        code = parts.agent.run(teardown=lambda: _drained(settings, parts, signals))
+        code = parts.agent.run(teardown=lambda: _drained(settings, parts, host))
         if parts.lifecycle is not None:
             parts.lifecycle.close()
-            if not signals.leave_running.is_set():
+            if not host.leave_running.is_set():
                 parts.lifecycle.unregister()
         return code
     finally:
@@ -274,6 +304,5 @@ def run(settings: Settings, progress_sink: Callable[[PullProgress], None] | None
         parts.owner.close()
         if parts.health is not None:
             parts.health.close()
-        signals.close()
         parts.runtime.close()
         lock.close()

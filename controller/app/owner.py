@@ -1,7 +1,8 @@
 """The composition root's owner side: the conditions the volunteer set (pause, schedule,
 battery, busy, the GPU given back), the opt-in GPU power limit and the energy receipt, built from
 Settings and wired to the loop (`conditions.apply` at every pass), the status endpoint (`view`)
-and the heartbeat (`heartbeat`). Split from `app/__init__.py` to keep each module readable.
+and the heartbeat (`heartbeat`). The owner's
+side is its own module because it is the part a volunteer's trust rests on (ADR 0012).
 """
 
 from __future__ import annotations
@@ -143,7 +144,14 @@ def owner_of(settings: Settings, wiring: Wiring, loop: Callable[[], Reconciler |
     nvml, observer, cpu = _nvml(wiring.limits), wiring.observer, CpuUse()
     sensors = _sensors(settings, nvml, cpu)
     ring, stop = wiring.doorbell.ring, wiring.stop
-    conditions = Conditions(sensors, containers, on_change=ring, stop=stop, observer=observer)
+    conditions = Conditions(
+        sensors,
+        containers,
+        on_change=ring,
+        stop=stop,
+        ticks=wiring.doorbell.clock,
+        observer=observer,
+    )
 
     meter = EnergyMeter(
         settings.state_dir / f"{settings.instance}.energy.json",

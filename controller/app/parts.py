@@ -1,6 +1,7 @@
-"""The composition root's engine side: what the reconcile loop is built from (runtime hooks,
-puller, executor, the containment and admission rules, image and volume housekeeping). Split from
-`app/__init__.py` only to keep each module readable; nothing outside `app` imports it.
+"""The composition root's engine side: the reconciler and its named parts (the source, the shape
+and hold stages, the gates, the after-pass listeners: engine/hooks.py), the puller, the executor,
+the admission rules and the collection of unused images, volumes and networks. `app/__init__.py`
+wires it with the membership and the owner; nothing outside `app` imports it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from controller.contract.services import (
     unreachable,
 )
 from controller.core.admission import Admission
+from controller.core.clock import SYSTEM, Clock
 from controller.core.containment import Containment, network_name
 from controller.core.errors import AgentError, ConfigError
 from controller.core.limits import Limits
@@ -94,9 +96,11 @@ def gpu_machine(limits: Limits) -> bool:
     return qualifying_tier(limits.offered(detect())) == 1
 
 
-def source_of(settings: Settings, limits: Limits) -> DesiredSource:
+def source_of(settings: Settings, limits: Limits, clock: Clock = SYSTEM) -> DesiredSource:
     if settings.manifest is not None:  # the owner's own file: their choice, not a coordinator's
-        return ManifestSource(settings.manifest, publish_address=settings.publish_address)
+        return ManifestSource(
+            settings.manifest, publish_address=settings.publish_address, clock=clock
+        )
     from controller.clients.catalog import load_catalog  # noqa: PLC0415 (coordinator only)
 
     admission = Admission(
@@ -192,7 +196,7 @@ def loop_of(
     hooks = Hooks(
         shape=shape,
         holds=(hold, tunnels_wait(lambda: loop.status(), prober.answered_http)),  # noqa: PLW0108 (loop: made below)
-        gates=(wiring.drain, CrashLoop()),
+        gates=(wiring.drain, CrashLoop(clock=doorbell.clock.now)),
         after=wiring.after_pass,
         dues=(puller,),
         overlay=prober,
@@ -239,6 +243,7 @@ def _puller(
         runtime,
         on_done=wiring.doorbell.ring,
         refresh_interval=settings.image_refresh_interval,
+        clock=wiring.doorbell.clock.now,
         guards=PullGuards(
             floor=lambda needed: floor_error(disk, settings.min_free_disk, containers(), needed),
             size=image_size,

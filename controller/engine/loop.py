@@ -6,7 +6,8 @@ lets the gates hold actions back, executes, and tells the after-pass listeners. 
 when to look again (`PassResult.look_again`, one pure function in core/pacing.py for `run` and
 `run_once`); the doorbell wakes it sooner — rung by a desired-state change, an engine event about
 a managed container, a finished pull, the owner's conditions, and shutdown. Nothing is polled.
-Teardown stops and removes every managed container.
+Teardown converges to nothing (stops and removes every managed container), then removes the
+agent's own network.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
 from controller.engine.hooks import ActionGate, DesiredSource, Due, Hooks, shaped
-from controller.engine.teardown import teardown
 from controller.engine.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
@@ -58,6 +58,28 @@ def _held(
         actions, kept_back = gate.hold(actions)
         held.extend(kept_back)
     return actions, held
+
+
+def _teardown(runtime: ContainerRuntime, executor: Executor, network: str) -> bool:
+    """Stop and remove every managed container, then the agent's network. True when none is
+    left."""
+    log.info("teardown_started")
+    try:
+        actions = plan(DesiredState(), runtime.list_managed())
+    except AgentError as exc:
+        log.error("teardown_failed", error=str(exc))
+        return False
+    report = executor.execute(actions)
+    ok = not report.failures
+    if ok and network:
+        try:
+            runtime.release(network)
+        except AgentError as exc:
+            log.warning("network_not_removed", network=network, error=str(exc))
+    (log.info if ok else log.error)(
+        "teardown_done", removed=len(actions), failed=len(report.failures)
+    )
+    return ok
 
 
 class Reconciler:
@@ -277,4 +299,4 @@ class Reconciler:
 
     def teardown(self) -> bool:
         """Stop and remove every managed container. True when none is left."""
-        return teardown(self._runtime, self._executor, self._network)
+        return _teardown(self._runtime, self._executor, self._network)

@@ -17,7 +17,7 @@ from controller.contract.services import Announcement, announce, at_host
 from controller.core.errors import CoordinatorRejected, WorkerForgotten
 from controller.core.machine import GIB, HardwareInfo
 from controller.core.status import AgentStatus, ContainerStatus
-from tests.contract.conftest import ADMIN, Served
+from rma_testkit.served import ADMIN, Served
 
 TIER2 = HardwareInfo(cpu_cores=4, ram_bytes=16 * GIB, storage_bytes=100 * GIB)
 OWN_ID = "worker-0123456789abcdef"

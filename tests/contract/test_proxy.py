@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.contract.conftest import Served
+from rma_testkit.served import Served
 
 Serve = Callable[..., Served]
 

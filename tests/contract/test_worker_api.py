@@ -20,7 +20,7 @@ from controller.core.errors import CoordinatorRejected, WorkerForgotten
 from controller.core.machine import GIB, MIB, GpuInfo, HardwareInfo
 from controller.core.status import AgentStatus, ContainerStatus
 from rma_coordinator.tiers import tier_for
-from tests.contract.conftest import ADMIN, Served
+from rma_testkit.served import ADMIN, Served
 
 TIER2 = HardwareInfo(cpu_cores=4, ram_bytes=16 * GIB, storage_bytes=100 * GIB)
 Serve = Callable[..., Served]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from pathlib import Path
 
 import docker
@@ -48,39 +47,6 @@ def test_status_and_cleanup_commands(
     assert wiped.strip() == f"removed {volume} (volume)"
     down = rma_worker(state, instance, "status", check=False)
     assert down.returncode == 1 and "no running agent" in down.stderr
-
-
-def test_a_crashing_container_backs_off_without_delaying_the_others(
-    client: docker.DockerClient,
-    registry_image: str,
-    instance: str,
-    tmp_path: Path,
-    start_agent: StartAgent,
-) -> None:
-    crasher = {
-        "name": f"{instance}-crash",
-        "image": registry_image,
-        "command": ["sh", "-c", "exit 3"],
-        "restart": "no",
-    }
-    manifest = write_manifest(
-        tmp_path / "m.json", [crasher, container_spec(f"{instance}-ok", registry_image)]
-    )
-    agent = start_agent(manifest, instance)
-    wait_until(lambda: f"{instance}-ok" in running(client, instance), what="the good one")
-
-    def crash_state() -> dict[str, object] | None:
-        containers = agent_status(tmp_path / "state", instance)["containers"]
-        row = {c["name"]: c for c in containers}.get(f"{instance}-crash")
-        return row if row and row["state"] == "backoff" else None
-
-    row = wait_until(crash_state, what="the crash loop back-off")
-    assert "back-off" in str(row["error"])
-    time.sleep(3)  # well inside the first 10 s back-off
-    after = crash_state()
-    assert after is not None and after["restarts"] == row["restarts"] == 1  # no hot loop
-    assert f"{instance}-ok" in running(client, instance)
-    assert agent.stop() == 0
 
 
 def test_an_upgraded_worker_adopts_its_unprefixed_volume_and_keeps_its_data(

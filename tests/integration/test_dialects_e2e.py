@@ -6,7 +6,6 @@ What runs, what the coordinator lists, and how many requests the agent sends."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import docker
 import pytest
 
 from rma_testkit.agent import AgentProcess, StartAgent, agent_status
-from rma_testkit.bad_coordinator import NO_COORDINATORS, REFUSE_422, BadCoordinator
 from rma_testkit.coordinator import (
     Coordinator,
     free_port,
@@ -136,31 +134,6 @@ def test_edge_runs_the_catalog_for_its_tier_and_lists_its_services(
     assert managed(client, instance) == {}
 
 
-@pytest.mark.parametrize("dialect", [("--dialect", "edge", "--test-mode")], indirect=True)
-def test_edge_test_mode_is_not_hammered_and_nothing_is_touched(
-    client: docker.DockerClient,
-    dialect: Coordinator,
-    pool: Pool,
-    instance: str,
-    tmp_path: Path,
-    start_agent: StartAgent,
-) -> None:
-    agent = join(client, instance, dialect.url, pool, start_agent)
-    notice = wait_until(
-        lambda: agent_status(tmp_path / "state", instance).get("coordinator_notice"),
-        what="the status to say the coordinator forgets the worker",
-    )
-    assert "coordinator_forgets_worker" in notice
-    tier = agent_status(tmp_path / "state", instance)["tier"]
-    ids = wait_until(lambda: runs(client, instance, pool.for_tier(tier)), what="services")
-    time.sleep(5)  # ten heartbeat intervals: a hammering agent would register ten times more
-    seen = requests_seen(dialect)
-    assert seen["register"] <= 3 and seen.get("heartbeat", 0) <= 3, seen
-    assert running(client, instance) == ids  # the same containers: nothing recreated
-    events = [e["event"] for e in agent.events()]
-    assert events.count("coordinator_forgets_worker") == 1
-
-
 @pytest.mark.parametrize("dialect", [("--dialect", "local")], indirect=True)
 def test_local_names_services_and_a_silent_coordinator_after_it_removes_nothing(
     client: docker.DockerClient,
@@ -193,30 +166,3 @@ def test_local_names_services_and_a_silent_coordinator_after_it_removes_nothing(
     wait_until(dialect.workers, what="the agent to register with the new dialect")
     wait_until(lambda: len(services_index(dialect)) == 2, what="the services listed again")
     assert running(client, instance) == ids
-
-
-@pytest.mark.parametrize("mode", [REFUSE_422, NO_COORDINATORS])
-def test_refusals_and_outages_are_retried_with_growing_waits(
-    client: docker.DockerClient,
-    pool: Pool,
-    instance: str,
-    tmp_path: Path,
-    start_agent: StartAgent,
-    mode: str,
-) -> None:
-    bad = BadCoordinator(0, mode)
-    agent = join(client, instance, f"http://127.0.0.1:{bad.port}", pool, start_agent)
-    time.sleep(6)
-    assert agent.proc.poll() is None
-    events = [e for e in agent.events() if e["event"].startswith(("registration", "coordinator"))]
-    if mode == REFUSE_422:
-        assert bad.requests == 1  # the next try waits 15-30 s
-        assert events[0]["event"] == "registration_refused" and events[0]["status"] == 422
-        assert "body.tunnel_url: Field required" in events[0]["error"]
-        notice = agent_status(tmp_path / "state", instance)["coordinator_notice"]
-        assert "Field required" in notice
-    else:  # an outage: 1 s doubling, each call retried a few times (4 x 4 at most in 6 s)
-        assert 2 <= bad.requests <= 16
-        assert {e["event"] for e in events} == {"coordinator_unreachable"}
-    assert managed(client, instance) == {}  # never registered: nothing runs
-    bad.close()

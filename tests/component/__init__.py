@@ -1,0 +1,1 @@
+"""The component tier: the whole agent in-process, on an in-memory engine and virtual time."""
