@@ -165,6 +165,9 @@ def settings_for(state: Path, instance: str, *args: tuple[str, Any]) -> Settings
         "min_free_disk": 0,
         "allow_local_images": True,
         "drain_seconds": 0,
+        # A long poll is held open in real time by the coordinator: the clock would wait for it
+        # at every step. Changes arrive with the next (virtual) heartbeat instead.
+        "long_poll_wait": 0,
     }
     values.update(dict(args))
     unknown = set(values) - set(Settings.model_fields)

@@ -27,10 +27,17 @@ ADMIN = "adm"
 
 
 class Served:
-    def __init__(self, tmp_path: Path, catalog: Catalog = CATALOG, **kw: Any) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    """The reference coordinator on a loopback port (`port`: that one again, with its database:
+    the same coordinator back after an outage)."""
+
+    def __init__(
+        self, tmp_path: Path, catalog: Catalog = CATALOG, *, port: int = 0, **kw: Any
+    ) -> None:
+        if not port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         kw.setdefault("allow_private_workers", True)  # its workers are on loopback
         config = Config(

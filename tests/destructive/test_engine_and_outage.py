@@ -1,10 +1,9 @@
-"""Tests that stop the host's Docker engine or wait minutes: left out of `make test` unless
-RMA_DESTRUCTIVE=1 (CI sets it)."""
+"""Tests that stop the host's Docker engine: left out of `make test` unless RMA_DESTRUCTIVE=1 (CI
+sets it). The coordinator away for minutes is a component test now (tests/component/)."""
 
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import docker
@@ -12,8 +11,7 @@ import psutil
 import pytest
 
 from rma_testkit.agent import StartAgent, write_manifest
-from rma_testkit.coordinator import Coordinator
-from rma_testkit.engine import container_spec, managed, running, wait_running, wait_until
+from rma_testkit.engine import container_spec, managed, running, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,25 +48,3 @@ def test_the_engine_restarted_under_a_running_agent(
     assert agent.proc.poll() is None
     assert "event_stream_ended" in agent.log() or "event_stream_failed" in agent.log()
     assert agent.stop() == 0 and managed(client, instance) == {}
-
-
-def test_coordinator_down_for_minutes_touches_nothing(
-    client: docker.DockerClient,
-    instance: str,
-    tmp_path: Path,
-    coordinator: Coordinator,
-    start_agent: StartAgent,
-) -> None:
-    agent = start_agent(coordinator.url, instance)
-    names = {f"{instance}-svc1", f"{instance}-svc2"}
-    before = wait_running(client, instance, names, what="containers up")
-    started = {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names}
-    coordinator.stop()
-    time.sleep(130)  # over two minutes of heartbeats into the void
-    assert running(client, instance) == before
-    assert {n: client.api.inspect_container(n)["State"]["StartedAt"] for n in names} == started
-    coordinator.start()
-    wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="recovery")
-    failed = [e for e in agent.events() if e.get("event") == "heartbeat_failed"]
-    assert len(failed) == 1  # one line per outage, not one per heartbeat
-    assert agent.stop() == 0

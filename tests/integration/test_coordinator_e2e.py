@@ -168,22 +168,6 @@ def test_against_a_part1_only_coordinator(
     assert coordinator.workers() == [] and managed(client, instance) == {}
 
 
-def test_coordinator_away_containers_untouched_then_recovered(
-    client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
-) -> None:
-    agent, names, before = join(client, instance, coordinator, start_agent)
-    beats = the_worker(coordinator)["heartbeats"]
-    coordinator.stop()
-    wait_until(lambda: "heartbeat_failed" in agent.log(), what="the outage to be noticed")
-    client.containers.get(f"{instance}-svc2").kill()  # self-healing goes on meanwhile
-    wait_until(lambda: converged(client, instance, names), what="self-heal while away")
-    assert converged(client, instance, names)[f"{instance}-svc1"] == before[f"{instance}-svc1"]
-    coordinator.start()
-    wait_until(lambda: "coordinator_reachable_again" in agent.log(), what="heartbeats again")
-    assert the_worker(coordinator)["heartbeats"] > beats
-    assert agent.stop() == 0
-
-
 def test_agent_restart_keeps_its_id_and_its_containers(
     client: docker.DockerClient, instance: str, coordinator: Coordinator, start_agent: StartAgent
 ) -> None:
