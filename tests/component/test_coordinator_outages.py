@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from rma_testkit.bad_coordinator import NO_COORDINATORS, REFUSE_422, BadCoordinator
+from rma_testkit.bad_coordinator import EARLY_304, NO_COORDINATORS, REFUSE_422, BadCoordinator
 from rma_testkit.component import in_process, settings_for
 
 
@@ -45,5 +45,30 @@ def test_refusals_and_outages_are_retried_with_growing_waits(tmp_path: Path, mod
                 later = bad.requests - first - minute
                 assert later < minute and later <= 12, (minute, later)  # the waits grow
             assert agent.runtime.calls == [] or set(agent.runtime.calls) <= {"list"}
+    finally:
+        bad.close()
+
+
+def test_a_coordinator_answering_at_once_cannot_make_the_agent_spin(tmp_path: Path) -> None:
+    """Heartbeats asked every millisecond and a long poll answered 304 at once: the agent keeps
+    to 5 s heartbeats and spaced polls (it once made 22 326 requests in 23 s at 80 % of a core).
+    A spin would not wait on the clock: the requests would pile up while it stands still."""
+    bad = BadCoordinator(0, EARLY_304)
+    url = f"http://127.0.0.1:{bad.port}"
+    settings = settings_for(
+        tmp_path / "state",
+        "spin",
+        ("coordinator_url", url),
+        ("publish_address", "127.0.0.1"),
+        ("long_poll_wait", 55.0),  # answered at once here: nothing is held open
+    )
+    try:
+        with in_process(settings, ()) as agent:
+            agent.settle(lambda: agent.time.knows("long-poll"))
+            agent.until(lambda: bad.count("wait=") >= 1)
+            polls, beats = bad.count("wait="), bad.count("/heartbeat")
+            agent.advance(10)
+            assert bad.count("/heartbeat") - beats <= 3  # every 5 s, not 1 000 a second
+            assert bad.count("wait=") - polls <= 12  # at most one a second, backing off
     finally:
         bad.close()
