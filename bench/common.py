@@ -62,9 +62,16 @@ def instance_label(instance: str) -> str:
     return f"{LABEL_INSTANCE}={instance}"
 
 
+# Each bench container says its memory (a shell that sleeps holds well under 1 MiB): without one
+# the agent counts 512 MiB against the machine's memory (core/memory.py), and 200 would not fit.
+MEMORY = "64m"
+
+
 def manifest_specs(prefix: str, n: int, **extra: Any) -> list[dict[str, Any]]:
     return [
-        {"name": f"{prefix}-{i:03d}", "image": IMAGE, "command": COMMAND, **extra} for i in range(n)
+        {"name": f"{prefix}-{i:03d}", "image": IMAGE, "command": COMMAND, "memory_limit": MEMORY}
+        | extra
+        for i in range(n)
     ]
 
 

@@ -24,6 +24,7 @@ from bench.common import (
     BENCH_LABEL,
     COMMAND,
     IMAGE,
+    MEMORY,
     Agent,
     StartWatcher,
     instance_label,
@@ -68,6 +69,7 @@ def _compose(
             "image": IMAGE,
             "command": COMMAND,
             "container_name": name,
+            "mem_limit": MEMORY,  # what the agent's containers have: the same engine work
             "labels": {BENCH_LABEL: "compose"},
         }
         for name in names
@@ -90,7 +92,7 @@ def _compose(
 def _limit(cli: docker.DockerClient, n: int, watcher: StartWatcher) -> float:
     names = [f"bench-limit-{i:03d}" for i in range(n)]
 
-    host = cli.api.create_host_config(network_mode=LIMIT_NETWORK)
+    host = cli.api.create_host_config(network_mode=LIMIT_NETWORK, mem_limit=MEMORY)
 
     def create_and_start(name: str) -> None:
         created = cli.api.create_container(

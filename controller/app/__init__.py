@@ -26,7 +26,6 @@ from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
 from controller.engine.hooks import Listener, Stage
 from controller.engine.loop import Reconciler
-from controller.membership.source import AssignmentSource
 from controller.ops.health import HealthServer
 from controller.ops.lock import lock_instance
 from controller.ops.probes import Facts, Snapshot
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from controller.contract.services import Announcement
     from controller.core.limits import Limits
     from controller.membership.lifecycle import Lifecycle
+    from controller.membership.source import AssignmentSource
 
 log = structlog.get_logger(__name__)
 
@@ -198,7 +198,10 @@ def build(
     )
     built.append(agent)
     lifecycle = None
-    if isinstance(source, AssignmentSource):
+    if settings.manifest is None:  # a coordinator's assignment (parts.py: source_of)
+        from controller.membership.source import AssignmentSource  # noqa: PLC0415
+
+        assert isinstance(source, AssignmentSource)
         lifecycle = _lifecycle(
             settings, runtime=runtime, source=source, agent=agent, wiring=wiring, owner=owner
         )

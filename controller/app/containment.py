@@ -15,6 +15,7 @@ import structlog
 from controller.clients.docker_runtime import DockerRuntime
 from controller.core.containment import Containment
 from controller.core.limits import Limits, default_max_pids, memory_bytes
+from controller.core.memory import MemoryBudget, default_reserve
 from controller.core.models import DesiredState
 from controller.core.status import AgentStatus
 from controller.core.tunnels import defer_unstarted, with_tunnels
@@ -32,6 +33,18 @@ def tunnels_of(settings: Settings) -> Callable[[DesiredState], DesiredState]:
     if settings.ingress_mode != "tunnel":
         return lambda desired: desired
     return lambda desired: with_tunnels(desired, settings.tunnel_image)
+
+
+def memory_budget(settings: Settings, limits: Limits, total: int | None = None) -> MemoryBudget:
+    """What the containers may hold together: the machine's memory less the owner's reserve
+    (`--reserve-memory`, else core/memory.py's default), never past `--max-memory`."""
+    if total is None:
+        from controller.clients.hardware import memory_total  # noqa: PLC0415 (psutil)
+
+        total = memory_total()
+    reserve = settings.reserve_memory
+    kept = memory_bytes(reserve) if reserve else default_reserve(total)
+    return MemoryBudget(total, kept, limits.memory)
 
 
 def max_pids(settings: Settings, pid_max: Path = PID_MAX) -> int:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.app.containment import containment_of, tunnels_of, tunnels_wait, watch_disks
+from controller.app.containment import (
+    containment_of,
+    memory_budget,
+    tunnels_of,
+    tunnels_wait,
+    watch_disks,
+)
 from controller.clients.disk import docker_disk
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.manifest import ManifestSource
@@ -47,7 +53,6 @@ from controller.engine.loop import Reconciler
 from controller.engine.readiness import ReadinessProber
 from controller.engine.tunnels import TunnelURLs
 from controller.engine.volumes import DAY, VolumeKeeper
-from controller.membership.source import AssignmentSource
 from controller.settings import Settings, port_bounds
 
 if TYPE_CHECKING:
@@ -102,6 +107,7 @@ def source_of(settings: Settings, limits: Limits, clock: Clock = SYSTEM) -> Desi
             settings.manifest, publish_address=settings.publish_address, clock=clock
         )
     from controller.clients.catalog import load_catalog  # noqa: PLC0415 (coordinator only)
+    from controller.membership.source import AssignmentSource  # noqa: PLC0415
 
     admission = Admission(
         images=image_policy(settings),
@@ -273,6 +279,7 @@ def _shape(
         Stage("tunnels", tunnels_of(settings)),
         Stage("caps", limits.apply_all),
         Stage("containment", containment),
+        Stage("memory", memory_budget(settings, limits).apply),
     ), contain
 
 

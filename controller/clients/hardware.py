@@ -163,6 +163,11 @@ def _rocm_card(key: str, card: Any, driver: str) -> GpuInfo | None:
     )
 
 
+def memory_total() -> int:
+    """This machine's memory, bytes."""
+    return int(psutil.virtual_memory().total)
+
+
 def load_snapshot() -> tuple[float, int]:
     """(CPU load 0.0..1.0 since the previous call, available memory in bytes). Non-blocking."""
     return psutil.cpu_percent(interval=None) / 100.0, int(psutil.virtual_memory().available)

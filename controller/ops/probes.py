@@ -12,14 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import __version__
 from controller.contract.services import not_reachable
 from controller.core.observe import PullProgress
-from controller.engine.images import ImagePuller
-from controller.engine.loop import Reconciler
-from controller.membership.lifecycle import Lifecycle
+
+if TYPE_CHECKING:  # only named: a manifest-mode agent never loads the membership
+    from controller.engine.images import ImagePuller
+    from controller.engine.loop import Reconciler
+    from controller.membership.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)

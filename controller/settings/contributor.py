@@ -142,6 +142,12 @@ class ContributorSettings(BaseSettings):
         "at most this much memory for each container, e.g. 8g (also what is offered)",
         "(no cap)",
     )
+    reserve_memory: str | None = setting(
+        None,
+        "memory kept for your own programs: the containers together get the machine's memory "
+        "less this (those that do not fit are `unavailable`), e.g. 2g",
+        "(a fifth of the memory, 512m to 4g)",
+    )
     gpus: str | None = setting(
         None,
         "comma-separated GPU indices or UUIDs the containers may use (empty: none)",
@@ -212,7 +218,7 @@ class ContributorSettings(BaseSettings):
             memory_bytes(v)  # ValueError: not a size
         return v
 
-    @field_validator("max_memory")
+    @field_validator("max_memory", "reserve_memory")
     @classmethod
     def _memory_size(cls, v: str | None) -> str | None:
         if v is not None:

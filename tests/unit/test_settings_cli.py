@@ -89,6 +89,7 @@ FLAGS_AND_ENV = {
     "--allow-insecure-coordinator": "RMA_ALLOW_INSECURE_COORDINATOR",
     "--max-cpus": "RMA_MAX_CPUS",
     "--max-memory": "RMA_MAX_MEMORY",
+    "--reserve-memory": "RMA_RESERVE_MEMORY",
     "--gpus": "RMA_GPUS",
     "--publish-address": "RMA_PUBLISH_ADDRESS",
     "--port-range": "RMA_PORT_RANGE",
