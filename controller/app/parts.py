@@ -279,7 +279,7 @@ def _shape(
         Stage("tunnels", tunnels_of(settings)),
         Stage("caps", limits.apply_all),
         Stage("containment", containment),
-        Stage("memory", memory_budget(settings, limits).apply),
+        Stage("memory", memory_budget(settings).apply),
     ), contain
 
 

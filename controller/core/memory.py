@@ -8,8 +8,9 @@ with it (the count is what the engine enforces, not a guess): 512 MiB, or 4 GiB 
 admitted in the order the desired state lists them (the catalog's order); one that does not fit in
 what is left is `unavailable: not enough memory (needs 2.0 GiB, 1.1 GiB left)` — not run, not a
 failure, and the ones after it may still fit. The budget is the machine's memory less the owner's
-reserve, and never more than `--max-memory` (the parent cgroup's total). Pure: the caller passes
-the machine's memory.
+reserve. `--max-memory` is not part of it: it still caps each container and, through the agent's
+parent cgroup, all of them together (the kernel holds that sum; containers may share it). Pure:
+the caller passes the machine's memory.
 """
 
 from __future__ import annotations
@@ -58,12 +59,10 @@ class MemoryBudget:
 
     total: int
     reserve: int
-    cap: int | None = None  # --max-memory
 
     @property
     def budget(self) -> int:
-        left = max(0, self.total - self.reserve)
-        return min(left, self.cap) if self.cap is not None else left
+        return max(0, self.total - self.reserve)
 
     def apply(self, desired: DesiredState) -> DesiredState:
         """Every spec with a memory limit; those that do not fit, unavailable (with their

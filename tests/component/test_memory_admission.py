@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from controller.clients.hardware import memory_total
+from controller.core.memory import MIB
 from rma_testkit.agent import write_manifest
 from rma_testkit.component import in_process, settings_for
 
@@ -18,7 +20,10 @@ def test_what_does_not_fit_is_unavailable_and_the_rest_runs(tmp_path: Path) -> N
         for n in ("a", "b", "c")
     ]
     manifest = write_manifest(tmp_path / "m.json", specs)
-    settings = settings_for(tmp_path / "state", "mem", ("manifest", manifest), ("max_memory", "1g"))
+    keep = memory_total() // MIB - 1024  # what is left for the containers: 1 GiB
+    settings = settings_for(
+        tmp_path / "state", "mem", ("manifest", manifest), ("reserve_memory", f"{keep}m")
+    )
     with in_process(settings, {IMAGE}) as agent:
         agent.until(lambda: agent.status().get("mem-b", ("",))[0] == "running")  # a pass done
         assert agent.runtime.running() == {"mem-a", "mem-b"}

@@ -72,8 +72,8 @@ def test_a_tunnel_counts_with_its_service_and_leaves_with_it() -> None:
     assert out.specs == () and out.refused[0].name == "web"
 
 
-def test_the_owners_max_memory_bounds_the_total() -> None:
-    assert MemoryBudget(64 * GIB, 4 * GIB, cap=8 * GIB).budget == 8 * GIB
+def test_the_budget_is_the_memory_less_the_reserve_and_never_negative() -> None:
+    assert MemoryBudget(64 * GIB, 4 * GIB).budget == 60 * GIB
     assert MemoryBudget(1 * GIB, 2 * GIB).budget == 0
 
 
