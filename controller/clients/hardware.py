@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -49,6 +50,7 @@ def detect(
         ram_bytes=int(psutil.virtual_memory().total),
         storage_bytes=int(psutil.disk_usage(path).free),
         gpus=tuple(gpus),
+        arch=platform.machine(),
     )
 
 

@@ -51,6 +51,8 @@ def capabilities(hw: HardwareInfo, *, version: str = "") -> dict[str, Any]:
             for g in hw.gpus
         ]
     data["tier"] = qualifying_tier(hw)
+    if hw.arch:
+        data["arch"] = hw.arch  # which images can run here (issue 24, item 7)
     if version:
         data["agent_version"] = version
     return data

@@ -31,6 +31,7 @@ class HardwareInfo:
     ram_bytes: int
     storage_bytes: int
     gpus: tuple[GpuInfo, ...] = ()
+    arch: str = ""  # the kernel's name for the CPU: x86_64, aarch64, armv7l… ("": not read)
 
     @property
     def primary_gpu(self) -> GpuInfo | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -203,3 +204,10 @@ def test_test_capabilities_cli_prints_the_seed_keys_only_json(entry: list[str]) 
     if "gpu_memory" in caps:
         assert re.fullmatch(r"\d+MB", caps["gpu_memory"])
     assert caps["tier"] in (1, 2, 3)
+    assert caps["arch"] == platform.machine()  # issue 24, item 7: which images can run here
+
+
+def test_the_architecture_is_offered_when_read_and_absent_otherwise() -> None:
+    board = HardwareInfo(4, 4 * GIB, 32 * GIB, arch="aarch64")
+    assert capabilities(board)["arch"] == "aarch64"
+    assert "arch" not in capabilities(HardwareInfo(2, 2 * GIB, 10 * GIB))
