@@ -58,6 +58,16 @@ class ManualTime:
             self.now += seconds
             self._cond.notify_all()
 
+    def step(self, seconds: float, patience: float = 1.0) -> None:
+        """Advance once every thread that waits on this clock does (`idle`); one held by
+        something else than the clock is waited for `patience` real seconds at most."""
+        done = threading.Event()
+        for _ in range(round(patience / 0.005)):
+            if self.idle():
+                break
+            done.wait(0.005)
+        self.advance(seconds)
+
 
 class VirtualClock:
     """A `ManualTime` as the agent's `Clock` (controller/core/clock.py): `now()` is its time."""

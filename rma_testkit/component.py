@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,6 +19,7 @@ from controller.clients.docker_runtime import DockerRuntime
 from controller.engine.doorbell import Doorbell
 from controller.settings import Settings
 from rma_testkit.clock import ManualTime, VirtualClock
+from rma_testkit.engine import wait_until
 from rma_testkit.fakes import FakeRuntime
 
 
@@ -27,36 +28,20 @@ class FakeOwned:
     """The runtime's own resources (networks, volumes, the parent cgroup): none here."""
 
     totals: None = None
-    pruned: list[frozenset[str]] = field(default_factory=list)
 
     def list_volumes(self) -> list[Any]:
         return []
 
     def prune_networks(self, keep: frozenset[str]) -> None:
-        self.pruned.append(keep)
+        return None
 
 
 @dataclass
 class ComponentRuntime(FakeRuntime):
-    """The in-memory engine with what the composition root asks of Docker besides containers.
-    A container named in `crashing` exits as soon as it starts."""
+    """The in-memory engine with what the composition root asks of Docker besides containers."""
 
     owned: FakeOwned = field(default_factory=FakeOwned)
     adopted_volumes: frozenset[str] = frozenset()
-    crashing: set[str] = field(default_factory=set)
-
-    def start(
-        self,
-        container_id: str,
-        *,
-        unpause: bool = False,
-        network: str = "",
-        aliases: tuple[str, ...] = (),
-    ) -> None:
-        super().start(container_id, unpause=unpause, network=network, aliases=aliases)
-        c = self.containers[container_id]
-        if c.name in self.crashing:
-            self.containers[container_id] = replace(c, state="exited")
 
     def running(self) -> set[str]:
         return {c.name for c in self.containers.values() if c.state == "running"}
@@ -117,30 +102,15 @@ class InProcessAgent:
         return {c.name: (c.state, c.restarts, c.error) for c in rows}
 
     def advance(self, seconds: float, step: float = 0.5) -> None:
-        """Move the clock `seconds`, `step` at a time, each once every thread that waits on it
-        does (at most 1 s of real time for one that is held by something else)."""
+        """Move the clock `seconds`, `step` at a time (ManualTime.step), then let it settle."""
         for _ in range(round(seconds / step)):
-            self._quiet()
-            self.time.advance(step)
-        self._quiet()
-
-    def _quiet(self) -> None:
-        done = threading.Event()
-        for _ in range(200):
-            if self.time.idle():
-                return
-            done.wait(0.005)
+            self.time.step(step)
+        self.time.step(0.0)
 
     def settle(self, cond: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Until `cond` holds, in real time, the clock still (a thread's first real work: until
         it has waited once, the clock cannot know to wait for it)."""
-        done = threading.Event()
-        for _ in range(round(timeout / 0.005)):
-            got = cond()
-            if got:
-                return got
-            done.wait(0.005)
-        raise AssertionError(f"not within {timeout} s")
+        return wait_until(cond, timeout, "the agent's first work", step=0.005)
 
     def until(self, cond: Callable[[], Any], *, within: float = 120.0, step: float = 0.5) -> Any:
         """Let virtual time pass until `cond` holds (at most `within` virtual seconds)."""

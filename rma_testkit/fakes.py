@@ -26,6 +26,7 @@ class FakeRuntime:
     list_error: Exception | None = None
     calls: list[str] = field(default_factory=list)
     graces: list[float] = field(default_factory=list)  # each stop's grace, in order
+    crashing: set[str] = field(default_factory=set)  # by name: exits as soon as it starts
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,7 +107,8 @@ class FakeRuntime:
         c = self.containers.get(container_id)
         if c is None:
             raise NotFoundError(container_id)
-        self.containers[container_id] = replace(c, state="running")
+        state = "exited" if c.name in self.crashing else "running"
+        self.containers[container_id] = replace(c, state=state)
 
     def stop(self, container_id: str, grace: float) -> None:
         self.calls.append(f"stop:{container_id}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import uvicorn
 from controller.clients.coordinator import CoordinatorClient, Patience
 from rma_coordinator.app import Config, create_app
 from rma_coordinator.tiers import Catalog
+from rma_testkit.engine import wait_until
 
 CATALOG = Catalog(
     {
@@ -53,10 +53,7 @@ class Served:
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "coordinator did not start"
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, 10, "the coordinator to start", step=0.01)
 
     def client(self) -> CoordinatorClient:
         return CoordinatorClient(self.url, patience=Patience(attempts=1), sleep=lambda s: None)

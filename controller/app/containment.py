@@ -35,13 +35,12 @@ def tunnels_of(settings: Settings) -> Callable[[DesiredState], DesiredState]:
     return lambda desired: with_tunnels(desired, settings.tunnel_image)
 
 
-def memory_budget(settings: Settings, total: int | None = None) -> MemoryBudget:
+def memory_budget(settings: Settings) -> MemoryBudget:
     """What the containers may hold together: the machine's memory less the owner's reserve
     (`--reserve-memory`, else core/memory.py's default)."""
-    if total is None:
-        from controller.clients.hardware import memory_total  # noqa: PLC0415 (psutil)
+    from controller.clients.hardware import memory_total  # noqa: PLC0415 (psutil)
 
-        total = memory_total()
+    total = memory_total()
     reserve = settings.reserve_memory
     kept = memory_bytes(reserve) if reserve else default_reserve(total)
     return MemoryBudget(total, kept)

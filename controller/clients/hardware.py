@@ -47,7 +47,7 @@ def detect(
     gpus = detect_nvidia(nvml) or detect_rocm(rocm or run_rocm_smi)
     return HardwareInfo(
         cpu_cores=psutil.cpu_count(logical=True) or os.cpu_count() or 1,
-        ram_bytes=int(psutil.virtual_memory().total),
+        ram_bytes=memory_total(),
         storage_bytes=int(psutil.disk_usage(path).free),
         gpus=tuple(gpus),
         arch=platform.machine(),

@@ -31,7 +31,7 @@ from controller.core.status import AgentStatus, build_status
 from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
 from controller.engine.executor import Executor
-from controller.engine.hooks import ActionGate, DesiredSource, Due, Hooks, shaped
+from controller.engine.hooks import ActionGate, DesiredSource, Hooks, shaped
 from controller.engine.watcher import EventWatcher
 
 log = structlog.get_logger(__name__)
@@ -134,13 +134,11 @@ class Reconciler:
     def _paced(self, result: PassResult, *, event: bool) -> PassResult:
         """The result with when to look again (and the rechecks left after this one)."""
         rechecks = rechecks_after(result, self._rechecks, event=event)
-        dues = [d for d in (gate.next_due() for gate in self._due()) if d is not None]
-        pace = Pace(self._resync, self._failures, tuple(dues), rechecks)
+        due = (d.next_due() for d in (*self._gates, *self._hooks.dues))
+        dues = tuple(d for d in due if d is not None)
+        pace = Pace(self._resync, self._failures, dues, rechecks)
         self._rechecks = rechecks[1:]
         return replace(result, look_again=next_look(result, pace))
-
-    def _due(self) -> tuple[Due, ...]:
-        return (*self._gates, *self._hooks.dues)
 
     def _observe(self, result: PassResult, seconds: float) -> None:
         if result.error is None:

@@ -88,18 +88,14 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
 
 def until(cond: Callable[[], Any], time: ManualTime | None = None) -> None:
     """Until `cond` holds: at most 500 steps of 10 ms real time, each also 5 s of virtual time,
-    moved only once every thread waiting on the clock waits again (`idle`: a thread at work is
-    not overtaken by its own deadlines on a loaded machine; at most 1 s real for one)."""
+    moved only once every thread waiting on the clock waits again (ManualTime.step: a thread at
+    work is not overtaken by its own deadlines on a loaded machine)."""
     done = threading.Event()
     for _ in range(500):
         if cond():
             return
         if time is not None:
-            for _ in range(100):
-                if time.idle():
-                    break
-                done.wait(0.01)
-            time.advance(5.0)
+            time.step(5.0)
         done.wait(0.01)
     raise AssertionError("condition not met")
 

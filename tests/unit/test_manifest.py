@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from controller.clients.manifest import ManifestSource, parse_manifest
 from controller.core.errors import ConfigError
 from rma_testkit.clock import ManualTime, VirtualClock
+from rma_testkit.engine import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,21 +85,12 @@ def test_watch_rings_the_doorbell_when_the_file_changes(tmp_path: Path) -> None:
     source.load()
     source.watch(rang.set, stop)
     try:
-        wait_for(lambda: time.waiting > 0)
+        wait_until(lambda: time.waiting > 0, 5, step=0.005)
         time.advance(0.5)
-        wait_for(lambda: time.waiting > 0)
+        wait_until(lambda: time.waiting > 0, 5, step=0.005)
         assert not rang.is_set()  # unchanged: nothing to say
         path.write_text("containers:\n  - {name: a, image: 'img:1'}\n")
         time.advance(0.5)
         assert rang.wait(5)
     finally:
         stop.set()
-
-
-def wait_for(cond: Callable[[], bool]) -> None:
-    done = threading.Event()
-    for _ in range(1000):
-        if cond():
-            return
-        done.wait(0.005)
-    raise AssertionError("condition not met")
