@@ -81,6 +81,13 @@ class AgentProcess:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            tail = "\n".join(self.log().splitlines()[-25:])
+            raise AssertionError(
+                f"the agent did not stop in {timeout} s; its log ends:\n{tail}"
+            ) from None
         finally:
             self._log.close()
 
