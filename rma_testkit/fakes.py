@@ -27,6 +27,7 @@ class FakeRuntime:
     calls: list[str] = field(default_factory=list)
     graces: list[float] = field(default_factory=list)  # each stop's grace, in order
     crashing: set[str] = field(default_factory=set)  # by name: exits as soon as it starts
+    created: dict[str, ContainerSpec] = field(default_factory=dict)  # by name: as last created
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +86,7 @@ class FakeRuntime:
                 raise NameConflictError(
                     f"Conflict. The container name /{spec.name} is already in use"
                 )
+            self.created[spec.name] = spec
             c = ActualContainer(
                 id=f"c{next(self._ids)}",
                 name=spec.name,

@@ -17,7 +17,14 @@ from controller import __version__
 from controller.app.containment import totals_of
 from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
-from controller.app.parts import Wiring, limits_from, loop_of, reach_of, source_of
+from controller.app.parts import (
+    Wiring,
+    gpu_placement,
+    limits_from,
+    loop_of,
+    reach_of,
+    source_of,
+)
 from controller.clients.docker_owned import Holding
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.store import StateStore
@@ -193,9 +200,9 @@ def build(
     source = source_of(settings, wiring.limits, doorbell.clock)
     built: list[Reconciler] = []  # the owner's sensors read the loop's latest listing
     owner = owner_of(settings, wiring, lambda: built[0] if built else None)
-    puller, agent, keeper = loop_of(
-        settings, runtime, source, wiring, Stage("owner's conditions", owner.conditions.apply)
-    )
+    gpus = gpu_placement(owner.gpu_others, wiring.limits)
+    holds = (gpus, Stage("owner's conditions", owner.conditions.apply))
+    puller, agent, keeper = loop_of(settings, runtime, source, wiring, holds)
     built.append(agent)
     lifecycle = None
     if settings.manifest is None:  # a coordinator's assignment (parts.py: source_of)

@@ -74,6 +74,10 @@ class Owner:
             "energy": self.meter.receipt(),
         }
 
+    def gpu_others(self) -> dict[str, int | None]:
+        """Per lent GPU (index), the bytes of its memory that are not the agent's, as last read."""
+        return {u.snapshot.index: u.others_memory for u in self.conditions.gpu_use}
+
     def heartbeat(self) -> dict[str, Any]:
         return {"energy_today_wh": self.meter.receipt()["today"]["wh"]}
 

@@ -37,7 +37,9 @@ from controller.core.admission import Admission
 from controller.core.clock import SYSTEM, Clock
 from controller.core.containment import Containment, network_name
 from controller.core.errors import AgentError, ConfigError
+from controller.core.gpu_fit import GpuPlacer, GpuRoom, Placement
 from controller.core.limits import Limits
+from controller.core.machine import GpuInfo
 from controller.core.models import ActualContainer, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
@@ -182,10 +184,15 @@ def _collection(
 
 
 def loop_of(
-    settings: Settings, runtime: DockerRuntime, source: DesiredSource, wiring: Wiring, hold: Stage
+    settings: Settings,
+    runtime: DockerRuntime,
+    source: DesiredSource,
+    wiring: Wiring,
+    holds: tuple[Stage, ...],
 ) -> tuple[ImagePuller, Reconciler, VolumeKeeper]:
-    """The puller, executor, reconciler (`hold`: the owner's conditions, then the tunnels' wait
-    each pass) and volume keeper. `wiring.after_pass` is the reconciler's listener list."""
+    """The puller, executor, reconciler (`holds`: the GPU placement and the owner's conditions,
+    then the tunnels' wait, each pass) and volume keeper. `wiring.after_pass` is the
+    reconciler's listener list."""
     stop, doorbell = wiring.stop, wiring.doorbell
     store = StateStore(settings.state_dir, settings.instance)
     pulled = PulledImages(store)
@@ -201,7 +208,7 @@ def loop_of(
     watch_disks(settings, runtime, wiring.after_pass, doorbell)
     hooks = Hooks(
         shape=shape,
-        holds=(hold, tunnels_wait(lambda: loop.status(), prober.answered_http)),  # noqa: PLW0108 (loop: made below)
+        holds=(*holds, tunnels_wait(lambda: loop.status(), prober.answered_http)),  # noqa: PLW0108 (loop: made below)
         gates=(wiring.drain, CrashLoop(clock=doorbell.clock.now)),
         after=wiring.after_pass,
         dues=(puller,),
@@ -218,6 +225,44 @@ def loop_of(
         network=contain.network,
     )
     return puller, loop, keeper
+
+
+def gpu_placement(
+    others: Callable[[], dict[str, int | None]],
+    limits: Limits,
+    gpus: Callable[[], tuple[GpuInfo, ...]] | None = None,
+) -> Stage:
+    """Each pass: the GPU services placed on the lent GPUs where they fit (core/gpu_fit.py),
+    with what other programs use on each as the owner's sensors last read it (`others`: GPU index
+    -> bytes). The GPUs are detected on the first pass that has a GPU service."""
+    kept: dict[str, Placement] = {}
+    found: list[tuple[GpuInfo, ...]] = []
+
+    def lent() -> tuple[GpuInfo, ...]:
+        if gpus is not None:
+            return gpus()
+        from controller.clients.hardware import detect  # noqa: PLC0415 (pynvml: GPU specs only)
+
+        return limits.offered(detect()).gpus
+
+    def place(desired: DesiredState) -> DesiredState:
+        if not any(s.gpu for s in desired.specs):
+            return desired
+        if not found:
+            found.append(lent())
+        use = others()
+        rooms = tuple(
+            GpuRoom(str(g.index), g.memory_bytes, use.get(str(g.index))) for g in found[0]
+        )
+        shaped, placed = GpuPlacer(rooms, dict(kept)).apply(desired)
+        if placed != kept:
+            where = {n: ",".join(p.devices) for n, p in placed.items()}
+            log.info("gpu_placement", placed=where)
+        kept.clear()
+        kept.update(placed)
+        return shaped
+
+    return Stage("gpu placement", place)
 
 
 def _prober(settings: Settings, runtime: DockerRuntime, wiring: Wiring) -> ReadinessProber:

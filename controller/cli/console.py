@@ -122,7 +122,12 @@ def render_status(data: dict[str, Any]) -> str:
 
 
 def _state(c: dict[str, Any]) -> str:
-    """Its state, and while it runs whether it is ready yet (the agent's probe)."""
+    """Its state, and while it runs whether it is ready yet (the agent's probe); the GPUs it is
+    placed on."""
+    if c.get("gpus"):
+        return (
+            _state({k: v for k, v in c.items() if k != "gpus"}) + f" on GPU {','.join(c['gpus'])}"
+        )
     if c.get("starting_for") is not None:
         return f"{c['state']} (starting {c['starting_for']} s)"
     if c.get("health") == "unhealthy":

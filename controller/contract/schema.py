@@ -62,6 +62,7 @@ LABEL_KEY = re.compile(
 SERVICE_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # the `rma.service` label: a service name
 ALIASES_VALUE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}(?:,[a-z0-9][a-z0-9_-]{0,62}){0,3}")
 MAX_LABELS, MAX_LABEL_VALUE = 32, 1024
+MAX_GPU_MEMORY = 1024 * 1024  # MiB: a terabyte of GPU memory, more than any card has
 
 
 class PortModel(BaseModel):
@@ -117,6 +118,7 @@ class ContainerSpecModel(BaseModel):
     tmpfs: dict[str, str] = Field(default={}, max_length=MAX_TMPFS)
     healthcheck: HealthCheckModel | None = None
     readiness: ReadinessModel | None = None
+    gpu_memory_min: int = Field(default=0, ge=0, le=MAX_GPU_MEMORY)  # MiB (issue 24)
 
     @model_validator(mode="after")
     def _real_service_fields(self) -> ContainerSpecModel:
@@ -187,6 +189,7 @@ class ContainerSpecModel(BaseModel):
             "tmpfs": tuple(sorted((k, v.lower()) for k, v in self.tmpfs.items())),
             "healthcheck": self.healthcheck.to_check() if self.healthcheck else None,
             "readiness": self.readiness.to_readiness() if self.readiness else None,
+            "gpu_memory_min": self.gpu_memory_min,
         }
 
     def _basic(self, publish_address: str) -> ContainerSpec:

@@ -125,6 +125,7 @@ class ContainerSpec:
     tmpfs: tuple[tuple[str, str], ...] = ()  # (path, size)
     healthcheck: HealthCheck | None = None
     readiness: Readiness | None = None
+    gpu_memory_min: int = 0  # MiB of GPU memory it needs (issue 24: placed where it fits)
     # The wire fields this agent does not know (reported, never run): not part of the hash.
     ignored_fields: tuple[str, ...] = ()
 
@@ -170,6 +171,7 @@ class ContainerSpec:
             "tmpfs",
             "healthcheck",
             "readiness",
+            "gpu_memory_min",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):

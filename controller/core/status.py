@@ -46,6 +46,7 @@ class ContainerStatus:
     ignored_fields: tuple[str, ...] = ()  # spec fields this agent does not know (not run)
     starting_for: int | None = None  # seconds since it started, until its first ready probe
     http_from: str = ""  # why a coordinator's spec counts as HTTP ("catalog": it knew it)
+    gpus: tuple[str, ...] = ()  # the GPUs it is placed on (issue 24)
 
     def as_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -63,6 +64,8 @@ class ContainerStatus:
             row["starting_for"] = self.starting_for
         if self.http_from:
             row["http_from"] = self.http_from
+        if self.gpus:
+            row["gpus"] = list(self.gpus)
         return row
 
 
@@ -153,6 +156,7 @@ def build_status(
                 uptime=current.status if current and state == "running" else "",
                 ignored_fields=spec.ignored_fields,
                 http_from=labels.get(HTTP_FROM, "") if labels.get(HTTP_LABEL) == "true" else "",
+                gpus=spec.gpu_ids if spec.gpu else (),
             )
         )
     rows += [_refused_row(r) for r in desired.refused]

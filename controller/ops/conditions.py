@@ -55,6 +55,7 @@ class GpuUse:
     snapshot: GpuSnapshot
     agent: bool  # one of the agent's containers' processes
     others: bool  # a process that is not the agent's
+    others_memory: int | None = None  # bytes used by what is not the agent's (None: unread)
 
 
 @dataclass
@@ -217,16 +218,17 @@ class Conditions:
             return []
         readings, hidden, uses = [], 0, []
         for snap in nvml.snapshots():
-            foreign, agent = [], False
-            for pid, _used in snap.processes:
+            foreign, agent, ours_used = [], False, 0
+            for pid, used in snap.processes:
                 owner = procs.container_of(pid, self._s.proc)
                 if owner is not None and owner in ours:
-                    agent = True
+                    agent, ours_used = True, ours_used + (used or 0)
                 elif not procs.visible(pid, self._s.proc):
                     hidden += 1
                 elif (name := procs.name_of(pid, self._s.proc)) not in DISPLAY:
                     foreign.append((pid, name))
-            uses.append(GpuUse(snap, agent, bool(foreign)))
+            left = None if snap.memory_used is None else max(0, snap.memory_used - ours_used)
+            uses.append(GpuUse(snap, agent, bool(foreign), left))
             readings.append(GpuReading(snap.index, snap.uuid, snap.temperature, tuple(foreign)))
         self.gpu_use = tuple(uses)
         found = [

@@ -166,7 +166,12 @@ def test_the_agents_own_processes_and_the_desktop_do_not_count(tmp_path: Path) -
     proc_tree(rig.proc, 900, "0::/user.slice/user-1000.slice/session-2.scope\n", "Xorg")
     rig.containers = (ActualContainer(OURS, "llm", "running"),)
     assert not rig.check()["gpu-busy:0"][0]
-    assert rig.conditions.gpu_use[0].agent and not rig.conditions.gpu_use[0].others
+    use = rig.conditions.gpu_use[0]
+    assert use.agent and not use.others
+    ours = dict(use.snapshot.processes)[450]  # what the placement counts as not the agent's:
+    assert (
+        ours and use.snapshot.memory_used and use.others_memory == use.snapshot.memory_used - ours
+    )
 
 
 def test_a_pid_from_another_namespace_is_said_not_guessed(tmp_path: Path) -> None:
@@ -240,4 +245,5 @@ def test_the_owners_view_names_each_gpu_as_read(tmp_path: Path) -> None:
          "memory_total": 143771 << 20, "agent": False, "others": True}
     ]  # fmt: skip
     assert [c["name"] for c in view["conditions"]] == ["gpu-busy:0", "gpu-temp:0"]
+    assert Owner(rig.conditions, meter, None).gpu_others() == {"0": 9600761856}  # all others'
     assert view["conditions"][0]["active"] and view["conditions"][0]["since"]

@@ -66,6 +66,7 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"tmpfs": (("/tmp", "64m"),)},
     {"healthcheck": HealthCheck(("CMD", "true"))},
     {"readiness": Readiness("/v1/models")},
+    {"gpu_memory_min": 6000},
 ]
 NOT_HASHED = {"ignored_fields"}  # a newer coordinator's field must not recreate a container
 

@@ -92,7 +92,7 @@ function drawContainers(data) {
     const state = c.healing ? "healing" : c.state;
     const url = urls[c.service];
     return el("tr", { "data-name": c.name, "data-state": state },
-      el("td", {}, c.name),
+      el("td", {}, c.name + (c.gpus ? ` (GPU ${c.gpus.join(", ")})` : "")),
       el("td", {}, el("span", { class: `badge ${state}` }, state), c.reason ? ` ${c.reason}` : ""),
       el("td", {}, (c.health || "") + (c.starting_for != null ? ` ${c.starting_for} s` : "")),
       el("td", {}, c.restarts),
