@@ -12,7 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "nvml_h200.json"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+FIXTURE = FIXTURES / "nvml_h200.json"
+DESKTOP = FIXTURES / "nvml_desktop.json"  # modes: desktop, video, game, cuda (issue 24, item 5)
 
 
 class NVMLError(Exception):
@@ -25,11 +27,16 @@ class FakeNvml:
     """One recorded GPU (or `count` copies, index i, UUID suffixed)."""
 
     def __init__(
-        self, *, count: int = 1, privileged: bool = True, init_error: bool = False
+        self,
+        *,
+        count: int = 1,
+        privileged: bool = True,
+        init_error: bool = False,
+        fixture: Path = FIXTURE,
     ) -> None:
-        self.record: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
+        self.record: dict[str, Any] = json.loads(fixture.read_text(encoding="utf-8"))
         self.count, self.privileged, self.init_error = count, privileged, init_error
-        self.mode = "idle"
+        self.mode = "idle" if "idle" in self.record else "desktop"
         self.override: dict[int, dict[str, Any]] = {}  # per index: field -> value
         self.limit_mw = [int(self.record["default_limit_mw"])] * count
         self.calls: list[str] = []
@@ -72,9 +79,11 @@ class FakeNvml:
         return SimpleNamespace(gpu=int(self._get(h, "utilization")), memory=0)
 
     def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:
-        """The card's 143 771 MiB (nvidia-smi's reading), used: what its processes hold."""
-        used = sum(int(p["usedGpuMemory"] or 0) for p in self._get(h, "compute"))
-        total = 143771 << 20
+        """The card's size (the H200's 143 771 MiB, nvidia-smi's reading), used: what its
+        processes hold."""
+        procs = self._get(h, "compute") + self._get(h, "graphics")
+        used = sum(int(p["usedGpuMemory"] or 0) for p in procs)
+        total = int(self.record.get("memory_total_mib", 143771)) << 20
         return SimpleNamespace(total=total, used=used, free=total - used)
 
     def _procs(self, h: int, key: str) -> list[SimpleNamespace]:
@@ -85,6 +94,19 @@ class FakeNvml:
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, h: int) -> list[SimpleNamespace]:
         return self._procs(h, "graphics")
+
+    def nvmlDeviceGetProcessUtilization(self, h: int, last_seen: int) -> list[SimpleNamespace]:
+        """Per-process samples newer than `last_seen` (µs): the recorded ones, as if sampled
+        again since (the card keeps sampling); NVML's NotFound when there are none (the H200
+        recording has none)."""
+        samples = self.override.get(h, {}).get("process_util")
+        if samples is None:
+            samples = self.record[self.mode].get("process_util")
+        stamp = {"timeStamp": last_seen + 1}
+        fresh = [SimpleNamespace(**(p | stamp)) for p in samples or []]
+        if not fresh:
+            raise NVMLError(6)  # NVML_ERROR_NOT_FOUND
+        return fresh
 
     def nvmlDeviceGetPowerManagementLimitConstraints(self, h: int) -> list[int]:
         return list(self.record["constraints_mw"])

@@ -21,7 +21,7 @@ from controller.clients.cpu_use import CpuUse
 from controller.clients.gpu_watch import Nvml
 from controller.clients.pause_file import PauseFile, pause_path
 from controller.core.errors import PermanentError
-from controller.core.holds import BusyGuard, Condition, GpuGuard
+from controller.core.holds import MIB, BusyGuard, Condition, GpuGuard
 from controller.core.limits import Limits
 from controller.core.models import ActualContainer
 from controller.core.schedule import Schedule
@@ -65,6 +65,7 @@ class Owner:
                 "memory_total": u.snapshot.memory_total,
                 "agent": u.agent,
                 "others": u.others,
+                "processes": [j.as_json() for j in u.processes],
             }
             for u in self.conditions.gpu_use
         ]
@@ -127,7 +128,12 @@ def _sensors(settings: Settings, nvml: Nvml | None, cpu: CpuUse) -> Sensors:
         battery=power.battery if settings.pause_on_battery else None,
         busy=BusyGuard(busy, settings.busy_cooldown) if busy else None,
         cpu=cpu,
-        gpu=GpuGuard(settings.gpu_max_temp, settings.gpu_yield_cooldown),
+        gpu=GpuGuard(
+            settings.gpu_max_temp,
+            settings.gpu_yield_cooldown,
+            min_memory=settings.gpu_yield_min_memory * MIB,
+            min_util=settings.gpu_yield_min_util,
+        ),
         nvml=nvml,
     )
 

@@ -27,6 +27,9 @@ def owner_lines(data: dict[str, Any]) -> list[str]:
         temp = f"{g['temperature']:.0f} °C" if g.get("temperature") is not None else "? °C"
         watts = f"{g['power_w']:.0f} W" if g.get("power_w") is not None else "? W"
         lines.append(f"GPU {g['index']}:          {temp}, {watts}")
+        for p in g.get("processes") or []:
+            verdict = "takes the GPU back" if p["counts"] else "does not count"
+            lines.append(f"  {p['name'] or '?'} ({p['pid']}): {verdict}: {p['why']}")
     energy = data.get("energy")
     if energy:
         parts = [f"{k.replace('_', ' ')} {_energy(energy[k])}" for k in ("today", "week")]

@@ -33,6 +33,8 @@ class GpuSnapshot:
     utilization: float | None = None  # % of the last sample period the GPU was busy
     memory_used: int | None = None  # bytes
     memory_total: int | None = None
+    compute: frozenset[int] = frozenset()  # the PIDs on NVML's compute list (CUDA, OpenCL)
+    sm: tuple[tuple[int, float], ...] = ()  # (pid, % of the SMs) since the last read, where read
 
 
 class Nvml:
@@ -44,6 +46,7 @@ class Nvml:
         self._lent = lent
         self.error: str | None = None
         self._restore: list[tuple[Any, int]] = []
+        self._seen: dict[str, int] = {}  # per GPU: the last per-process sample's time (µs)
         if self._lib is None:
             self.error = "pynvml is not installed"
             return
@@ -85,16 +88,36 @@ class Nvml:
         power = _soft(lambda: lib.nvmlDeviceGetPowerUsage(handle) / 1000.0)
         energy = _soft(lambda: lib.nvmlDeviceGetTotalEnergyConsumption(handle) / 1000.0)
         procs: dict[int, int | None] = {}
+        compute: set[int] = set()
         for kind in ("Compute", "Graphics"):
             query: Callable[[Any], Any] = getattr(lib, f"nvmlDeviceGet{kind}RunningProcesses")
             for p in _soft(lambda q=query: list(q(handle))) or []:  # type: ignore[misc]
                 used = getattr(p, "usedGpuMemory", None)
                 procs[int(p.pid)] = int(used) if isinstance(used, int) else procs.get(int(p.pid))
+                if kind == "Compute":
+                    compute.add(int(p.pid))
         busy = _soft(lambda: float(lib.nvmlDeviceGetUtilizationRates(handle).gpu))
         memory = _soft(lambda: lib.nvmlDeviceGetMemoryInfo(handle))
         used, total = (int(memory.used), int(memory.total)) if memory else (None, None)
         listed = tuple(sorted(procs.items()))
-        return GpuSnapshot(index, uuid, temp, power, energy, listed, busy, used, total)
+        sm = self._sm(lib, index, handle)
+        return GpuSnapshot(
+            index, uuid, temp, power, energy, listed, busy, used, total, frozenset(compute), sm
+        )
+
+    def _sm(self, lib: Any, index: str, handle: Any) -> tuple[tuple[int, float], ...]:
+        """Each process's share of the SMs since the last read (NVML's per-process samples; the
+        highest per PID); () when the card keeps none (NotFound: no new sample) or cannot."""
+        samples = _soft(
+            lambda: list(lib.nvmlDeviceGetProcessUtilization(handle, self._seen.get(index, 0)))
+        )
+        if not samples:
+            return ()
+        self._seen[index] = max(int(p.timeStamp) for p in samples)
+        best: dict[int, float] = {}
+        for p in samples:
+            best[int(p.pid)] = max(best.get(int(p.pid), 0.0), float(p.smUtil))
+        return tuple(sorted(best.items()))
 
     def limit_power(self, watts: float) -> list[str]:
         """Set every lent GPU's power limit (restored by `close`). PermanentError, with the

@@ -6,9 +6,13 @@
 - on battery: everything is paused;
 - busy (`--pause-when-busy PCT`): other programs above PCT of the CPU for 30 s pause the GPU
   containers, 30 s more everything; a cool-down below PCT resumes them;
-- the GPU given back: a process that is not one of the agent's on a GPU, or the GPU above
+- the GPU given back: a program of the owner's that really uses a GPU, or the GPU above
   `--gpu-max-temp`, yields that GPU's containers at once (urgent: no draining) until the
-  cool-down passed without (for the temperature: 5 °C below the limit throughout).
+  cool-down passed without (for the temperature: 5 °C below the limit throughout). A program
+  counts (issue 24, item 5) when it is a compute process (CUDA, OpenCL: a render, a job), or a
+  graphics one holding more than `--gpu-yield-min-memory` or above `--gpu-yield-min-util` of the
+  SMs for 5 s (a game); a browser's GPU process, a video call and the display server and
+  compositor do not: on a desktop they hold a GPU context all day.
 
 Each guard returns a `Condition` (active or not, why, and when it is next re-checked) for the
 status, the log and the heartbeat; `apply_holds` marks what the active ones hold in the desired
@@ -129,15 +133,46 @@ class BusyGuard:
         return Condition("busy", True, reason, ends, (hold,))
 
 
+MIB = 1024**2
+SUSTAIN = 5.0  # seconds a graphics process stays above --gpu-yield-min-util before it counts
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """A process on a lent GPU that is not the agent's, as NVML lists it: on the compute list or
+    only the graphics one, its GPU memory and its share of the SMs (None: not read), and whether
+    it is a display server or compositor."""
+
+    pid: int
+    name: str
+    compute: bool = False
+    memory: int | None = None  # bytes
+    sm: float | None = None  # % of the SMs since the last read
+    display: bool = False
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A foreign process as the guard judged it: whether it takes the GPU back, and why."""
+
+    pid: int
+    name: str
+    counts: bool
+    why: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"pid": self.pid, "name": self.name, "counts": self.counts, "why": self.why}
+
+
 @dataclass(frozen=True)
 class GpuReading:
     """One lent GPU now: its NVML index and UUID, temperature (°C, None unread), and the
-    processes on it that are not the agent's (pid, name)."""
+    processes on it that are not the agent's."""
 
     index: str
     uuid: str = ""
     temperature: float | None = None
-    foreign: tuple[tuple[int, str], ...] = ()
+    foreign: tuple[GpuProcess, ...] = ()
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -151,8 +186,12 @@ class GpuGuard:
 
     max_temp: float
     cooldown: float
+    min_memory: int = 1024 * MIB  # a graphics process holding more counts (a game)
+    min_util: float = 15.0  # % of the SMs: a graphics process above it for SUSTAIN s counts
     busy: dict[str, tuple[float, float]] = field(default_factory=dict)  # gpu -> since, last
     hot: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # since, cool since
+    over: dict[tuple[str, int], float] = field(default_factory=dict)  # (gpu, pid) -> above since
+    seen: dict[str, tuple[Judged, ...]] = field(default_factory=dict)  # gpu -> as last judged
 
     def observe(self, now: float, readings: tuple[GpuReading, ...]) -> list[Condition]:
         conditions = []
@@ -160,17 +199,47 @@ class GpuGuard:
             conditions += [self._busy(now, gpu), self._hot(now, gpu)]
         return conditions
 
+    def judge(self, now: float, index: str, p: GpuProcess) -> Judged:
+        """Whether a foreign process takes the GPU back, and why (for the status)."""
+        key = (index, p.pid)
+        if p.sm is None or p.sm <= self.min_util or p.display:
+            self.over.pop(key, None)
+        if p.display:
+            return Judged(p.pid, p.name, False, "the display server or compositor: never counts")
+        if p.compute:
+            return Judged(p.pid, p.name, True, "a compute process (CUDA or OpenCL)")
+        if p.memory is not None and p.memory > self.min_memory:
+            held = f"holds {_mib(p.memory)} of GPU memory (more than {_mib(self.min_memory)})"
+            return Judged(p.pid, p.name, True, held)
+        if p.sm is not None and p.sm > self.min_util:
+            since = self.over.setdefault(key, now)
+            use = f"uses {p.sm:.0f} % of the GPU (more than {self.min_util:.0f} %)"
+            if now - since >= SUSTAIN:
+                return Judged(p.pid, p.name, True, f"{use} for {SUSTAIN:.0f} s")
+            return Judged(p.pid, p.name, False, f"{use} for {now - since:.0f} s of {SUSTAIN:.0f}")
+        memory = _mib(p.memory) if p.memory is not None else "? MiB"
+        sm = f"{p.sm:.0f} %" if p.sm is not None else "? %"
+        return Judged(p.pid, p.name, False, f"small: {memory}, {sm} of the GPU")
+
     def _busy(self, now: float, gpu: GpuReading) -> Condition:
         name = f"gpu-busy:{gpu.index}"
-        if gpu.foreign:
+        judged = tuple(self.judge(now, gpu.index, p) for p in gpu.foreign)
+        here = {p.pid for p in gpu.foreign}
+        for key in [k for k in self.over if k[0] == gpu.index and k[1] not in here]:
+            del self.over[key]  # gone
+        self.seen[gpu.index] = judged
+        counted = [j for j in judged if j.counts]
+        if counted:
             since = self.busy[gpu.index][0] if gpu.index in self.busy else now
             self.busy[gpu.index] = (since, now)
         elif gpu.index in self.busy and now - self.busy[gpu.index][1] >= self.cooldown:
             del self.busy[gpu.index]
         if gpu.index not in self.busy:
-            return Condition(name, False, f"GPU {gpu.index}: no other program on it")
+            others = "only programs that do not count" if judged else "no other program"
+            why = f"GPU {gpu.index}: {others} on it"
+            return Condition(name, False, why)
         since, last = self.busy[gpu.index]
-        users = ", ".join(f"{n or '?'} ({pid})" for pid, n in gpu.foreign[:3])
+        users = ", ".join(f"{j.name or '?'} ({j.pid})" for j in counted[:3])
         reason = f"GPU {gpu.index} given back: " + (
             f"used by {users}" if users else "cooling down after another program used it"
         )
@@ -201,3 +270,7 @@ class GpuGuard:
         hold = Hold("gpu-temp", "gpu", reason, since, urgent=True, devices=gpu.devices)
         ends = cool + self.cooldown if cool is not None else None
         return Condition(name, True, reason, ends, (hold,))
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n // MIB} MiB"

@@ -42,4 +42,6 @@ class HardwareInfo:
 
 
 def format_gb(n_bytes: int) -> str:
-    return f"{n_bytes / GIB:.1f}GB"
+    """GiB to a tenth, rounded down: 3.97 GiB is `3.9GB`, never `4.0GB` — a coordinator that
+    reads the string must not place the machine in a tier its memory does not reach."""
+    return f"{n_bytes * 10 // GIB / 10:.1f}GB"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +27,9 @@ from controller.core.holds import (
     BusyGuard,
     Condition,
     GpuGuard,
+    GpuProcess,
     GpuReading,
+    Judged,
     apply_holds,
     battery_condition,
 )
@@ -56,6 +58,7 @@ class GpuUse:
     agent: bool  # one of the agent's containers' processes
     others: bool  # a process that is not the agent's
     others_memory: int | None = None  # bytes used by what is not the agent's (None: unread)
+    processes: tuple[Judged, ...] = ()  # the others, and whether each takes the GPU back
 
 
 @dataclass
@@ -219,22 +222,27 @@ class Conditions:
         readings, hidden, uses = [], 0, []
         for snap in nvml.snapshots():
             foreign, agent, ours_used = [], False, 0
+            sm = dict(snap.sm)
             for pid, used in snap.processes:
                 owner = procs.container_of(pid, self._s.proc)
                 if owner is not None and owner in ours:
                     agent, ours_used = True, ours_used + (used or 0)
                 elif not procs.visible(pid, self._s.proc):
                     hidden += 1
-                elif (name := procs.name_of(pid, self._s.proc)) not in DISPLAY:
-                    foreign.append((pid, name))
+                else:
+                    name = procs.name_of(pid, self._s.proc)
+                    compute, display = pid in snap.compute, name in DISPLAY
+                    foreign.append(GpuProcess(pid, name, compute, used, sm.get(pid), display))
             left = None if snap.memory_used is None else max(0, snap.memory_used - ours_used)
-            uses.append(GpuUse(snap, agent, bool(foreign), left))
+            others = any(not p.display for p in foreign)
+            uses.append(GpuUse(snap, agent, others, left))
             readings.append(GpuReading(snap.index, snap.uuid, snap.temperature, tuple(foreign)))
-        self.gpu_use = tuple(uses)
         found = [
             replace_check(c, c.next_check or now + INTERVAL)
             for c in guard.observe(now, tuple(readings))
         ]
+        seen = guard.seen
+        self.gpu_use = tuple(replace(u, processes=seen.get(u.snapshot.index, ())) for u in uses)
         if hidden:
             why = f"{hidden} GPU process(es) are not visible from the agent's PID namespace"
             found.append(Condition("gpu-processes", False, f"{why}: not counted as others'"))

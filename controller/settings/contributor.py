@@ -44,6 +44,18 @@ class ContributorSettings(BaseSettings):
         "seconds a GPU must stay free of other programs (and cool) before the agent uses it again",
         ge=0,
     )
+    gpu_yield_min_memory: int = setting(
+        1024,
+        "MiB of GPU memory a graphics program (not a compute one) must hold before the GPU is "
+        "given back to it: a game yes, a browser or a video call no",
+        ge=0,
+    )
+    gpu_yield_min_util: float = setting(
+        15.0,
+        "% of the GPU's SMs a graphics program must use for 5 s before the GPU is given back",
+        ge=0,
+        le=100,
+    )
     gpu_max_temp: float = setting(
         83.0,
         "°C above which a GPU is given back until it is 5 °C cooler for the cool-down",

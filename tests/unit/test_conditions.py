@@ -25,7 +25,7 @@ from controller.engine.images import ImagePuller
 from controller.engine.loop import Reconciler
 from controller.ops.conditions import Conditions, Sensors
 from rma_testkit.fakes import FakeRuntime, FakeSource, spec
-from rma_testkit.nvml_fake import FakeNvml
+from rma_testkit.nvml_fake import DESKTOP, FakeNvml
 
 OURS = "b" * 64
 MONDAY_NOON = datetime(2026, 11, 30, 12, 0)
@@ -242,8 +242,53 @@ def test_the_owners_view_names_each_gpu_as_read(tmp_path: Path) -> None:
     assert view["gpus"] == [
         {"index": "0", "uuid": rig.fake.record["uuid"], "temperature": 54.0,
          "power_w": pytest.approx(622.104), "utilization": 100.0, "memory_used": 9600761856,
-         "memory_total": 143771 << 20, "agent": False, "others": True}
+         "memory_total": 143771 << 20, "agent": False, "others": True,
+         "processes": [{"pid": 450, "name": "python3", "counts": True,
+                        "why": "a compute process (CUDA or OpenCL)"}]}
     ]  # fmt: skip
     assert [c["name"] for c in view["conditions"]] == ["gpu-busy:0", "gpu-temp:0"]
     assert Owner(rig.conditions, meter, None).gpu_others() == {"0": 9600761856}  # all others'
     assert view["conditions"][0]["active"] and view["conditions"][0]["since"]
+
+
+def desktop_rig(tmp: Path) -> Rig:
+    """The desktop recording (nvml_desktop.json) on an RTX 3090, its processes in /proc."""
+    tmp.mkdir(exist_ok=True)
+    rig = Rig(tmp, gpu=GpuGuard(83, 300))
+    rig.fake = FakeNvml(fixture=DESKTOP)
+    rig.sensors.nvml = Nvml(nvml=rig.fake)  # type: ignore[arg-type]
+    record = rig.fake.record["game"]
+    for pid, cgroup in record["cgroup"].items():
+        proc_tree(rig.proc, int(pid), cgroup, record["comm"][pid])
+    return rig
+
+
+def test_a_desktop_keeps_lending_its_gpu_until_a_game_or_a_cuda_job(tmp_path: Path) -> None:
+    """Xorg, gnome-shell, Firefox and Chrome's GPU process, then a video call, a game, a CUDA
+    job: only the last two take the GPU back; the status names every process and why (issue
+    24, item 5)."""
+    from controller.cli.owner import owner_lines  # noqa: PLC0415
+
+    rig = desktop_rig(tmp_path)
+    for mode in ("desktop", "video"):
+        rig.fake.mode = mode
+        assert not rig.check(1)["gpu-busy:0"][0], mode
+    judged = {p.name: p for p in rig.conditions.gpu_use[0].processes}
+    assert set(judged) == {"Xorg", "gnome-shell", "firefox", "chrome"}
+    assert not any(p.counts for p in judged.values())
+    assert judged["firefox"].why == "small: 230 MiB, 9 % of the GPU"
+    rig.fake.mode = "game"
+    active, reason = rig.check(1)["gpu-busy:0"]
+    assert active and reason == "GPU 0 given back: used by witcher3.exe (4400)"
+    rows = [p.as_json() for p in rig.conditions.gpu_use[0].processes]
+    lines = owner_lines({"gpus": [{"index": "0", "temperature": 71.0, "processes": rows}]})
+    game = (
+        "  witcher3.exe (4400): takes the GPU back: holds 6.0 GiB of GPU memory (more than 1.0 GiB)"
+    )
+    assert game in lines
+    assert "  chrome (3310): does not count: small: 410 MiB, 6 % of the GPU" in lines
+
+    cuda = desktop_rig(tmp_path / "cuda")
+    cuda.fake.mode = "cuda"
+    active, reason = cuda.check()["gpu-busy:0"]
+    assert active and reason == "GPU 0 given back: used by python3 (5120)"  # at once

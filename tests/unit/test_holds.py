@@ -14,6 +14,7 @@ from controller.core.holds import (
     BUSY_WINDOW,
     BusyGuard,
     GpuGuard,
+    GpuProcess,
     GpuReading,
     PauseRequest,
     apply_holds,
@@ -225,15 +226,14 @@ def test_a_short_burst_pauses_nothing() -> None:
     assert not guard.observe(29.5, 10).active and guard.stage == 0
 
 
-def gpu(
-    foreign: tuple[tuple[int, str], ...] = (), temp: float | None = 50.0
-) -> tuple[GpuReading, ...]:
+def gpu(foreign: tuple[GpuProcess, ...] = (), temp: float | None = 50.0) -> tuple[GpuReading, ...]:
     return (GpuReading("0", "GPU-a", temp, foreign),)
 
 
 def test_the_gpu_is_given_back_while_another_program_uses_it_and_for_the_cooldown() -> None:
     guard = GpuGuard(max_temp=83, cooldown=300)
-    busy = {c.name: c for c in guard.observe(10, gpu(((450, "python3"),)))}["gpu-busy:0"]
+    cuda = (GpuProcess(450, "python3", compute=True),)
+    busy = {c.name: c for c in guard.observe(10, gpu(cuda))}["gpu-busy:0"]
     assert busy.active and busy.holds[0].urgent and busy.holds[0].devices == ("0", "GPU-a")
     assert "python3 (450)" in busy.reason
     still = {c.name: c for c in guard.observe(20, gpu())}["gpu-busy:0"]
@@ -253,3 +253,35 @@ def test_a_hot_gpu_is_given_back_until_5_degrees_cooler_for_the_cooldown() -> No
     assert {c.name: c for c in guard.observe(60, gpu(temp=77))}["gpu-temp:0"].active  # restarted
     assert not {c.name: c for c in guard.observe(120, gpu(temp=70))}["gpu-temp:0"].active
     assert not {c.name: c for c in guard.observe(130, gpu(temp=None))}["gpu-temp:0"].active
+
+
+def test_a_desktops_small_graphics_programs_never_count_a_game_and_a_render_do() -> None:
+    """Per process, with the defaults (1 024 MiB, 15 % for 5 s): the display server, a browser's
+    GPU process and a video call keep the GPU lent; a game's memory, a CUDA job at once, and a
+    graphics program busy for 5 s (not 4) take it back. Each verdict is kept for the status."""
+    guard = GpuGuard(max_temp=83, cooldown=300)
+    desk = (
+        GpuProcess(1201, "Xorg", memory=312 << 20, sm=1, display=True),
+        GpuProcess(2210, "firefox", memory=230 << 20, sm=9),
+        GpuProcess(3310, "chrome", memory=410 << 20, sm=6),
+    )
+    assert not {c.name: c for c in guard.observe(0, gpu(desk))}["gpu-busy:0"].active
+    assert [j.why for j in guard.seen["0"]] == [
+        "the display server or compositor: never counts",
+        "small: 230 MiB, 9 % of the GPU",
+        "small: 410 MiB, 6 % of the GPU",
+    ]
+    game = (*desk, GpuProcess(4400, "witcher3.exe", memory=6100 << 20, sm=87))
+    busy = {c.name: c for c in guard.observe(1, gpu(game))}["gpu-busy:0"]
+    assert busy.active and busy.reason == "GPU 0 given back: used by witcher3.exe (4400)"
+    assert guard.seen["0"][-1].why == "holds 6.0 GiB of GPU memory (more than 1.0 GiB)"
+
+    render = GpuGuard(max_temp=83, cooldown=300)
+    blender = (*desk, GpuProcess(5300, "blender", memory=700 << 20, sm=60))
+    for t in range(5):
+        assert not {c.name: c for c in render.observe(t, gpu(blender))}["gpu-busy:0"].active
+    assert render.seen["0"][-1].why == "uses 60 % of the GPU (more than 15 %) for 4 s of 5"
+    assert {c.name: c for c in render.observe(5, gpu(blender))}["gpu-busy:0"].active
+    calm = (*desk, GpuProcess(5300, "blender", memory=700 << 20, sm=3))
+    render.observe(6, gpu(calm))
+    assert render.over == {}  # a pause resets the 5 s

@@ -120,6 +120,8 @@ FLAGS_AND_ENV = {
     "--pause-when-busy": "RMA_PAUSE_WHEN_BUSY",
     "--busy-cooldown": "RMA_BUSY_COOLDOWN",
     "--gpu-yield-cooldown": "RMA_GPU_YIELD_COOLDOWN",
+    "--gpu-yield-min-memory": "RMA_GPU_YIELD_MIN_MEMORY",
+    "--gpu-yield-min-util": "RMA_GPU_YIELD_MIN_UTIL",
     "--gpu-max-temp": "RMA_GPU_MAX_TEMP",
     "--gpu-power-limit": "RMA_GPU_POWER_LIMIT",
     "--energy-price": "RMA_ENERGY_PRICE",

@@ -127,7 +127,9 @@ function drawMachine(data) {
     el("td", {}, g.temperature === null ? "?" : `${g.temperature} °C`),
     el("td", {}, `${bytes(g.memory_used)} of ${bytes(g.memory_total)}`),
     el("td", {}, g.power_w === null ? "?" : `${g.power_w.toFixed(0)} W`),
-    el("td", {}, [g.agent ? "the agent" : "", g.others ? "other programs" : ""].filter(Boolean).join(", ") || "nobody")));
+    el("td", {}, [g.agent ? "the agent" : "", g.others ? "other programs" : ""].filter(Boolean).join(", ") || "nobody",
+      ...(g.processes || []).map((p) => el("div", { class: p.counts ? "error" : "" },
+        `${p.name || "?"} (${p.pid}): ${p.counts ? "takes the GPU back" : "does not count"}: ${p.why}`)))));
   replaceRows($("gpus").tBodies[0], rows);
   $("gpus").hidden = rows.length === 0;
   $("no-gpu").hidden = rows.length > 0;
