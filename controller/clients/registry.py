@@ -7,6 +7,11 @@ then that manifest), with Docker Hub's and GHCR's anonymous bearer token when th
 for one. Loopback registries are spoken to over plain HTTP, as Docker itself does. Bounded: 10 s
 a request, 1 MiB an answer, 1 000 layers. Any failure answers None (size unknown): the pull is
 then checked against the floor without it, as before.
+
+The same reading says whether the image has a build for this machine's CPU (issue 24, item 7):
+an index without a linux entry for it, or a single manifest whose config names another
+architecture, raises `UnavailableError("unavailable: no linux/arm64 image")` — the image is not
+pulled (Docker 20.10 would pull it and loop on `exec format error`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import requests
 import structlog
 
+from controller.core.errors import UnavailableError
 from controller.core.policy import parse_reference
 
 log = structlog.get_logger(__name__)
@@ -33,12 +39,29 @@ ACCEPT = ", ".join(
         "application/vnd.oci.image.manifest.v1+json",
     )
 )
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm"}
+# The kernel's name for the CPU -> the OCI platform's architecture and variant.
+_ARCH = {
+    "x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""),
+    "arm64": ("arm64", ""), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
+    "i686": ("386", ""), "i386": ("386", ""), "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""),
+    "riscv64": ("riscv64", ""),
+}  # fmt: skip
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
+def machine_platform(machine: str | None = None) -> tuple[str, str]:
+    """This machine's OCI architecture and variant (`arm64`, ""; `arm`, "v7")."""
+    name = machine or platform.machine()
+    return _ARCH.get(name, (name, ""))
+
+
+def platform_name(arch: tuple[str, str]) -> str:
+    return "linux/" + "/".join(p for p in arch if p)
+
+
 def image_size(image: str) -> int | None:
-    """The compressed size of `image`'s layers for this machine, or None when unknown."""
+    """The compressed size of `image`'s layers for this machine, or None when unknown;
+    UnavailableError when the registry says it has no build for this machine's CPU."""
     try:
         ref = parse_reference(image)
         host = HUB if ref.registry == "docker.io" else ref.registry
@@ -48,6 +71,8 @@ def image_size(image: str) -> int | None:
             manifest = _get(session, base + (ref.digest or ref.tag or "latest"))
             if "manifests" in manifest:
                 manifest = _get(session, base + _platform_digest(manifest))
+            else:
+                _check_config(session, base, manifest)
             layers = manifest.get("layers") or []
             if not isinstance(layers, list) or len(layers) > MAX_LAYERS:
                 return None
@@ -63,12 +88,39 @@ def _loopback(host: str) -> bool:
 
 
 def _platform_digest(index: dict[str, Any]) -> str:
-    arch = _ARCH.get(platform.machine(), platform.machine())
+    arch, variant = machine_platform()
+    offered = []
     for entry in index["manifests"][:MAX_LAYERS]:
         found = entry.get("platform") or {}
-        if found.get("os") == "linux" and found.get("architecture") == arch:
+        ours = found.get("os") == "linux" and found.get("architecture") == arch
+        if ours and (not variant or found.get("variant") in (None, "", variant)):
             return str(entry["digest"])
-    raise ValueError(f"no linux/{arch} image in the index")
+        built = str(found.get("architecture") or "unknown")
+        if built != "unknown":  # attestation manifests say "unknown"
+            offered.append(platform_name((built, str(found.get("variant") or ""))))
+    raise UnavailableError(_no_build(offered))
+
+
+def _check_config(session: requests.Session, base: str, manifest: dict[str, Any]) -> None:
+    """A single-platform image: its config says the architecture it was built for."""
+    digest = (manifest.get("config") or {}).get("digest")
+    if not digest:
+        return
+    try:
+        config = _get(session, base.replace("/manifests/", "/blobs/") + str(digest))
+    except (requests.RequestException, ValueError) as exc:
+        log.debug("image_config_unread", error=str(exc))
+        return
+    arch, built = machine_platform(), str(config.get("architecture") or "")
+    if built and built != arch[0]:
+        variant = str(config.get("variant") or "")
+        raise UnavailableError(_no_build([platform_name((built, variant))]))
+
+
+def _no_build(offered: list[str]) -> str:
+    here = platform_name(machine_platform())
+    has = f" (it has {', '.join(sorted(set(offered))[:4])})" if offered else ""
+    return f"unavailable: no {here} image{has}"
 
 
 def _get(session: requests.Session, url: str) -> dict[str, Any]:

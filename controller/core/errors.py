@@ -23,6 +23,11 @@ class NotFoundError(PermanentError):
     """The object (container, image) does not exist."""
 
 
+class UnavailableError(PermanentError):
+    """It cannot run on this machine through nobody's fault (an image with no build for this
+    CPU): `unavailable`, not a failure that makes the worker unhealthy."""
+
+
 class NameConflictError(PermanentError):
     """A container with the wanted name exists and the agent does not own it."""
 

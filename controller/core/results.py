@@ -21,6 +21,7 @@ class ActionOutcome:
     transient: bool = False
     pending: bool = False
     skipped: bool = False
+    unavailable: bool = False  # it cannot run here (an image with no build for this CPU)
 
 
 @dataclass(frozen=True)

@@ -119,8 +119,8 @@ def _state(
         return "running", None
     if outcome.action == "draining":
         return "draining", None  # still running, its URL withdrawn: stopped after the drain
-    if outcome.pending:
-        return "pulling", None
+    if outcome.pending or outcome.unavailable:
+        return ("unavailable", outcome.error) if outcome.unavailable else ("pulling", None)
     kind = outcome.action if outcome.action in ("conflict", "backoff") else "failed"
     return kind, outcome.error
 

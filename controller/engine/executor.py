@@ -128,6 +128,7 @@ class Executor:
                     error=image.error,
                     pending=image.pulling,
                     transient=image.transient,
+                    unavailable=image.unavailable,
                 )
             if isinstance(action, Recreate):
                 self._stop_and_remove(action.container_id, action.grace)
@@ -163,6 +164,8 @@ class Executor:
             log.info("action_skipped", container=o.name, action=o.action, reason=o.error)
         elif o.pending:
             log.info("action_waiting", container=o.name, action=o.action, reason="image pull")
+        elif o.unavailable:
+            log.info("action_unavailable", container=o.name, action=o.action, reason=o.error)
         else:
             log.error(
                 "action_failed",

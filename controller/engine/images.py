@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import structlog
 
 from controller.core.backoff import KUBELET, MISSING_IMAGE, KeyedBackoff
-from controller.core.errors import AgentError, PermanentError, TransientError
+from controller.core.errors import AgentError, PermanentError, TransientError, UnavailableError
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.runtime import ContainerRuntime
 
@@ -40,6 +40,10 @@ _MISSING = re.compile(
 
 
 def missing_image(error: AgentError) -> bool:
+    """The registry has nothing for us under that name (or no build for this CPU): retried
+    slowly."""
+    if isinstance(error, UnavailableError):
+        return True
     return isinstance(error, PermanentError) and _MISSING.search(str(error)) is not None
 
 
@@ -49,6 +53,7 @@ class ImageState:
     pulling: bool = False
     error: str | None = None
     transient: bool = False  # the last pull failed in a way worth retrying (registry down…)
+    unavailable: bool = False  # it cannot run here (no build for this CPU): not a failure
 
 
 PRESENT = ImageState(ready=True)
@@ -125,10 +130,13 @@ class ImagePuller:
             error = self._failed.get(image)
             wait = self._backoffs(image).remaining(image, self._clock())
         if error is not None and wait > 0:
+            unavailable = isinstance(error, UnavailableError)
+            again = "checked again" if unavailable else "next pull"
             return ImageState(
                 ready=False,
-                error=f"{error} (next pull in {wait:.0f} s)",
+                error=f"{error} ({again} in {wait:.0f} s)",
                 transient=isinstance(error, TransientError),
+                unavailable=unavailable,
             )
         if self._runtime.image_present(image) and self._trusted(image):
             self._maybe_refresh(image)
@@ -200,6 +208,8 @@ class ImagePuller:
         elif refresh:
             hint = "the local copy keeps being used"
             log.warning("image_refresh_failed", image=image, error=str(error), hint=hint)
+        elif isinstance(error, UnavailableError):
+            log.warning("image_unavailable", image=image, error=str(error), retry_in=delay)
         else:
             transient = isinstance(error, TransientError)
             log.error(
@@ -214,8 +224,12 @@ class ImagePuller:
 
     def _admit(self, image: str) -> AgentError | None:
         """The floor again, with this image's size and what the pulls in flight still have to
-        download; the size stays reserved while this pull runs."""
-        size = self._size(image) or 0
+        download; the size stays reserved while this pull runs. An image with no build for this
+        machine's CPU is not pulled."""
+        try:
+            size = self._size(image) or 0
+        except UnavailableError as exc:
+            return exc
         with self._lock:
             needed = size + sum(
                 max(0, known - (p.downloaded if (p := self._progress.get(other)) else 0))

@@ -5,6 +5,7 @@ checked with the Docker API, the cgroup tree and from inside the containers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from tests.integration.test_containment import HTTPD, IDLE
 
 pytestmark = pytest.mark.integration
 TITLE = "\x1b]0;owned\x07"
+LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
 def assign(coordinator: Coordinator, specs: list[dict[str, Any]]) -> None:
@@ -169,3 +171,41 @@ def test_an_images_size_is_read_from_its_registry_before_the_pull(
     size = image_size(registry_image)
     assert size is not None and 0 < size <= client.images.get(registry_image).attrs["Size"]
     assert image_size(registry_image.replace("busybox", "never-pushed")) is None
+
+
+def test_an_image_with_no_build_for_this_cpu_is_unavailable_before_the_pull(
+    registry_image: str,
+) -> None:
+    """An index pushed to the local registry that lists only a linux/riscv64 build (the test
+    image's manifest, declared for another CPU): the Distribution API as the agent reads it says
+    there is nothing for this machine, so the image is `unavailable`, not pulled (issue 24)."""
+    import requests  # noqa: PLC0415 (the test speaks to the registry itself)
+
+    from controller.clients.registry import machine_platform, platform_name  # noqa: PLC0415
+    from controller.core.errors import UnavailableError  # noqa: PLC0415
+
+    host, _, rest = registry_image.partition("/")
+    name, _, tag = rest.partition(":")
+    kind = "application/vnd.docker.distribution.manifest.v2+json"
+    got = requests.get(
+        f"http://{host}/v2/{name}/manifests/{tag}", headers={"Accept": kind}, timeout=10
+    )
+    got.raise_for_status()
+    entry = {
+        "mediaType": kind,
+        "digest": got.headers["Docker-Content-Digest"],
+        "size": len(got.content),
+        "platform": {"os": "linux", "architecture": "riscv64"},
+    }
+    index = {"schemaVersion": 2, "mediaType": LIST, "manifests": [entry]}
+    put = requests.put(  # one fixed tag beside the image's own, overwritten each run
+        f"http://{host}/v2/{name}/manifests/other-cpu",
+        data=json.dumps(index),
+        headers={"Content-Type": index["mediaType"]},
+        timeout=10,
+    )
+    assert put.status_code == 201, put.text
+    with pytest.raises(UnavailableError) as refused:
+        image_size(f"{host}/{name}:other-cpu")
+    here = platform_name(machine_platform())
+    assert str(refused.value) == f"unavailable: no {here} image (it has linux/riscv64)"
