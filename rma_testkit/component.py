@@ -42,6 +42,15 @@ class ComponentRuntime(FakeRuntime):
 
     owned: FakeOwned = field(default_factory=FakeOwned)
     adopted_volumes: frozenset[str] = frozenset()
+    engine_runtimes: frozenset[str] = frozenset({"runc"})  # `nvidia`: the toolkit configured
+    image_envs: dict[str, list[str]] = field(default_factory=dict)  # image -> its config's Env
+    local: bool = True
+
+    def runtimes(self) -> frozenset[str]:
+        return self.engine_runtimes
+
+    def image_env(self, image: str) -> list[str]:
+        return self.image_envs.get(image, [])
 
     def running(self) -> set[str]:
         return {c.name for c in self.containers.values() if c.state == "running"}
@@ -147,9 +156,14 @@ def settings_for(state: Path, instance: str, *args: tuple[str, Any]) -> Settings
 
 @contextmanager
 def in_process(
-    settings: Settings, images: Collection[str], crashing: Collection[str] = ()
+    settings: Settings,
+    images: Collection[str],
+    crashing: Collection[str] = (),
+    **engine: Any,
 ) -> Iterator[InProcessAgent]:
-    runtime = ComponentRuntime(images=set(images), crashing=set(crashing))
+    """The agent on an in-memory engine holding `images`; `engine`: more of its facts
+    (`engine_runtimes`, `image_envs`: ComponentRuntime's fields)."""
+    runtime = ComponentRuntime(images=set(images), crashing=set(crashing), **engine)
     agent = InProcessAgent(settings, runtime).start()
     try:
         yield agent

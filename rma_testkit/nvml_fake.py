@@ -54,6 +54,19 @@ class FakeNvml:
     def nvmlShutdown(self) -> None:
         self.calls.append("shutdown")
 
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return str(self.record["driver"])
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        """12040 for CUDA 12.4; NotSupported where the recording did not keep it (the H200's)."""
+        value = self.record.get("cuda_driver_version")
+        if value is None:
+            raise NVMLError(3)
+        return int(value)
+
+    def nvmlDeviceGetName(self, h: int) -> str:
+        return str(self.record["name"])
+
     def nvmlDeviceGetCount(self) -> int:
         return self.count
 

@@ -18,6 +18,7 @@ from controller.app.containment import totals_of
 from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
 from controller.app.parts import (
+    GpuFacts,
     Wiring,
     gpu_placement,
     limits_from,
@@ -54,7 +55,7 @@ def probe_capabilities(settings: Settings) -> dict[str, Any]:
 
     runtime = DockerRuntime(settings.instance, base_url=settings.docker_host, timeout=5)
     try:
-        return offered_capabilities(limits_from(settings), runtime.data_root, __version__)
+        return offered_capabilities(limits_from(settings), runtime, __version__)
     finally:
         runtime.close()
 
@@ -131,9 +132,7 @@ def _lifecycle(
         StateStore(settings.state_dir, settings.instance),
         source,
         Telling(
-            capabilities=lambda: hardware.offered_capabilities(
-                limits, runtime.data_root, __version__
-            ),
+            capabilities=lambda: hardware.offered_capabilities(limits, runtime, __version__),
             report=report,
             announcement=announcement,
             ip_address=settings.advertise_ip,
@@ -200,9 +199,10 @@ def build(
     source = source_of(settings, wiring.limits, doorbell.clock)
     built: list[Reconciler] = []  # the owner's sensors read the loop's latest listing
     owner = owner_of(settings, wiring, lambda: built[0] if built else None)
-    gpus = gpu_placement(owner.gpu_others, wiring.limits)
+    facts = GpuFacts(wiring.limits, runtime)
+    gpus = gpu_placement(owner.gpu_others, facts)
     holds = (gpus, Stage("owner's conditions", owner.conditions.apply))
-    puller, agent, keeper = loop_of(settings, runtime, source, wiring, holds)
+    puller, agent, keeper = loop_of(settings, runtime, source, wiring, holds, facts)
     built.append(agent)
     lifecycle = None
     if settings.manifest is None:  # a coordinator's assignment (parts.py: source_of)

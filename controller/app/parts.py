@@ -38,9 +38,16 @@ from controller.core.clock import SYSTEM, Clock
 from controller.core.containment import Containment, network_name
 from controller.core.errors import AgentError, ConfigError
 from controller.core.gpu_fit import GpuPlacer, GpuRoom, Placement
+from controller.core.gpu_prereq import (
+    TOOLKIT_FIX,
+    cuda_refusal,
+    refuse_unrunnable,
+    required_cuda,
+    spec_refusal,
+)
 from controller.core.limits import Limits
 from controller.core.machine import GpuInfo
-from controller.core.models import ActualContainer, DesiredState
+from controller.core.models import ActualContainer, ContainerSpec, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
@@ -189,6 +196,7 @@ def loop_of(
     source: DesiredSource,
     wiring: Wiring,
     holds: tuple[Stage, ...],
+    facts: GpuFacts,
 ) -> tuple[ImagePuller, Reconciler, VolumeKeeper]:
     """The puller, executor, reconciler (`holds`: the GPU placement and the owner's conditions,
     then the tunnels' wait, each pass) and volume keeper. `wiring.after_pass` is the
@@ -198,7 +206,7 @@ def loop_of(
     pulled = PulledImages(store)
     keeper = VolumeKeeper(runtime.owned, store, retention=settings.volume_retention * DAY)
     puller = _puller(settings, runtime, wiring, pulled, lambda: len(loop.status().containers))
-    executor = _executor(settings, runtime, puller, stop)
+    executor = _executor(settings, runtime, puller, stop, facts)
     shape, contain = _shape(settings, runtime, wiring.limits, store)
     prober = _prober(settings, runtime, wiring)
     wiring.after_pass[:0] = [
@@ -227,32 +235,88 @@ def loop_of(
     return puller, loop, keeper
 
 
-def gpu_placement(
-    others: Callable[[], dict[str, int | None]],
-    limits: Limits,
-    gpus: Callable[[], tuple[GpuInfo, ...]] | None = None,
-) -> Stage:
-    """Each pass: the GPU services placed on the lent GPUs where they fit (core/gpu_fit.py),
-    with what other programs use on each as the owner's sensors last read it (`others`: GPU index
-    -> bytes). The GPUs are detected on the first pass that has a GPU service."""
+@dataclass
+class GpuFacts:
+    """The lent GPUs and what the engine can give a container, read once, on the first pass
+    that has a GPU service (detection loads NVML; `docker info` says the runtimes)."""
+
+    limits: Limits
+    engine: DockerRuntime
+    _gpus: list[tuple[GpuInfo, ...]] = field(default_factory=list)
+    _toolkit: list[bool] = field(default_factory=list)
+    _images: dict[str, str | None] = field(default_factory=dict)  # image -> why not (checked)
+
+    def gpus(self) -> tuple[GpuInfo, ...]:
+        if not self._gpus:
+            from controller.clients.hardware import detect  # noqa: PLC0415 (pynvml: GPU only)
+
+            self._gpus.append(self.limits.offered(detect()).gpus)
+        return self._gpus[0]
+
+    @property
+    def nvidia(self) -> bool:
+        return any(g.driver == "nvidia" for g in self.gpus())
+
+    def toolkit(self) -> bool:
+        """Docker can give a container an NVIDIA GPU (True when unknown: the engine says)."""
+        if not self._toolkit:
+            from controller.clients.hardware import gpu_runtime  # noqa: PLC0415
+
+            try:
+                runtimes: frozenset[str] | None = self.engine.runtimes()
+            except AgentError as exc:
+                log.warning("docker_runtimes_unread", error=str(exc))
+                runtimes = None
+            found = gpu_runtime(self.gpus(), runtimes, local=self.engine.local)
+            self._toolkit.append(runtimes is None or found == "nvidia")
+            if not self._toolkit[0]:
+                log.error("gpu_runtime_missing", fix=TOOLKIT_FIX)
+        return self._toolkit[0]
+
+    def cuda(self) -> tuple[str, str]:
+        """The CUDA version the NVIDIA driver supports and the driver's version ("": unread)."""
+        nvidia = [g for g in self.gpus() if g.driver == "nvidia"]
+        return (nvidia[0].cuda_version, nvidia[0].driver_version) if nvidia else ("", "")
+
+    def before_pull(self, spec: ContainerSpec) -> str | None:
+        """Why an NVIDIA GPU spec cannot run here (no toolkit, a `cuda_min` the driver lacks)."""
+        if not self.nvidia:
+            return None
+        cuda, driver = self.cuda()
+        return spec_refusal(spec, toolkit=self.toolkit(), driver_cuda=cuda, driver_version=driver)
+
+    def before_create(self, spec: ContainerSpec) -> str | None:
+        """Why its image cannot run on this driver (`NVIDIA_REQUIRE_CUDA`), once pulled."""
+        if not spec.gpu or not self.nvidia:
+            return None
+        if spec.image not in self._images:
+            cuda, driver = self.cuda()
+            try:
+                needed = required_cuda(self.engine.image_env(spec.image))
+            except AgentError as exc:  # not readable: the engine will say at create
+                log.debug("image_env_unread", image=spec.image, error=str(exc))
+                return None
+            why = cuda_refusal(needed, cuda, driver) if needed else None
+            self._images[spec.image] = why
+            if why is not None:
+                log.error("gpu_image_unavailable", image=spec.image, reason=why)
+        return self._images[spec.image]
+
+
+def gpu_placement(others: Callable[[], dict[str, int | None]], facts: GpuFacts) -> Stage:
+    """Each pass: what cannot run on this machine's GPUs at all (the toolkit, the CUDA version:
+    core/gpu_prereq.py) unavailable with its fix, then the GPU services placed on the lent GPUs
+    where they fit (core/gpu_fit.py), with what other programs use on each as the owner's
+    sensors last read it (`others`: GPU index -> bytes)."""
     kept: dict[str, Placement] = {}
-    found: list[tuple[GpuInfo, ...]] = []
-
-    def lent() -> tuple[GpuInfo, ...]:
-        if gpus is not None:
-            return gpus()
-        from controller.clients.hardware import detect  # noqa: PLC0415 (pynvml: GPU specs only)
-
-        return limits.offered(detect()).gpus
 
     def place(desired: DesiredState) -> DesiredState:
         if not any(s.gpu for s in desired.specs):
             return desired
-        if not found:
-            found.append(lent())
+        desired = refuse_unrunnable(desired, facts.before_pull)
         use = others()
         rooms = tuple(
-            GpuRoom(str(g.index), g.memory_bytes, use.get(str(g.index))) for g in found[0]
+            GpuRoom(str(g.index), g.memory_bytes, use.get(str(g.index))) for g in facts.gpus()
         )
         shaped, placed = GpuPlacer(rooms, dict(kept)).apply(desired)
         if placed != kept:
@@ -329,7 +393,11 @@ def _shape(
 
 
 def _executor(
-    settings: Settings, runtime: DockerRuntime, puller: ImagePuller, stop: threading.Event
+    settings: Settings,
+    runtime: DockerRuntime,
+    puller: ImagePuller,
+    stop: threading.Event,
+    facts: GpuFacts,
 ) -> Executor:
     return Executor(
         runtime,
@@ -337,4 +405,5 @@ def _executor(
         concurrency=settings.concurrency,
         stop_grace=settings.stop_grace,
         should_stop=stop.is_set,
+        preflight=facts.before_create,
     )

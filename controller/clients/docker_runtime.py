@@ -8,6 +8,7 @@ error out (every call runs inside the error boundary of docker_errors.py).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -154,6 +155,23 @@ class DockerRuntime:
         info = self._call(lambda: self.client.api.info())  # noqa: PLW0108 (client is lazy)
         root = info.get("DockerRootDir")
         return str(root) if root else None
+
+    def runtimes(self) -> frozenset[str]:
+        """The OCI runtimes the engine has registered (`nvidia` once the NVIDIA Container
+        Toolkit configured it)."""
+        info = self._call(lambda: self.client.api.info())  # noqa: PLW0108 (client is lazy)
+        return frozenset(str(name) for name in info.get("Runtimes") or {})
+
+    @property
+    def local(self) -> bool:
+        """The engine runs on this machine (its socket, not a remote DOCKER_HOST)."""
+        url = self._base_url or os.environ.get("DOCKER_HOST", "")
+        return not url or url.startswith("unix://")
+
+    def image_env(self, image: str) -> list[str]:
+        """The environment an image's config sets (`NVIDIA_REQUIRE_CUDA`…); [] when unknown."""
+        found = self._call(lambda: self.client.api.inspect_image(image))
+        return [str(item) for item in (found.get("Config") or {}).get("Env") or []]
 
     # -- changing -----------------------------------------------------------------------------
 

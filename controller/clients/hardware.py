@@ -12,14 +12,16 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 import structlog
 
 from controller.contract.capabilities import capabilities
 from controller.core.errors import AgentError
+from controller.core.gpu_prereq import cuda_of
 from controller.core.limits import Limits
 from controller.core.machine import GpuInfo, HardwareInfo
 
@@ -81,6 +83,7 @@ def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
         return []
     try:
         driver = text_of(lib.nvmlSystemGetDriverVersion())
+        cuda = _cuda_version(lib)
         gpus = []
         for i in range(lib.nvmlDeviceGetCount()):
             handle = lib.nvmlDeviceGetHandleByIndex(i)
@@ -92,6 +95,7 @@ def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
                     driver="nvidia",
                     uuid=text_of(lib.nvmlDeviceGetUUID(handle)),
                     driver_version=driver,
+                    cuda_version=cuda,
                 )
             )
         return gpus
@@ -103,6 +107,37 @@ def detect_nvidia(nvml: ModuleType | None = None) -> list[GpuInfo]:
             lib.nvmlShutdown()
         except Exception as exc:
             log.debug("nvml_shutdown_failed", error=str(exc))
+
+
+def _cuda_version(lib: Any) -> str:
+    """The CUDA version the driver supports (`12.4`), or "" when NVML does not say."""
+    try:
+        return cuda_of(int(lib.nvmlSystemGetCudaDriverVersion()))
+    except Exception as exc:  # an old NVML, or a binding without the call
+        log.debug("cuda_version_unread", error=str(exc) or type(exc).__name__)
+        return ""
+
+
+NVIDIA_HOOK = "nvidia-container-runtime-hook"  # what Docker's own `--gpus` requests call
+
+
+def gpu_runtime(
+    gpus: tuple[GpuInfo, ...],
+    runtimes: frozenset[str] | None,
+    *,
+    local: bool = True,
+    dev: str = "/dev",
+) -> str:
+    """What the engine can give a container: `nvidia` (an NVIDIA GPU and the Container Toolkit:
+    its runtime registered with Docker, or the hook Docker 20.10+'s GPU requests run, on this
+    machine's PATH beside a local engine), `rocm` (an AMD GPU and /dev/kfd to map) or `none`.
+    `runtimes`: the engine's (docker info), None when it did not answer."""
+    if any(g.driver == "nvidia" for g in gpus):
+        registered = runtimes is not None and "nvidia" in runtimes
+        return "nvidia" if registered or (local and shutil.which(NVIDIA_HOOK)) else "none"
+    if any(g.driver == "rocm" for g in gpus) and os.path.exists(os.path.join(dev, "kfd")):
+        return "rocm"
+    return "none"
 
 
 def run_rocm_smi(args: list[str]) -> str | None:
@@ -175,17 +210,28 @@ def load_snapshot() -> tuple[float, int]:
     return psutil.cpu_percent(interval=None) / 100.0, int(psutil.virtual_memory().available)
 
 
-def offered_capabilities(
-    limits: Limits, data_root: Callable[[], str | None], version: str
-) -> dict[str, Any]:
+class Engine(Protocol):
+    """What the capabilities ask of the container engine (DockerRuntime)."""
+
+    @property
+    def local(self) -> bool: ...
+
+    def data_root(self) -> str | None: ...
+    def runtimes(self) -> frozenset[str]: ...
+
+
+def offered_capabilities(limits: Limits, engine: Engine, version: str) -> dict[str, Any]:
     """The registration capabilities, as offered under the contributor's limits; storage is
-    read where Docker keeps its data (`data_root()`, when the engine answers)."""
+    read where Docker keeps its data (when the engine answers), and what GPU the engine can
+    give a container (`gpu_runtime`)."""
     try:
-        root = data_root()
+        root, runtimes = engine.data_root(), engine.runtimes()
     except AgentError as exc:
-        log.debug("docker_data_root_unknown", error=str(exc))
-        root = None
-    return capabilities(limits.offered(detect(root)), version=version)
+        log.debug("docker_engine_unknown", error=str(exc))
+        root, runtimes = None, None
+    hw = detect(root)
+    hw = replace(hw, gpu_runtime=gpu_runtime(hw.gpus, runtimes, local=engine.local))
+    return capabilities(limits.offered(hw), version=version)
 
 
 def gpu_utilization(

@@ -51,6 +51,9 @@ def capabilities(hw: HardwareInfo, *, version: str = "") -> dict[str, Any]:
             for g in hw.gpus
         ]
     data["tier"] = qualifying_tier(hw)
+    if hw.gpu_runtime:  # what the engine can give a container (issue 24, item 3)
+        data["gpu_runtime"] = hw.gpu_runtime
+        data["cuda_version"] = gpu.cuda_version or None if gpu is not None else None
     if hw.arch:
         data["arch"] = hw.arch  # which images can run here (issue 24, item 7)
     if version:

@@ -119,6 +119,7 @@ class ContainerSpecModel(BaseModel):
     healthcheck: HealthCheckModel | None = None
     readiness: ReadinessModel | None = None
     gpu_memory_min: int = Field(default=0, ge=0, le=MAX_GPU_MEMORY)  # MiB (issue 24)
+    cuda_min: str = Field(default="", pattern=r"^(\d{1,2}\.\d{1,2})?$")  # "12.4" (issue 24)
 
     @model_validator(mode="after")
     def _real_service_fields(self) -> ContainerSpecModel:
@@ -190,6 +191,7 @@ class ContainerSpecModel(BaseModel):
             "healthcheck": self.healthcheck.to_check() if self.healthcheck else None,
             "readiness": self.readiness.to_readiness() if self.readiness else None,
             "gpu_memory_min": self.gpu_memory_min,
+            "cuda_min": self.cuda_min,
         }
 
     def _basic(self, publish_address: str) -> ContainerSpec:

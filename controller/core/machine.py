@@ -19,6 +19,7 @@ class GpuInfo:
     driver: str  # "nvidia" | "rocm"
     uuid: str = ""
     driver_version: str = ""
+    cuda_version: str = ""  # the CUDA version the NVIDIA driver supports ("12.4"; "": unread)
 
     @property
     def memory_mb(self) -> int:
@@ -32,6 +33,7 @@ class HardwareInfo:
     storage_bytes: int
     gpus: tuple[GpuInfo, ...] = ()
     arch: str = ""  # the kernel's name for the CPU: x86_64, aarch64, armv7l… ("": not read)
+    gpu_runtime: str = ""  # nvidia, rocm or none: what the engine can give a container ("": unread)
 
     @property
     def primary_gpu(self) -> GpuInfo | None:

@@ -126,6 +126,7 @@ class ContainerSpec:
     healthcheck: HealthCheck | None = None
     readiness: Readiness | None = None
     gpu_memory_min: int = 0  # MiB of GPU memory it needs (issue 24: placed where it fits)
+    cuda_min: str = ""  # the CUDA version it needs of the driver ("12.4"; "": its image says)
     # The wire fields this agent does not know (reported, never run): not part of the hash.
     ignored_fields: tuple[str, ...] = ()
 
@@ -172,6 +173,7 @@ class ContainerSpec:
             "healthcheck",
             "readiness",
             "gpu_memory_min",
+            "cuda_min",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import structlog
 
 from controller.core.errors import AgentError, NameConflictError, TransientError
+from controller.core.models import ContainerSpec
 from controller.core.planner import (
     Action,
     Create,
@@ -42,12 +43,17 @@ class Executor:
         concurrency: int = 8,
         stop_grace: float = 10.0,
         should_stop: Callable[[], bool] = lambda: False,
+        preflight: Callable[[ContainerSpec], str | None] = lambda spec: None,
     ) -> None:
+        """`preflight(spec)`: why a container whose image is here still cannot run on this
+        machine (a GPU image needing a newer CUDA driver), or None; such a one is
+        `unavailable`, never created."""
         self._runtime = runtime
         self._puller = puller
         self._concurrency = max(1, concurrency)
         self._grace = stop_grace
         self._should_stop = should_stop
+        self._preflight = preflight
 
     def execute(self, actions: Sequence[Action]) -> ExecutionReport:
         removes = [a for a in actions if isinstance(a, Remove)]
@@ -130,6 +136,8 @@ class Executor:
                     transient=image.transient,
                     unavailable=image.unavailable,
                 )
+            if (why := self._preflight(action.spec)) is not None:
+                return ActionOutcome(name, kind, ok=False, error=why, unavailable=True)
             if isinstance(action, Recreate):
                 self._stop_and_remove(action.container_id, action.grace)
             container_id = self._runtime.create(action.spec)
@@ -164,8 +172,8 @@ class Executor:
             log.info("action_skipped", container=o.name, action=o.action, reason=o.error)
         elif o.pending:
             log.info("action_waiting", container=o.name, action=o.action, reason="image pull")
-        elif o.unavailable:
-            log.info("action_unavailable", container=o.name, action=o.action, reason=o.error)
+        elif o.unavailable:  # said once where it was found (the image, the GPU's driver)
+            log.debug("action_unavailable", container=o.name, action=o.action, reason=o.error)
         else:
             log.error(
                 "action_failed",

@@ -5,17 +5,19 @@ not unhealthy for what it cannot run (issue 24, items 1 and 2)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from controller.clients import hardware
+from controller.core.gpu_prereq import NO_TOOLKIT
 from controller.core.machine import GpuInfo, HardwareInfo
 from rma_testkit.agent import write_manifest
 from rma_testkit.component import in_process, settings_for
 
 IMAGE = "img:1"
-EIGHT_GB = GpuInfo(0, "NVIDIA GeForce RTX 3070", 8192 << 20, "nvidia", "GPU-8", "550.54")
+EIGHT_GB = GpuInfo(0, "NVIDIA GeForce RTX 3070", 8192 << 20, "nvidia", "GPU-8", "535.54", "12.2")
 
 
 def test_a_model_too_big_for_the_card_is_unavailable_and_the_other_is_pinned(
@@ -31,7 +33,8 @@ def test_a_model_too_big_for_the_card_is_unavailable_and_the_other_is_pinned(
     ]  # fmt: skip
     manifest = write_manifest(tmp_path / "m.json", specs)
     settings = settings_for(tmp_path / "state", "gpu", ("manifest", manifest))
-    with in_process(settings, {IMAGE}) as agent:
+    toolkit = frozenset({"runc", "nvidia"})
+    with in_process(settings, {IMAGE}, engine_runtimes=toolkit) as agent:
         agent.until(lambda: agent.status().get("ollama", ("",))[0] == "running")
         state, _restarts, error = agent.status()["vllm"]
         assert state == "unavailable"
@@ -42,3 +45,32 @@ def test_a_model_too_big_for_the_card_is_unavailable_and_the_other_is_pinned(
         assert agent.parts.agent.status().healthy
         rows = {c.name: c.as_json() for c in agent.parts.agent.status().containers}
         assert rows["ollama"]["gpus"] == ["0"] and "gpus" not in rows["vllm"]
+
+
+def test_without_the_toolkit_a_gpu_service_is_unavailable_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No `nvidia` runtime registered and no hook on PATH: said once, never created (no
+    `could not select device driver` loop); then a driver too old for the image's CUDA."""
+    monkeypatch.setattr(hardware, "detect", lambda: HardwareInfo(8, 32 << 30, 1 << 40, (EIGHT_GB,)))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    specs = [{"name": "ollama", "image": IMAGE, "gpu": True, "gpu_memory_min": 6000}]
+    manifest = write_manifest(tmp_path / "m.json", specs)
+    settings = settings_for(tmp_path / "state", "gpu", ("manifest", manifest))
+    with in_process(settings, {IMAGE}) as agent:
+        state, _restarts, error = agent.until(lambda: agent.status().get("ollama"))
+        assert state == "unavailable" and error == NO_TOOLKIT
+        assert "sudo nvidia-ctk runtime configure --runtime=docker" in error
+        assert agent.runtime.created == {} and agent.parts.agent.status().healthy
+
+    envs = {IMAGE: ["PATH=/usr/bin", "NVIDIA_REQUIRE_CUDA=cuda>=12.4 brand=tesla,driver>=470"]}
+    toolkit = frozenset({"runc", "nvidia"})
+    with in_process(settings, {IMAGE}, engine_runtimes=toolkit, image_envs=envs) as agent:
+        state, _restarts, error = agent.until(
+            lambda: (row := agent.status().get("ollama")) and row[0] == "unavailable" and row
+        )
+        assert error == (
+            "unavailable: needs CUDA 12.4; this driver (535.54) supports CUDA 12.2: "
+            "update the NVIDIA driver (550.54 or newer)"
+        )
+        assert agent.runtime.created == {}

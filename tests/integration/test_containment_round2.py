@@ -201,7 +201,7 @@ def test_an_image_with_no_build_for_this_cpu_is_unavailable_before_the_pull(
     put = requests.put(  # one fixed tag beside the image's own, overwritten each run
         f"http://{host}/v2/{name}/manifests/other-cpu",
         data=json.dumps(index),
-        headers={"Content-Type": index["mediaType"]},
+        headers={"Content-Type": LIST},
         timeout=10,
     )
     assert put.status_code == 201, put.text

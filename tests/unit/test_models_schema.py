@@ -67,6 +67,7 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"healthcheck": HealthCheck(("CMD", "true"))},
     {"readiness": Readiness("/v1/models")},
     {"gpu_memory_min": 6000},
+    {"cuda_min": "12.4"},
 ]
 NOT_HASHED = {"ignored_fields"}  # a newer coordinator's field must not recreate a container
 
