@@ -18,7 +18,7 @@ import structlog
 from controller.app.parts import Wiring
 from controller.clients import power
 from controller.clients.cpu_use import CpuUse
-from controller.clients.gpu_watch import Nvml
+from controller.clients.gpu_watch import GpuReader, Nvml
 from controller.clients.pause_file import PauseFile, pause_path
 from controller.core.errors import PermanentError
 from controller.core.holds import MIB, BusyGuard, Condition, GpuGuard
@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 class Owner:
     conditions: Conditions
     meter: EnergyMeter
-    nvml: Nvml | None
+    nvml: GpuReader | None
     power_limit: Condition | None = None  # the --gpu-power-limit outcome, for status
 
     def start(self, stop: threading.Event) -> None:
@@ -98,14 +98,21 @@ def _condition(c: Condition) -> dict[str, Any]:
     }
 
 
-def _nvml(limits: Limits) -> Nvml | None:
+def _nvml(limits: Limits) -> GpuReader | None:
+    """NVML for NVIDIA GPUs, else rocm-smi for AMD ones (None: no GPU lent, or neither reads)."""
     if limits.gpus == ():
         return None  # no GPU lent: nothing to watch or give back
-    nvml = Nvml(frozenset(limits.gpus or ()))
-    return nvml if nvml.available else None
+    lent = frozenset(limits.gpus or ())
+    nvml = Nvml(lent)
+    if nvml.available:
+        return nvml
+    from controller.clients.rocm import RocmSmi  # noqa: PLC0415
+
+    rocm = RocmSmi(lent)
+    return rocm if rocm.available else None
 
 
-def _power_limit(settings: Settings, nvml: Nvml | None) -> Condition | None:
+def _power_limit(settings: Settings, nvml: GpuReader | None) -> Condition | None:
     watts = settings.gpu_power_limit
     if watts is None:
         return None
@@ -120,7 +127,7 @@ def _power_limit(settings: Settings, nvml: Nvml | None) -> Condition | None:
     return Condition("power-limit", True, "; ".join(done))
 
 
-def _sensors(settings: Settings, nvml: Nvml | None, cpu: CpuUse) -> Sensors:
+def _sensors(settings: Settings, nvml: GpuReader | None, cpu: CpuUse) -> Sensors:
     busy = settings.pause_when_busy
     return Sensors(
         pause=PauseFile(pause_path(settings.state_dir, settings.instance)),

@@ -40,7 +40,9 @@ from controller.core.errors import AgentError, ConfigError
 from controller.core.gpu_fit import GpuPlacer, GpuRoom, Placement
 from controller.core.gpu_prereq import (
     TOOLKIT_FIX,
+    amd_refusal,
     cuda_refusal,
+    on_amd,
     refuse_unrunnable,
     required_cuda,
     spec_refusal,
@@ -245,6 +247,7 @@ class GpuFacts:
     _gpus: list[tuple[GpuInfo, ...]] = field(default_factory=list)
     _toolkit: list[bool] = field(default_factory=list)
     _images: dict[str, str | None] = field(default_factory=dict)  # image -> why not (checked)
+    _amd: list[tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = field(default_factory=list)
 
     def gpus(self) -> tuple[GpuInfo, ...]:
         if not self._gpus:
@@ -256,6 +259,19 @@ class GpuFacts:
     @property
     def nvidia(self) -> bool:
         return any(g.driver == "nvidia" for g in self.gpus())
+
+    @property
+    def amd(self) -> bool:
+        return any(g.driver == "rocm" for g in self.gpus())
+
+    def amd_mapping(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """Each lent AMD GPU's render nodes (from sysfs) and the host's video/render GIDs."""
+        from controller.clients.rocm import host_groups, render_nodes  # noqa: PLC0415
+
+        if not self._amd:
+            lent = [g for g in self.gpus() if g.driver == "rocm"]
+            self._amd.append(({str(g.index): render_nodes(g.index) for g in lent}, host_groups()))
+        return self._amd[0]
 
     def toolkit(self) -> bool:
         """Docker can give a container an NVIDIA GPU (True when unknown: the engine says)."""
@@ -279,7 +295,10 @@ class GpuFacts:
         return (nvidia[0].cuda_version, nvidia[0].driver_version) if nvidia else ("", "")
 
     def before_pull(self, spec: ContainerSpec) -> str | None:
-        """Why an NVIDIA GPU spec cannot run here (no toolkit, a `cuda_min` the driver lacks)."""
+        """Why a GPU spec cannot run here: on AMD GPUs no ROCm image; on NVIDIA ones no toolkit
+        or a `cuda_min` the driver lacks."""
+        if self.amd:
+            return amd_refusal(spec)
         if not self.nvidia:
             return None
         cuda, driver = self.cuda()
@@ -319,6 +338,8 @@ def gpu_placement(others: Callable[[], dict[str, int | None]], facts: GpuFacts) 
             GpuRoom(str(g.index), g.memory_bytes, use.get(str(g.index))) for g in facts.gpus()
         )
         shaped, placed = GpuPlacer(rooms, dict(kept)).apply(desired)
+        if facts.amd:
+            shaped = on_amd(shaped, *facts.amd_mapping())
         if placed != kept:
             where = {n: ",".join(p.devices) for n, p in placed.items()}
             log.info("gpu_placement", placed=where)

@@ -53,7 +53,10 @@ def _host_config(spec: ContainerSpec, cgroup_parent: str) -> HostConfig:
         mem_limit=spec.memory_limit,
         nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
         mounts=[Mount(target=v.path, source=v.name, type="volume") for v in spec.volumes],
-        device_requests=[_gpu_request(spec)] if spec.gpu else None,
+        # An AMD GPU is its device nodes (the agent's own mapping); an NVIDIA one a request.
+        device_requests=[_gpu_request(spec)] if spec.gpu and not spec.devices else None,
+        devices=[f"{d}:{d}:rwm" for d in spec.devices] or None,
+        group_add=list(spec.group_add) or None,
         security_opt=["no-new-privileges"],
         cap_drop=list(CAP_DROP),
         pids_limit=spec.pids_limit or None,

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -37,11 +37,27 @@ class GpuSnapshot:
     sm: tuple[tuple[int, float], ...] = ()  # (pid, % of the SMs) since the last read, where read
 
 
+class GpuReader(Protocol):
+    """What the owner's conditions and the energy receipt read GPUs through: NVML, or rocm-smi
+    on AMD GPUs (clients/rocm.py)."""
+
+    name: str
+    error: str | None
+
+    @property
+    def available(self) -> bool: ...
+
+    def snapshots(self) -> tuple[GpuSnapshot, ...]: ...
+    def limit_power(self, watts: float) -> list[str]: ...
+    def close(self) -> None: ...
+
+
 class Nvml:
     """One NVML session for the agent's lifetime (`lent`: the indices/UUIDs it may watch; empty:
     every GPU)."""
 
     def __init__(self, lent: frozenset[str] = frozenset(), nvml: ModuleType | None = None) -> None:
+        self.name = "NVML"
         self._lib = nvml or load_nvml()
         self._lent = lent
         self.error: str | None = None

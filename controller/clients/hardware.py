@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from types import ModuleType
@@ -46,6 +45,8 @@ def detect(
 ) -> HardwareInfo:
     """Everything at once. `data_root` is Docker's data directory when the engine told us."""
     path = data_root if data_root and os.path.isdir(data_root) else "/"
+    from controller.clients.rocm import run_rocm_smi  # noqa: PLC0415 (rocm -> gpu_watch -> here)
+
     gpus = detect_nvidia(nvml) or detect_rocm(rocm or run_rocm_smi)
     return HardwareInfo(
         cpu_cores=psutil.cpu_count(logical=True) or os.cpu_count() or 1,
@@ -138,19 +139,6 @@ def gpu_runtime(
     if any(g.driver == "rocm" for g in gpus) and os.path.exists(os.path.join(dev, "kfd")):
         return "rocm"
     return "none"
-
-
-def run_rocm_smi(args: list[str]) -> str | None:
-    """stdout of `rocm-smi ARGS`, or None when the tool is missing or fails."""
-    exe = shutil.which("rocm-smi")
-    if exe is None:
-        return None
-    try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=15, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.debug("rocm_smi_failed", error=str(exc))
-        return None
-    return done.stdout if done.returncode == 0 else None
 
 
 def detect_rocm(runner: RocmRunner) -> list[GpuInfo]:

@@ -120,6 +120,7 @@ class ContainerSpecModel(BaseModel):
     readiness: ReadinessModel | None = None
     gpu_memory_min: int = Field(default=0, ge=0, le=MAX_GPU_MEMORY)  # MiB (issue 24)
     cuda_min: str = Field(default="", pattern=r"^(\d{1,2}\.\d{1,2})?$")  # "12.4" (issue 24)
+    image_rocm: str = Field(default="", max_length=512, pattern=r"^[^\s]*$")  # on AMD GPUs
 
     @model_validator(mode="after")
     def _real_service_fields(self) -> ContainerSpecModel:
@@ -192,6 +193,7 @@ class ContainerSpecModel(BaseModel):
             "readiness": self.readiness.to_readiness() if self.readiness else None,
             "gpu_memory_min": self.gpu_memory_min,
             "cuda_min": self.cuda_min,
+            "image_rocm": self.image_rocm,
         }
 
     def _basic(self, publish_address: str) -> ContainerSpec:

@@ -86,6 +86,7 @@ class Admission:
             or self._gpu(spec, tier)
             or _gpu_env(spec)
             or self.images.check(spec.image)
+            or (self.images.check(spec.image_rocm) if spec.image_rocm else None)
         )
 
     def _ports(self, spec: ContainerSpec) -> str | None:

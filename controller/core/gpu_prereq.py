@@ -7,7 +7,10 @@ a volunteer reads the fix once instead of watching `could not select device driv
   with the toolkit's install commands;
 - the driver's CUDA version (NVML) is at least what the image needs: its `NVIDIA_REQUIRE_CUDA`
   (`cuda>=12.1 brand=tesla,driver>=470…`: only the CUDA part is read) or the spec's `cuda_min`;
-  else unavailable with the driver version that supports it.
+  else unavailable with the driver version that supports it;
+- on AMD GPUs (item 4), a ROCm image of its own (`image_rocm`, else `unavailable: no AMD
+  image`), and the agent's own device mapping: /dev/kfd, the placed GPUs' render nodes, the
+  host's video and render groups.
 
 Pure: the caller reads NVML, Docker and the image's environment.
 """
@@ -15,7 +18,7 @@ Pure: the caller reads NVML, Docker and the image's environment.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from controller.core.models import ContainerSpec, DesiredState, Refusal
@@ -97,3 +100,30 @@ def refuse_unrunnable(
         s for s in desired.specs if s.name not in out and s.labels_dict.get(TUNNEL_FOR) not in out
     )
     return replace(desired, specs=specs, refused=desired.refused + tuple(refused))
+
+
+NO_AMD_IMAGE = "unavailable: no AMD image (this service has no ROCm build: image_rocm)"
+KFD = "/dev/kfd"
+
+
+def amd_refusal(spec: ContainerSpec) -> str | None:
+    """On a machine whose GPUs are AMD: a GPU spec runs only with a ROCm image of its own."""
+    return None if spec.image_rocm else NO_AMD_IMAGE
+
+
+def on_amd(
+    desired: DesiredState, nodes: Mapping[str, tuple[str, ...]], groups: tuple[str, ...]
+) -> DesiredState:
+    """Each placed GPU spec as it runs on AMD GPUs: its ROCm image, `/dev/kfd` and the render
+    nodes of the GPUs it was placed on (`nodes`: GPU index -> /dev/dri paths; every lent one
+    when it was not pinned), and the host's `video` and `render` groups — the agent's own
+    mapping, never a spec's (`devices` on the wire stays refused)."""
+
+    def mapped(spec: ContainerSpec) -> ContainerSpec:
+        if not spec.gpu:
+            return spec
+        lent = spec.gpu_ids or tuple(nodes)
+        devices = (KFD, *(n for i in lent for n in nodes.get(i, ())))
+        return replace(spec, image=spec.image_rocm, devices=devices, group_add=groups)
+
+    return replace(desired, specs=tuple(mapped(s) for s in desired.specs))

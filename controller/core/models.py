@@ -127,6 +127,10 @@ class ContainerSpec:
     readiness: Readiness | None = None
     gpu_memory_min: int = 0  # MiB of GPU memory it needs (issue 24: placed where it fits)
     cuda_min: str = ""  # the CUDA version it needs of the driver ("12.4"; "": its image says)
+    image_rocm: str = ""  # the image to run on an AMD GPU instead ("": none: unavailable there)
+    # An AMD GPU's device nodes and groups, mapped by the agent (never a spec's: refused).
+    devices: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
     # The wire fields this agent does not know (reported, never run): not part of the hash.
     ignored_fields: tuple[str, ...] = ()
 
@@ -174,6 +178,9 @@ class ContainerSpec:
             "readiness",
             "gpu_memory_min",
             "cuda_min",
+            "image_rocm",
+            "devices",
+            "group_add",
         ):
             value = getattr(self, key)
             if value != getattr(defaults, key):

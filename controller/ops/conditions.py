@@ -19,7 +19,7 @@ import structlog
 
 from controller.clients import procs
 from controller.clients.cpu_use import CpuUse
-from controller.clients.gpu_watch import GpuSnapshot, Nvml
+from controller.clients.gpu_watch import GpuReader, GpuSnapshot
 from controller.clients.pause_file import PauseFile, clear_pause
 from controller.clients.power import Battery
 from controller.core.clock import SYSTEM, Clock
@@ -71,7 +71,7 @@ class Sensors:
     busy: BusyGuard | None = None
     cpu: CpuUse | None = None
     gpu: GpuGuard | None = None
-    nvml: Nvml | None = None
+    nvml: GpuReader | None = None
     proc: Path = procs.PROC  # where PIDs are looked up (a test's own tree)
 
 
@@ -246,6 +246,9 @@ class Conditions:
         if hidden:
             why = f"{hidden} GPU process(es) are not visible from the agent's PID namespace"
             found.append(Condition("gpu-processes", False, f"{why}: not counted as others'"))
+        if nvml.name == "rocm-smi":  # what cannot be read is said
+            amd = "rocm-smi lists compute programs only: a game on an AMD GPU is not seen"
+            found.append(Condition("gpu-graphics", False, amd))
         return found
 
 

@@ -22,7 +22,7 @@ import structlog
 
 from controller.clients import power
 from controller.clients.cpu_use import CpuUse
-from controller.clients.gpu_watch import Nvml
+from controller.clients.gpu_watch import GpuReader
 from controller.clients.store import atomic_write_text
 from controller.core.energy import Price, Receipt, summary
 from controller.core.observe import NullObserver, Observer
@@ -47,7 +47,7 @@ class Readers:
     """Where the energy is read: NVML (None: no GPU), the conditions' latest GPU use (one NVML
     reader a second, not two), the containers' CPU counters, the RAPL zones (None: found here)."""
 
-    nvml: Nvml | None = None
+    nvml: GpuReader | None = None
     gpus: Callable[[], tuple[GpuUse, ...]] = tuple
     cpu: CpuUse | None = None
     zones: tuple[tuple[power.RaplZone, ...], str | None] | None = None
@@ -94,9 +94,10 @@ class EnergyMeter:
 
     def _sources(self, rapl_problem: str | None) -> dict[str, str]:
         """What could be read on this machine (`nvml`: only when a lent GPU answers)."""
-        gpu = "not measured: no NVIDIA GPU"
+        gpu = "not measured: no NVIDIA GPU, no rocm-smi"
         if self._nvml is not None and self._nvml.available:
-            gpu = "NVML board energy of each lent GPU while only the agent's containers use it"
+            name = self._nvml.name
+            gpu = f"{name} board energy of each lent GPU while only the agent's containers use it"
         cpu = f"not measured: {rapl_problem or 'no RAPL zone'}"
         if self._zones:
             names = ", ".join(z.name for z in self._zones)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from controller.clients import hardware
-from controller.core.gpu_prereq import NO_TOOLKIT
+from controller.core.gpu_prereq import NO_AMD_IMAGE, NO_TOOLKIT
 from controller.core.machine import GpuInfo, HardwareInfo
 from rma_testkit.agent import write_manifest
 from rma_testkit.component import in_process, settings_for
@@ -74,3 +74,30 @@ def test_without_the_toolkit_a_gpu_service_is_unavailable_with_the_fix(
             "update the NVIDIA driver (550.54 or newer)"
         )
         assert agent.runtime.created == {}
+
+
+def test_on_an_amd_workstation_the_rocm_image_runs_with_the_agents_device_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Radeon with 24 GB as rocm-smi detects it: the service with a ROCm image runs it, with
+    /dev/kfd and GPU 0's render node; the one without is `unavailable: no AMD image`."""
+    from controller.clients import rocm  # noqa: PLC0415
+
+    radeon = GpuInfo(0, "Radeon RX 7900 XTX", 25753026560, "rocm", "0x9246", "6.7.0")
+    monkeypatch.setattr(hardware, "detect", lambda: HardwareInfo(16, 64 << 30, 1 << 40, (radeon,)))
+    monkeypatch.setattr(rocm, "render_nodes", lambda card: (f"/dev/dri/renderD{128 + card}",))
+    monkeypatch.setattr(rocm, "host_groups", lambda: ("44", "993"))
+    specs = [
+        {"name": "vllm", "image": IMAGE, "gpu": True, "gpu_memory_min": 18000},
+        {"name": "ollama", "image": IMAGE, "image_rocm": "img:rocm", "gpu": True,
+         "gpu_memory_min": 6000},
+    ]  # fmt: skip
+    manifest = write_manifest(tmp_path / "m.json", specs)
+    settings = settings_for(tmp_path / "state", "amd", ("manifest", manifest))
+    with in_process(settings, {IMAGE, "img:rocm"}) as agent:
+        agent.until(lambda: agent.status().get("ollama", ("",))[0] == "running")
+        assert agent.status()["vllm"][::2] == ("unavailable", NO_AMD_IMAGE)
+        ollama = agent.runtime.created["ollama"]
+        assert ollama.image == "img:rocm" and ollama.gpu_ids == ("0",)
+        assert ollama.devices == ("/dev/kfd", "/dev/dri/renderD128")
+        assert ollama.group_add == ("44", "993") and "vllm" not in agent.runtime.created

@@ -3,7 +3,10 @@ translation, and the event stream."""
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
+from pathlib import Path
 
 import docker
 import pytest
@@ -121,3 +124,34 @@ def test_pull_reports_layer_progress(
     assert seen and seen[-1][0] == seen[-1][1] > 1_000_000
     assert all(done <= total for done, total in seen)
     assert extracted[-1] == seen[-1][1]  # extraction counted too (issue 22)
+
+
+def test_an_amd_gpus_device_nodes_and_groups_are_mapped_by_the_agent(
+    client: docker.DockerClient, instance: str, tmp_path: Path
+) -> None:
+    """The engine part of AMD GPUs (issue 24, item 4), with device nodes this test makes (the
+    character device /dev/null is, 1:3, standing in for /dev/kfd and a render node): the
+    container sees both at the same paths, runs in the GIDs it was given, and gets no NVIDIA
+    device request."""
+    kfd, render = tmp_path / "kfd", tmp_path / "renderD128"
+    for node in (kfd, render):
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    rt = DockerRuntime(instance)
+    try:
+        amd = spec(
+            f"{instance}-rocm", gpu=1, gpu_ids=("0",), devices=(str(kfd), str(render)),
+            group_add=("44", "993"),
+        )  # fmt: skip
+        cid = rt.create(amd)
+        rt.start(cid)
+        host = client.api.inspect_container(cid)["HostConfig"]
+        assert not host["DeviceRequests"] and host["GroupAdd"] == ["44", "993"]
+        assert [d["PathOnHost"] for d in host["Devices"]] == [str(kfd), str(render)]
+        seen = client.containers.get(cid).exec_run(["sh", "-c", f"ls -l {kfd} {render}; id -G"])
+        out = seen.output.decode()
+        assert seen.exit_code == 0 and out.count("1,   3") == 2, out
+        assert {"44", "993"} <= set(out.split("\n")[-2].split())
+    finally:
+        for c in client.containers.list(all=True, filters={"name": f"{instance}-rocm"}):
+            c.remove(force=True)
+        rt.close()

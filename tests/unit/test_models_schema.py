@@ -68,6 +68,9 @@ HASH_CHANGES: list[dict[str, object]] = [
     {"readiness": Readiness("/v1/models")},
     {"gpu_memory_min": 6000},
     {"cuda_min": "12.4"},
+    {"image_rocm": "ollama/ollama:0.3.14-rocm"},
+    {"devices": ("/dev/kfd",)},
+    {"group_add": ("44",)},
 ]
 NOT_HASHED = {"ignored_fields"}  # a newer coordinator's field must not recreate a container
 
