@@ -35,6 +35,9 @@ class FakeOwned:
     def prune_networks(self, keep: frozenset[str]) -> None:
         return None
 
+    def volume_path(self, name: str) -> str:
+        return ""  # not on this machine: the caches are not measured
+
 
 @dataclass
 class ComponentRuntime(FakeRuntime):

@@ -202,7 +202,7 @@ def build(
     facts = GpuFacts(wiring.limits, runtime)
     gpus = gpu_placement(owner.gpu_others, facts)
     holds = (gpus, Stage("owner's conditions", owner.conditions.apply))
-    puller, agent, keeper = loop_of(settings, runtime, source, wiring, holds, facts)
+    puller, agent, keeper, caches = loop_of(settings, runtime, source, wiring, holds, facts)
     built.append(agent)
     lifecycle = None
     if settings.manifest is None:  # a coordinator's assignment (parts.py: source_of)
@@ -226,7 +226,7 @@ def build(
             ingress=settings.ingress_mode,
         ),
         kept_volumes=lambda: keeper.kept,
-        owner=owner.view,
+        owner=lambda: owner.view() | {"model_caches": caches.view()},
     )
     health = start_health(
         settings, snap, wiring.metrics, dashboard_of(settings, snap, runtime.data_root)

@@ -21,7 +21,7 @@ from controller.app.containment import (
     tunnels_wait,
     watch_disks,
 )
-from controller.clients.disk import docker_disk
+from controller.clients.disk import docker_disk, tree_size
 from controller.clients.docker_runtime import DockerRuntime
 from controller.clients.manifest import ManifestSource
 from controller.clients.registry import image_size
@@ -34,6 +34,7 @@ from controller.contract.services import (
     unreachable,
 )
 from controller.core.admission import Admission
+from controller.core.caches import default_cap
 from controller.core.clock import SYSTEM, Clock
 from controller.core.containment import Containment, network_name
 from controller.core.errors import AgentError, ConfigError
@@ -47,12 +48,13 @@ from controller.core.gpu_prereq import (
     required_cuda,
     spec_refusal,
 )
-from controller.core.limits import Limits
+from controller.core.limits import Limits, memory_bytes
 from controller.core.machine import GpuInfo
 from controller.core.models import ActualContainer, ContainerSpec, DesiredState
 from controller.core.observe import NullObserver, Observer, PullProgress
 from controller.core.placeholders import fill
 from controller.core.policy import ImagePolicy
+from controller.engine.caches import CacheReaders, ModelCaches
 from controller.engine.crashloop import CrashLoop
 from controller.engine.doorbell import Doorbell
 from controller.engine.drain import Drain
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from controller.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+CACHE_WALK = 10.0  # seconds each cache volume is walked at most
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -199,26 +202,34 @@ def loop_of(
     wiring: Wiring,
     holds: tuple[Stage, ...],
     facts: GpuFacts,
-) -> tuple[ImagePuller, Reconciler, VolumeKeeper]:
-    """The puller, executor, reconciler (`holds`: the GPU placement and the owner's conditions,
-    then the tunnels' wait, each pass) and volume keeper. `wiring.after_pass` is the
-    reconciler's listener list."""
+) -> tuple[ImagePuller, Reconciler, VolumeKeeper, ModelCaches]:
+    """The puller, executor, reconciler (`holds`: the model caches, the GPU placement and the
+    owner's conditions, then the tunnels' wait, each pass), volume keeper and model caches.
+    `wiring.after_pass` is the reconciler's listener list."""
     stop, doorbell = wiring.stop, wiring.doorbell
     store = StateStore(settings.state_dir, settings.instance)
     pulled = PulledImages(store)
     keeper = VolumeKeeper(runtime.owned, store, retention=settings.volume_retention * DAY)
-    puller = _puller(settings, runtime, wiring, pulled, lambda: len(loop.status().containers))
+    caches = _caches(settings, runtime, wiring)
+    puller = _puller(
+        settings, runtime, wiring, pulled, lambda: len(loop.status().containers), caches.growth
+    )
     executor = _executor(settings, runtime, puller, stop, facts)
     shape, contain = _shape(settings, runtime, wiring.limits, store)
     prober = _prober(settings, runtime, wiring)
     wiring.after_pass[:0] = [
         Listener("readiness", lambda desired, actual: prober.track(desired.specs, actual)),
         _collection(settings, runtime, pulled, keeper),
+        Listener("model caches", caches.after_pass),
     ]
     watch_disks(settings, runtime, wiring.after_pass, doorbell)
     hooks = Hooks(
         shape=shape,
-        holds=(*holds, tunnels_wait(lambda: loop.status(), prober.answered_http)),  # noqa: PLW0108 (loop: made below)
+        holds=(
+            Stage("model caches", caches.stage),
+            *holds,
+            tunnels_wait(lambda: loop.status(), prober.answered_http),  # noqa: PLW0108 (loop: made below)
+        ),
         gates=(wiring.drain, CrashLoop(clock=doorbell.clock.now)),
         after=wiring.after_pass,
         dues=(puller,),
@@ -234,7 +245,7 @@ def loop_of(
         resync=settings.resync_interval,
         network=contain.network,
     )
-    return puller, loop, keeper
+    return puller, loop, keeper, caches
 
 
 @dataclass
@@ -350,6 +361,27 @@ def gpu_placement(others: Callable[[], dict[str, int | None]], facts: GpuFacts) 
     return Stage("gpu placement", place)
 
 
+def _caches(settings: Settings, runtime: DockerRuntime, wiring: Wiring) -> ModelCaches:
+    """The model caches, measured where the engine keeps them (its volumes' Mountpoints, read
+    when the engine is local and the agent may: root), held to --model-cache-max."""
+    disk = docker_disk(runtime.data_root)
+    cap = memory_bytes(settings.model_cache_max) if settings.model_cache_max else None
+
+    def measure(name: str) -> tuple[int, bool] | None:
+        path = runtime.owned.volume_path(name)
+        if not runtime.local or not path or not os.access(path, os.R_OK | os.X_OK):
+            return None
+        return tree_size(path, CACHE_WALK)
+
+    def existing() -> frozenset[str]:
+        return frozenset(c.name for c in runtime.list_managed())
+
+    readers = CacheReaders(
+        measure, lambda: cap or default_cap(disk()[1]), existing, wiring.doorbell.ring
+    )
+    return ModelCaches(readers, clock=wiring.doorbell.clock.now)
+
+
 def _prober(settings: Settings, runtime: DockerRuntime, wiring: Wiring) -> ReadinessProber:
     """Each service's readiness, probed on a thread of its own; one not ready in time is
     stopped (the loop starts it again, counted for the crash-loop back-off)."""
@@ -372,6 +404,7 @@ def _puller(
     wiring: Wiring,
     pulled: PulledImages,
     containers: Callable[[], int],
+    growth: Callable[[], int] = lambda: 0,
 ) -> ImagePuller:
     """Background pulls, each held to the disk floor with its size and those in flight."""
     disk = docker_disk(runtime.data_root)
@@ -381,7 +414,9 @@ def _puller(
         refresh_interval=settings.image_refresh_interval,
         clock=wiring.doorbell.clock.now,
         guards=PullGuards(
-            floor=lambda needed: floor_error(disk, settings.min_free_disk, containers(), needed),
+            floor=lambda needed: floor_error(
+                disk, settings.min_free_disk, containers(), needed, growth()
+            ),
             size=image_size,
             trusted=_trusted(settings, runtime, pulled),
             on_pulled=pulled.add,

@@ -8,6 +8,7 @@ line wins over the environment.
     rma-worker status [--json]           ask the running agent how it is doing
     rma-worker cleanup [--dry-run] [--volumes] [--all-instances]  remove what carries the
                                          labels of --instance (or of every instance)
+    rma-worker cleanup --caches [--yes]  empty the model caches (asks first on a terminal)
     rma-worker adopt-volume NAME...      use an earlier agent's unprefixed volumes as they are
     rma-worker pause [--for 2h] [--gpu-only]  hold the containers stopped (kept) until resumed
     rma-worker resume                    end the pause
@@ -130,6 +131,13 @@ def _cleanup_command(commands: Any, specs: list[dict[str, Any]]) -> None:
         "--instance-only", action="store_true", help=argparse.SUPPRESS
     )
     cleanup.add_argument(
+        "--caches",
+        action="store_true",
+        help="empty the model caches (their volumes: models are downloaded again; asks first "
+        "on a terminal, --yes does not)",
+    )
+    cleanup.add_argument("--yes", action="store_true", help="do not ask before --caches")
+    cleanup.add_argument(
         "--volumes", action="store_true", help="the agent's volumes too (their data is lost)"
     )
     _add_setting_flags(cleanup, specs, sub="cleanup")
@@ -172,13 +180,21 @@ def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "adopt-volume":
         return console.adopt_command(settings, args.volumes)
     if args.command == "cleanup":
-        return console.cleanup_command(
-            settings, args.dry_run, instance_only=not args.all_instances, volumes=args.volumes
-        )
+        return _cleanup(args, settings)
     try:
         return console.status_command(settings, args.json)
     except BrokenPipeError:  # `rma-worker status | head`
         return 0
+
+
+def _cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    from controller.cli import console  # noqa: PLC0415
+
+    if args.caches:
+        return console.caches_command(settings, args.dry_run, confirmed=args.yes)
+    return console.cleanup_command(
+        settings, args.dry_run, instance_only=not args.all_instances, volumes=args.volumes
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

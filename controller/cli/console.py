@@ -182,6 +182,49 @@ def cleanup_command(
         runtime.close()
 
 
+def caches_command(
+    settings: Settings,
+    dry_run: bool,
+    *,
+    confirmed: bool = False,
+    out: TextIO = sys.stdout,
+    ask: Callable[[str], str] = input,
+) -> int:
+    """Empty the model caches of --instance: remove its volumes labelled as caches (models are
+    downloaded again when needed). On a terminal it asks first unless `confirmed`; a cache in use
+    by a container is left, said with what to do."""
+    runtime = DockerRuntime(settings.instance, base_url=settings.docker_host)
+    try:
+        caches = [v.name for v in runtime.owned.list_volumes() if v.cache]
+        if not caches:
+            print("no model caches of the agent's to empty", file=out)
+            return 0
+        if dry_run:
+            for name in caches:
+                print(f"would remove {name} (model cache)", file=out)
+            return 0
+        if not confirmed and sys.stdin.isatty():
+            answer = ask(f"Remove {len(caches)} model cache(s): {', '.join(caches)}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing removed", file=out)
+                return 1
+        failed = 0
+        for name in caches:
+            try:
+                runtime.owned.remove_volume(name)
+                print(f"removed {name} (model cache)", file=out)
+            except AgentError as exc:
+                failed += 1
+                hint = "in use: rma-worker pause (or stop the agent), then again"
+                print(f"rma-worker: {name}: {exc} ({hint})", file=sys.stderr)
+        return 1 if failed else 0
+    except AgentError as exc:
+        print(f"rma-worker: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+
+
 def adopt_command(settings: Settings, names: list[str], out: TextIO = sys.stdout) -> int:
     """Record legacy (unprefixed) volumes as the agent's own: a spec naming one mounts it as it
     is, instead of a new `rma-<instance>-<name>` volume. Read when the agent starts."""

@@ -30,6 +30,15 @@ def owner_lines(data: dict[str, Any]) -> list[str]:
         for p in g.get("processes") or []:
             verdict = "takes the GPU back" if p["counts"] else "does not count"
             lines.append(f"  {p['name'] or '?'} ({p['pid']}): {verdict}: {p['why']}")
+    caches = data.get("model_caches") or {}
+    if caches.get("volumes") or caches.get("unread"):
+        held = caches.get("bytes")
+        size = f"{held / 1e9:.1f} GB" if held is not None else "not measured"
+        each = ", ".join(f"{n} {b / 1e9:.1f} GB" for n, b in caches["volumes"].items())
+        line = f"Model caches:   {size} of {caches['max'] / 1e9:.0f} GB (RMA_MODEL_CACHE_MAX)"
+        lines.append(line + (f": {each}" if each else ""))
+        if caches.get("unread"):
+            lines.append("  not readable here (run the agent as root, beside its engine)")
     energy = data.get("energy")
     if energy:
         parts = [f"{k.replace('_', ' ')} {_energy(energy[k])}" for k in ("today", "week")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 
 from controller.core.errors import AgentError
@@ -37,3 +38,28 @@ def docker_disk(data_root: Callable[[], str | None]) -> Callable[[], tuple[int, 
     """(free, total) bytes where Docker keeps its data."""
     where = docker_root(data_root)
     return lambda: disk_usage(where())
+
+
+def tree_size(
+    path: str, seconds: float, clock: Callable[[], float] = time.monotonic
+) -> tuple[int, bool]:
+    """The bytes the files under `path` hold (allocated blocks), walked for at most `seconds`:
+    (bytes counted, whether the walk finished). Symlinks are not followed; unreadable entries
+    are skipped. A model cache of many small files is measured in part rather than for minutes."""
+    deadline, total, stack = clock() + seconds, 0, [path]
+    while stack:
+        if clock() > deadline:
+            return total, False
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total, True

@@ -24,7 +24,13 @@ from controller.clients import cgroups, firewall
 from controller.core.containment import network_name
 from controller.core.errors import NotFoundError, PermanentError
 from controller.core.limits import Limits
-from controller.core.models import LABEL_INSTANCE, LABEL_MANAGED, LABEL_VOLUME, owner_labels
+from controller.core.models import (
+    LABEL_CACHE,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_VOLUME,
+    owner_labels,
+)
 from controller.core.runtime import OwnedVolume
 
 log = structlog.get_logger(__name__)
@@ -226,13 +232,18 @@ class OwnedResources:
 
     # -- volumes ------------------------------------------------------------------------------
 
-    def ensure_volume(self, name: str, adopted: Collection[str] = ()) -> None:
-        """Create `name` with our labels, or check that the existing one is ours."""
+    def ensure_volume(
+        self, name: str, adopted: Collection[str] = (), *, cache: bool = False
+    ) -> None:
+        """Create `name` with our labels (`cache`: a model cache, `cleanup --caches` empties
+        it), or check that the existing one is ours."""
         api = self._client().api
         try:
             found = self._call(lambda: api.inspect_volume(name))
         except NotFoundError:
             labels = {**owner_labels(self._instance), LABEL_VOLUME: name}
+            if cache:
+                labels[LABEL_CACHE] = "true"
             self._call(lambda: api.create_volume(name, driver="local", labels=labels))
             return
         if name in adopted:
@@ -258,9 +269,15 @@ class OwnedResources:
                 str(v["Name"]),
                 str((v.get("Labels") or {}).get(LABEL_INSTANCE, "")),
                 str(v.get("CreatedAt", "")),
+                (v.get("Labels") or {}).get(LABEL_CACHE) == "true",
             )
             for v in rows
         ]
+
+    def volume_path(self, name: str) -> str:
+        """Where the engine keeps the volume's files (its Mountpoint on this machine)."""
+        found = self._call(lambda: self._client().api.inspect_volume(name))
+        return str(found.get("Mountpoint") or "")
 
     def remove_volume(self, name: str) -> None:
         try:

@@ -188,7 +188,7 @@ class DockerRuntime:
         parent = self.owned.cgroup_parent() if spec.cgroup_parent else ""
         kwargs = create_kwargs(spec, self.instance, parent)
         for volume in spec.volumes:
-            self.owned.ensure_volume(volume.name, self.adopted_volumes)
+            self.owned.ensure_volume(volume.name, self.adopted_volumes, cache=volume.cache)
         try:
             if spec.network:
                 self.owned.ensure_network(spec.network)

@@ -76,6 +76,7 @@ class VolumeModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str
     path: str
+    cache: bool = False  # a model cache: measured, held to --model-cache-max (issue 24)
 
     @field_validator("name")
     @classmethod
@@ -204,7 +205,7 @@ class ContainerSpecModel(BaseModel):
             env=tuple(sorted((k, _env_value(v)) for k, v in self.env.items())),
             command=self._command(),
             gpu=GPU_ALL if self.gpu is True else int(self.gpu),
-            volumes=tuple(VolumeMount(v.name, v.path) for v in self.volumes),
+            volumes=tuple(VolumeMount(v.name, v.path, v.cache) for v in self.volumes),
             memory_limit=self.memory_limit.lower() if self.memory_limit else None,
             cpus=self.cpus,
             restart=self.restart,

@@ -78,7 +78,7 @@ class Containment:
 
     def apply(self, spec: ContainerSpec, tunnelled: frozenset[str] = frozenset()) -> ContainerSpec:
         """`spec` held to the rules; `tunnelled`: the services that have a tunnel."""
-        volumes = tuple(VolumeMount(self.volume(v.name), v.path) for v in spec.volumes)
+        volumes = tuple(VolumeMount(self.volume(v.name), v.path, v.cache) for v in spec.volumes)
         network = self.network
         joins: tuple[tuple[str, str], ...] = ()
         served = spec.labels_dict.get(TUNNEL_FOR)

@@ -20,6 +20,7 @@ LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
 LABEL_NAME = f"{LABEL_PREFIX}.name"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # on a volume: the spec's name for it
+LABEL_CACHE = f"{LABEL_PREFIX}.cache"  # on a volume: a model cache (`cleanup --caches`)
 LABEL_STOP_GRACE = f"{LABEL_PREFIX}.stop-grace"  # seconds it is given to stop (its spec's)
 # A spec's own labels that say which RMA service it is and where its health check answers (the
 # catalog sets them; contract/services.py reads them for what the agent announces).
@@ -45,10 +46,12 @@ class PortMapping:
 
 @dataclass(frozen=True)
 class VolumeMount:
-    """A named Docker volume mounted at `path`. Never a host path."""
+    """A named Docker volume mounted at `path`. Never a host path. `cache`: a model cache
+    (Hugging Face's, Ollama's): measured and held to --model-cache-max (issue 24, item 8)."""
 
     name: str
     path: str
+    cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ _DEFAULTS = ContainerSpec(name="_", image="_")
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, VolumeMount) and not value.cache:  # as before `cache` existed
+        return {"name": value.name, "path": value.path}
     if isinstance(value, PortMapping | VolumeMount | HealthCheck | Readiness | Warmup):
         return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
     if isinstance(value, tuple):

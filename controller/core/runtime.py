@@ -69,6 +69,7 @@ class OwnedVolume:
     name: str
     instance: str
     created: str  # RFC 3339, as the engine reports it
+    cache: bool = False  # a model cache (its label): `cleanup --caches` empties it
 
 
 class VolumeOwner(Protocol):

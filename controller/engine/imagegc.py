@@ -45,21 +45,25 @@ class PulledImages:
 LOG_ALLOWANCE = 30 * 1024**2
 
 
-def floor_error(disk: Disk, floor_gib: float, containers: int = 0, needed: int = 0) -> str | None:
+def floor_error(
+    disk: Disk, floor_gib: float, containers: int = 0, needed: int = 0, caches: int = 0
+) -> str | None:
     """Why a pull must not start now, or None. The floor is kept free of what the running
-    containers' logs may still grow to as well (volumes live on the same disk, so what they
-    hold is already counted as used), and of `needed`: what this pull and those in flight
-    still have to download (engine/images.py)."""
+    containers' logs and the model caches (`caches`: up to their cap, engine/caches.py) may
+    still grow to as well (volumes live on the same disk, so what they hold is already counted
+    as used), and of `needed`: what this pull and those in flight still have to download
+    (engine/images.py)."""
     free, _total = disk()
-    reserve = containers * LOG_ALLOWANCE
+    reserve = containers * LOG_ALLOWANCE + caches
     if needed and free - reserve - needed < floor_gib * GIB:
         return (
             f"needs ~{needed / 1e9:.1f} GB with the pulls in flight, {free / 1e9:.1f} GB free "
             f"on Docker's disk and {floor_gib:g} GiB kept free (RMA_MIN_FREE_DISK): pull refused"
         )
     if free - reserve < floor_gib * GIB:
-        logs = f" once {reserve / GIB:.2f} GiB is kept for {containers} containers' logs"
-        logs = logs if containers else ""
+        kept = [f"{containers} containers' logs"] if containers else []
+        kept += ["the model caches to grow (RMA_MODEL_CACHE_MAX)"] if caches else []
+        logs = f" once {reserve / GIB:.2f} GiB is kept for {' and '.join(kept)}" if kept else ""
         return (
             f"only {free / GIB:.1f} GiB free on Docker's disk{logs}, under the "
             f"{floor_gib:g} GiB floor (RMA_MIN_FREE_DISK): pull refused"

@@ -179,6 +179,12 @@ class ContributorSettings(BaseSettings):
         "GiB that must stay free on Docker's disk: pulls are refused under it",
         ge=0,
     )
+    model_cache_max: str | None = setting(
+        None,
+        "how much the model caches (Hugging Face's, Ollama's) may hold together; at it, no new "
+        "service that uses one starts (rma-worker cleanup --caches empties them), e.g. 50g",
+        "(a fifth of Docker's disk, 10g to 100g)",
+    )
     image_gc_high: float = setting(
         85.0,
         "disk use (%) above which images the agent pulled and no longer uses are removed",
@@ -230,7 +236,7 @@ class ContributorSettings(BaseSettings):
             memory_bytes(v)  # ValueError: not a size
         return v
 
-    @field_validator("max_memory", "reserve_memory")
+    @field_validator("max_memory", "reserve_memory", "model_cache_max")
     @classmethod
     def _memory_size(cls, v: str | None) -> str | None:
         if v is not None:

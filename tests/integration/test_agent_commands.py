@@ -124,3 +124,39 @@ def test_cleanup_of_one_instance_leaves_the_others_alone(
         for container in made:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
+
+
+def test_model_caches_are_measured_and_cleanup_caches_empties_only_them(
+    client: docker.DockerClient, registry_image: str, instance: str, tmp_path: Path
+) -> None:
+    """Issue 24, item 8, on the real engine: a cache volume the agent made (labelled so) holds
+    the 3 MB a container wrote, as the agent's walk of its Mountpoint counts it; `cleanup
+    --caches` removes it (a cache in use is left, with what to do) and leaves a data volume."""
+    from controller.clients.disk import tree_size  # noqa: PLC0415
+    from controller.clients.docker_runtime import DockerRuntime  # noqa: PLC0415
+
+    runtime = DockerRuntime(instance)
+    cache, data = f"rma-{instance}-hf-cache", f"rma-{instance}-redis"
+    try:
+        runtime.owned.ensure_volume(cache, cache=True)
+        runtime.owned.ensure_volume(data)
+        fill = "dd if=/dev/zero of=/c/model.bin bs=1M count=3 2>/dev/null"
+        client.containers.run(
+            registry_image, ["sh", "-c", fill], volumes={cache: {"bind": "/c"}}, remove=True
+        )
+        held, finished = tree_size(runtime.owned.volume_path(cache), 10.0)
+        assert finished and 3 * 2**20 <= held < 4 * 2**20
+        user = client.containers.create(registry_image, ["true"], volumes={cache: {"bind": "/c"}})
+        state = tmp_path / "state"
+        busy = rma_worker(state, instance, "cleanup", "--caches", "--yes", check=False)
+        assert busy.returncode == 1 and "rma-worker pause" in busy.stderr
+        user.remove()
+        dry = rma_worker(state, instance, "cleanup", "--caches", "--dry-run").stdout
+        assert dry == f"would remove {cache} (model cache)\n"
+        gone = rma_worker(state, instance, "cleanup", "--caches", "--yes").stdout
+        assert gone == f"removed {cache} (model cache)\n"
+        assert [v.name for v in runtime.owned.list_volumes()] == [data]
+    finally:
+        for name in (cache, data):
+            runtime.owned.remove_volume(name)
+        runtime.close()

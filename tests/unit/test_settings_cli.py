@@ -90,6 +90,7 @@ FLAGS_AND_ENV = {
     "--max-cpus": "RMA_MAX_CPUS",
     "--max-memory": "RMA_MAX_MEMORY",
     "--reserve-memory": "RMA_RESERVE_MEMORY",
+    "--model-cache-max": "RMA_MODEL_CACHE_MAX",
     "--gpus": "RMA_GPUS",
     "--publish-address": "RMA_PUBLISH_ADDRESS",
     "--port-range": "RMA_PORT_RANGE",
