@@ -339,6 +339,7 @@ def gpu_placement(others: Callable[[], dict[str, int | None]], facts: GpuFacts) 
     where they fit (core/gpu_fit.py), with what other programs use on each as the owner's
     sensors last read it (`others`: GPU index -> bytes)."""
     kept: dict[str, Placement] = {}
+    unfit: list[bool] = []  # said once
 
     def place(desired: DesiredState) -> DesiredState:
         if not any(s.gpu for s in desired.specs):
@@ -354,6 +355,12 @@ def gpu_placement(others: Callable[[], dict[str, int | None]], facts: GpuFacts) 
         if placed != kept:
             where = {n: ",".join(p.devices) for n, p in placed.items()}
             log.info("gpu_placement", placed=where)
+        none_fit = not placed and any("of GPU memory" in r.message for r in shaped.refused)
+        if none_fit and not unfit:
+            log.warning("gpu_services_unfit", note="no GPU service fits this machine's GPUs")
+            unfit.append(True)
+        elif not none_fit:
+            unfit.clear()
         kept.clear()
         kept.update(placed)
         return shaped

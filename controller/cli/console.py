@@ -96,6 +96,7 @@ def render_status(data: dict[str, Any]) -> str:
     if data.get("state") in ("paused", "yielded"):
         state = f"{data['state']} ({state})"
     lines += [f"State:          {state}"]
+    lines += _unfit_line(data["containers"])
     lines += owner_lines(data)
     lines.append("")
     rows = [("NAME", "STATE", "RESTARTS", "IMAGE", "LAST ERROR")]
@@ -133,6 +134,14 @@ def _state(c: dict[str, Any]) -> str:
     if c.get("health") == "unhealthy":
         return f"{c['state']} (unhealthy)"
     return str(c["state"])
+
+
+def _unfit_line(containers: list[dict[str, Any]]) -> list[str]:
+    """A GPU machine on which no GPU service fits says so, once, above the rows' reasons."""
+    unfit = [c for c in containers if "of GPU memory" in str(c.get("error") or "")]
+    if not unfit or any(c.get("gpus") for c in containers):
+        return []
+    return ["GPU:            no GPU service fits this machine's GPUs (each one's reason below)"]
 
 
 def _ignored_lines(containers: list[dict[str, Any]]) -> list[str]:

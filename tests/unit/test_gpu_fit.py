@@ -141,3 +141,15 @@ def test_status_says_which_gpu_each_service_runs_on() -> None:
     row = {**STATUS["containers"][0], "starting_for": 42, "gpus": ["0", "1"]}
     text = render_status({**STATUS, "containers": [row]})
     assert "running (starting 42 s) on GPU 0,1" in text
+
+
+def test_a_gpu_machine_on_which_nothing_fits_says_so_once() -> None:
+    from controller.cli.console import render_status  # noqa: PLC0415
+    from tests.unit.test_observability import STATUS  # noqa: PLC0415
+
+    why = "unavailable: needs 18 GB of GPU memory; GPU 0 has 4 GB"
+    row = {**STATUS["containers"][0], "state": "unavailable", "error": why}
+    text = render_status({**STATUS, "containers": [row]})
+    assert text.count("no GPU service fits this machine's GPUs") == 1
+    placed = {**row, "state": "running", "error": None, "gpus": ["0"]}
+    assert "no GPU service fits" not in render_status({**STATUS, "containers": [row, placed]})
