@@ -35,6 +35,7 @@ from bench import (
     report,
     scale,
     startup,
+    through_proxy,
 )
 from bench.common import client
 
@@ -50,6 +51,7 @@ FULL: dict[str, Any] = {
     "scale": {"containers": 200, "resyncs": 10, "changes": 5},
     "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
     "contribution": {"repeats": 5},
+    "proxy": {"repeats": 200, "seconds": 3.0, "streams": 3},
 }
 QUICK: dict[str, Any] = {
     "startup": {"repeats": 2},
@@ -63,6 +65,7 @@ QUICK: dict[str, Any] = {
     "scale": {"containers": 5, "resyncs": 2, "changes": 1},
     "capacity": {"sizes": [100], "seconds": 1.0, "connections": 4, "repeats": 2},
     "contribution": {"repeats": 1},
+    "proxy": {"repeats": 5, "seconds": 0.5, "streams": 1},
 }
 
 
@@ -123,6 +126,7 @@ def _steps(
         "scale": lambda: scale.run(cli, work, **p["scale"]),
         "capacity": lambda: capacity.run(work, **p["capacity"]),
         "contribution": lambda: contribution.run(cli, work, **p["contribution"]),
+        "proxy": lambda: through_proxy.run(**p["proxy"]),
     }
 
 

@@ -91,6 +91,20 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         "s",
     ),
     ("502s through the proxy while the model loads", ("ready", "proxy_502"), "<=", 0, ""),
+    (
+        "proxy: time to first byte added (median)",
+        ("proxy", "ttfb_added_ms"),
+        "<=",
+        10.0,
+        "ms",
+    ),
+    (
+        "proxy: first of 5 events sent 1 s apart",
+        ("proxy", "first_event_s"),
+        "<=",
+        0.1,
+        "s",
+    ),
     ("idle CPU, 20 containers", ("idle", "cpu_percent_of_one_core"), "<", 1.0, "% of a core"),
     ("idle RSS, 20 containers", ("idle", "rss_mb_max"), "<", 80.0, "MB"),
     (
@@ -206,7 +220,22 @@ def _idle_and_capacity(results: dict[str, Any]) -> list[str]:
             f"| {n} | {_fmt(row['heartbeats_per_s'])} | {_fmt(row['p50_ms'], ' ms')} "
             f"| {_fmt(row['p99_ms'], ' ms')} | {row['non_2xx']} |"
         )
-    return lines
+    return lines + _proxy(results)
+
+
+def _proxy(results: dict[str, Any]) -> list[str]:
+    p = results.get("proxy")
+    if not p:
+        return []
+    return [
+        "",
+        f"The coordinator's proxy, same client (the coordinator in its process): first byte "
+        f"{_fmt(p['ttfb_direct_ms'])} ms directly, {_fmt(p['ttfb_proxied_ms'])} ms through it; "
+        f"{_fmt(p['requests_per_s_direct'])} requests/s directly, "
+        f"{_fmt(p['requests_per_s_proxied'])} through it, one after another; the first of 5 "
+        f"events sent 1 s apart after {_fmt(p['first_event_s'])} s, the last after "
+        f"{_fmt(p['stream_s'])} s.",
+    ]
 
 
 def markdown(results: dict[str, Any], plot_path: str | None = None) -> str:

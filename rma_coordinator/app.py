@@ -35,6 +35,7 @@ def create_app(config: Config) -> FastAPI:
         sweeper = asyncio.create_task(_sweep(registry, config))
         yield
         sweeper.cancel()
+        await state.pools.close()
         registry.close()
 
     app = FastAPI(title="RMA coordinator (reference)", version=__version__, lifespan=lifespan)

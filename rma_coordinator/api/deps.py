@@ -20,6 +20,7 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from rma_coordinator.api.guard import Guard, resolve
 from rma_coordinator.api.limits import RateLimit
+from rma_coordinator.api.pools import Pools
 from rma_coordinator.db import Registry
 from rma_coordinator.tiers import Catalog
 
@@ -104,6 +105,7 @@ class Coordinator:
     register_rate: RateLimit
     requests: Counter[str] = field(default_factory=Counter)  # per route, for /health
     guard: Guard = field(default_factory=Guard)
+    pools: Pools = field(default_factory=Pools)  # the proxy's connections to workers
 
 
 async def coordinator(request: Request) -> Coordinator:

@@ -2,10 +2,15 @@
 route) and `/api/service/<name>/<path>` (the service and edge coordinators') are proxied to a
 worker that announced `<name>` at a URL and reports it healthy, round-robin among them.
 
-Bounded like every other route: the request body by the app's limit (64 KiB), the answer by
-MAX_ANSWER, the whole exchange by a connect and a read timeout. The caller's `Authorization`,
-cookies and hop-by-hop headers are never forwarded (a worker's service must not see the
-pool's credentials). 503 when no worker serves the name; 502 when the chosen one fails.
+Streamed both ways (issue 25): the answer is passed on as it arrives — a model's tokens as
+server-sent events, a chunked body — and the request body is streamed to the worker, bounded by
+the app's limit (64 KiB). The answer is bounded by MAX_ANSWER (a stream over it is cut there) and
+by time: CONNECT to connect, READ for the first byte and between chunks. One connection pool per
+process (`Pools`: plain HTTP shares one; each HTTPS host has its own, so a connection opened with
+one name's SNI never carries another name's request). A GET, HEAD or OPTIONS that cannot connect
+to the chosen worker goes to the next one, at most twice. The caller's `Authorization`, cookies
+and hop-by-hop headers are never forwarded (a worker's service must not see the pool's
+credentials). 503 when no worker serves the name; 502 when the chosen one fails.
 
 A worker's answer is served on the coordinator's own origin, so it is held to what a proxy of
 strangers' content must allow (issue 21): the URL screened again and its address pinned for the
@@ -17,14 +22,13 @@ what it forwards, and a request that already carries its own refused (508: a loo
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator.api.deps import Coordinator
@@ -32,7 +36,8 @@ from rma_coordinator.api.guard import Refused
 from rma_coordinator.db import Worker
 
 MAX_ANSWER = 8 * 1024 * 1024
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+RETRIES = 2  # more workers tried when an idempotent request cannot connect
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 DROPPED = frozenset(
     {
@@ -46,7 +51,6 @@ DROPPED = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "content-length",
     }
 )
 ANSWER_HEADERS = frozenset(
@@ -109,18 +113,64 @@ async def proxy(name: str, path: str, request: Request) -> Response:
     urls = healthy_urls(await run_in_threadpool(state.registry.all), name)
     if not urls:
         return JSONResponse({"error": f"no worker serves {name!r}"}, status_code=503)
-    try:
-        target = await run_in_threadpool(state.guard.target, urls[next(_turns) % len(urls)])
-    except Refused as exc:
-        return JSONResponse({"error": f"{name}: refused: {exc}"}, status_code=502)
+    first = next(_turns)
+    return await _pass_on(state, request, name, [*urls[first % len(urls) :], *urls][: len(urls)])
+
+
+async def _pass_on(state: Coordinator, request: Request, name: str, urls: list[str]) -> Response:
+    """To the first worker of `urls`; a GET, HEAD or OPTIONS that could not connect to it goes to
+    the next (at most RETRIES more): its body is kept to be sent again, any other is streamed."""
+    idempotent = request.method in IDEMPOTENT
+    tries = min(len(urls), 1 + RETRIES) if idempotent else 1
+    body: bytes | AsyncIterator[bytes] = await request.body() if idempotent else request.stream()
+    # Content-Length, when the caller sent one, goes on with the streamed body (the app's limit
+    # held it to 64 KiB); without one the body goes chunked.
     headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED}
-    headers |= {"host": target.host_header, "via": VIA}
-    tls = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    raw = request.scope.get("raw_path", b"").decode("latin-1")
+    failure: Exception | None = None
+    for url in urls[:tries]:
+        try:
+            target = await run_in_threadpool(state.guard.target, url)
+        except Refused as exc:
+            return JSONResponse({"error": f"{name}: refused: {exc}"}, status_code=502)
+        client = await state.pools.client(target)
+        built = client.build_request(
+            request.method,
+            target.pinned(_raw_rest(raw)),
+            params=request.url.query or None,
+            headers=headers | {"host": target.host_header, "via": VIA},
+            content=body,
+            extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+        )
+        try:
+            upstream = await client.send(built, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            failure = exc  # nothing reached that worker: the next one may answer
+            continue
+        except httpx.HTTPError as exc:
+            failure = exc
+            break
+        kept = {k: v for k, v in upstream.headers.items() if k.lower() in ANSWER_HEADERS}
+        return StreamingResponse(
+            _relay(upstream), status_code=upstream.status_code, headers=kept | SANDBOX
+        )
+    return JSONResponse({"error": f"{name}: {type(failure).__name__}"}, status_code=502)
+
+
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The worker's answer as it arrives, cut at MAX_ANSWER or a READ timeout between chunks
+    (the status is sent by then: the stream simply ends)."""
+    size = 0
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
-            return await _forward(client, request, target.pinned(_raw_rest(raw)), headers, tls)
-    except (httpx.HTTPError, _TooLarge) as exc:
-        return JSONResponse({"error": f"{name}: {type(exc).__name__}"}, status_code=502)
+        async for chunk in upstream.aiter_raw():
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                return
+            yield chunk
+    except httpx.HTTPError:
+        return
+    finally:
+        await upstream.aclose()
 
 
 def _raw_rest(raw: str) -> str:
@@ -128,30 +178,3 @@ def _raw_rest(raw: str) -> str:
     forwarded as it came, never decoded first (`%3F` must not become a query)."""
     parts = raw.split("/", 4 if raw.startswith("/api/") else 3)
     return parts[-1] if len(parts) == (5 if raw.startswith("/api/") else 4) else ""
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _forward(
-    client: httpx.AsyncClient,
-    request: Request,
-    target: str,
-    headers: dict[str, Any],
-    extensions: dict[str, Any],
-) -> Response:
-    body = await request.body()
-    params = request.url.query or None
-    built = client.build_request(
-        request.method, target, params=params, headers=headers, content=body, extensions=extensions
-    )
-    async with contextlib.aclosing(await client.send(built, stream=True)) as upstream:
-        chunks, size = [], 0
-        async for chunk in upstream.aiter_raw():
-            size += len(chunk)
-            if size > MAX_ANSWER:
-                raise _TooLarge
-            chunks.append(chunk)
-        kept = {k: v for k, v in upstream.headers.items() if k.lower() in ANSWER_HEADERS}
-        return Response(b"".join(chunks), status_code=upstream.status_code, headers=kept | SANDBOX)
