@@ -20,7 +20,7 @@ help:
 	@echo "make settings-table  regenerate docs/settings.md's table from Settings"
 	@echo "make screenshot      the owner's page in a real browser: docs/dashboard.png"
 	@echo "make bench      run the benchmarks (~10 min): bench/results/ and docs/performance.md"
-	@echo "make services   install (if missing) and start the Docker engine and local registry"
+	@echo "make services   install (if missing) and start the Docker engine, local registry and PostgreSQL"
 	@echo "make image      build the agent's container image rma-worker:local"
 	@echo "make install-service  install the agent under /opt/rma-worker and enable its systemd unit"
 	@echo "make clean      remove the virtualenv, caches and build output"

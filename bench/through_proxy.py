@@ -96,9 +96,11 @@ def run(repeats: int = 200, seconds: float = 3.0, streams: int = 3) -> dict[str,
         coord = Served(Path(tmp), dialect="edge")
         try:
             body = {
-                "worker_id": "worker-bench", "capabilities": {"cpu_cores": 4, "ram": "16.0GB"},
-                "tunnel_url": "", "containers": [{"name": "llm", "service_url": direct}],
-            }  # fmt: skip
+                "worker_id": "worker-bench",
+                "capabilities": {"cpu_cores": 4, "ram": "16.0GB"},
+                "tunnel_url": "",
+                "containers": [{"name": "llm", "service_url": direct}],
+            }
             requests.post(
                 coord.url + "/api/worker/register", json=body, timeout=5
             ).raise_for_status()

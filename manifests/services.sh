@@ -122,12 +122,34 @@ browser() {
   echo "browser: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), chromedriver present"
 }
 
+# PostgreSQL for the coordinator's second back-end (issue 25): Debian's 15, its main cluster on
+# 127.0.0.1:5432, a role and a database the tests use (RMA_TEST_POSTGRES says where).
+POSTGRES_URL=${RMA_TEST_POSTGRES:-postgresql://rma:rma@127.0.0.1:5432/rma_test}
+postgres_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+postgres() {
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  if ! postgres_up; then
+    need_root "PostgreSQL's cluster"
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    pg_lsclusters -h | grep -q "^$version main" || pg_createcluster "$version" main
+    pg_ctlcluster "$version" main start || true
+    wait_for 30 "PostgreSQL" postgres_up
+  fi
+  if ! psql "$POSTGRES_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    need_root "PostgreSQL's test role and database"
+    su postgres -c "psql -qc \"CREATE ROLE rma LOGIN PASSWORD 'rma'\"" 2>/dev/null || true
+    su postgres -c "createdb -O rma rma_test" 2>/dev/null || true
+  fi
+  echo "postgres: $POSTGRES_URL answers"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   registry) registry ;;
   images) engine; images; tunnel_image; model_image ;;
   tools) tools ;;
   browser) browser ;;
-  all) engine; registry; images; tunnel_image; model_image; tools; browser ;;
-  *) echo "usage: $0 engine|registry|images|tools|browser|all" >&2; exit 2 ;;
+  postgres) postgres ;;
+  all) engine; registry; images; tunnel_image; model_image; tools; browser; postgres ;;
+  *) echo "usage: $0 engine|registry|images|tools|browser|postgres|all" >&2; exit 2 ;;
 esac

@@ -1,56 +1,158 @@
-"""The coordinator's worker registry in SQLite, so a restart does not forget the pool.
+"""The coordinator's worker registry, so a restart does not forget the pool: SQLite (a file, the
+default: `make run` needs no database server) or PostgreSQL (`--db postgresql://…`: several
+coordinator processes can share one pool, issue 25).
 
-One connection in WAL mode behind a lock; every heartbeat is a single-row UPDATE (the deployed
+One connection behind a lock per process; every heartbeat is a single-row UPDATE (the deployed
 coordinator rewrote its whole registry on each heartbeat, which capped it near 1 000 workers).
+The schema is versioned: MIGRATIONS are applied in order and the version reached is recorded in
+`schema_version` (under an advisory lock on PostgreSQL, so replicas starting together migrate
+once). A SQLite file written before versions existed is recognised and brought up to date.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT PRIMARY KEY,
-    token_hash TEXT,
-    tier INTEGER NOT NULL,
-    capabilities TEXT NOT NULL,
-    containers TEXT NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 1,
-    status TEXT NOT NULL DEFAULT 'online',
-    health TEXT,
-    registered_at REAL NOT NULL,
-    last_heartbeat REAL NOT NULL,
-    current_load REAL,
-    available_memory TEXT,
-    reported TEXT,
-    converged_generation INTEGER,
-    heartbeats INTEGER NOT NULL DEFAULT 0,
-    services TEXT,
-    tunnel_url TEXT,
-    ip_address TEXT,
-    services_status TEXT,
-    gpu_utilization REAL
-);
-CREATE TABLE IF NOT EXISTS retired (
-    id TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL
-);
-"""
-# Columns added since the first schema: a database written by an older coordinator gets them on
-# open (all nullable), so an upgrade never fails a registration.
-ADDED = ("services TEXT", "tunnel_url TEXT", "ip_address TEXT", "services_status TEXT",
-         "gpu_utilization REAL")  # fmt: skip
+# Each migration: (version, what it adds, its statements; {real} is the float column type).
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "workers and the retired ids", (
+        "CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, token_hash TEXT,"
+        " tier INTEGER NOT NULL, capabilities TEXT NOT NULL, containers TEXT NOT NULL,"
+        " generation INTEGER NOT NULL DEFAULT 1, status TEXT NOT NULL DEFAULT 'online',"
+        " health TEXT, registered_at {real} NOT NULL, last_heartbeat {real} NOT NULL,"
+        " current_load {real}, available_memory TEXT, reported TEXT,"
+        " converged_generation INTEGER, heartbeats INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE IF NOT EXISTS retired (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL)",
+    )),
+    (2, "what a worker registered, its tunnel and address, its services' states, its GPU use", (
+        "ALTER TABLE workers ADD COLUMN services TEXT",
+        "ALTER TABLE workers ADD COLUMN tunnel_url TEXT",
+        "ALTER TABLE workers ADD COLUMN ip_address TEXT",
+        "ALTER TABLE workers ADD COLUMN services_status TEXT",
+        "ALTER TABLE workers ADD COLUMN gpu_utilization {real}",
+    )),
+)  # fmt: skip
+VERSION = MIGRATIONS[-1][0]
 # Workers that left (unregistered or forgotten) keep their token hash here, so that the same
 # machine can prove it held the id when it registers again (and nobody else can claim it).
 _RETIRE = (
-    "INSERT OR REPLACE INTO retired (id, token_hash) SELECT id, token_hash FROM workers"
-    " WHERE token_hash IS NOT NULL AND "
+    "INSERT INTO retired (id, token_hash) SELECT id, token_hash FROM workers"
+    " WHERE token_hash IS NOT NULL AND {where}"
+    " ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash"
 )
+
+
+class Rows(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Backend(Protocol):
+    """One database connection; statements are written with `?` placeholders."""
+
+    real: str  # the float column type
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+    def columns(self, table: str) -> set[str]: ...
+    def migrating(self) -> contextlib.AbstractContextManager[None]: ...
+    def close(self) -> None: ...
+
+
+class Sqlite:
+    real = "REAL"
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return self._conn.execute(sql, tuple(params))
+
+    def columns(self, table: str) -> set[str]:
+        return {str(row["name"]) for row in self._conn.execute(f"PRAGMA table_info({table})")}
+
+    def migrating(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process owns the file
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Postgres:
+    real = "DOUBLE PRECISION"  # REAL is 4 bytes there: a timestamp would lose its seconds
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # noqa: PLC0415 (PostgreSQL only)
+        from psycopg.rows import dict_row  # noqa: PLC0415
+
+        self._conn: Any = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        rows: Rows = self._conn.execute(sql.replace("?", "%s"), tuple(params))
+        return rows
+
+    def columns(self, table: str) -> set[str]:
+        found = self.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = ? AND table_schema = current_schema()",
+            (table,),
+        ).fetchall()
+        return {str(r["column_name"]) for r in found}
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.execute("SELECT pg_advisory_lock(7107)")  # replicas that start together
+        try:
+            yield
+        finally:
+            self.execute("SELECT pg_advisory_unlock(7107)")
+
+    def migrating(self) -> contextlib.AbstractContextManager[None]:
+        return self._locked()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def is_postgres(db: Path | str) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+def migrate(db: Backend) -> int:
+    """Bring the schema to VERSION; the version it had recorded (0: new, or older than versions:
+    such a SQLite file keeps its tables and gets the columns it lacks)."""
+    with db.migrating():
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+        found = int(row["v"]) if row is not None and row["v"] is not None else 0
+        start, have = found, db.columns("workers")
+        if not found and have:
+            for sql in MIGRATIONS[0][2]:  # CREATE TABLE IF NOT EXISTS: what it lacks
+                db.execute(sql.format(real=db.real))
+            for sql in MIGRATIONS[1][2]:  # ALTER TABLE workers ADD COLUMN <name> <type>
+                if sql.split()[5] not in have:
+                    db.execute(sql.format(real=db.real))
+            start = 2
+        for version, _what, statements in MIGRATIONS:
+            if version > start:
+                for sql in statements:
+                    db.execute(sql.format(real=db.real))
+        if found < VERSION:
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (VERSION,))
+    return found
 
 
 @dataclass(frozen=True)
@@ -108,7 +210,7 @@ class Worker:
         return data
 
 
-def _worker(row: sqlite3.Row) -> Worker:
+def _worker(row: Any) -> Worker:
     data = dict(row)
     for key in ("capabilities", "containers", "reported", "services", "services_status"):
         data[key] = json.loads(data[key]) if data[key] is not None else None
@@ -116,18 +218,11 @@ def _worker(row: sqlite3.Row) -> Worker:
 
 
 class Registry:
-    def __init__(self, path: Path | str) -> None:
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
+    def __init__(self, db: Path | str) -> None:
+        self._conn: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
         self._lock = threading.Lock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
-            have = {row["name"] for row in self._conn.execute("PRAGMA table_info(workers)")}
-            for column in ADDED:
-                if column.split()[0] not in have:
-                    self._conn.execute(f"ALTER TABLE workers ADD COLUMN {column}")
+            self.migrated_from = migrate(self._conn)
 
     def close(self) -> None:
         with self._lock:
@@ -136,8 +231,9 @@ class Registry:
     def add(self, worker: NewWorker, *, now: float) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM retired WHERE id = ?", (worker.worker_id,))
+            self._conn.execute("DELETE FROM workers WHERE id = ?", (worker.worker_id,))
             self._conn.execute(
-                "INSERT OR REPLACE INTO workers (id, token_hash, tier, capabilities, containers,"
+                "INSERT INTO workers (id, token_hash, tier, capabilities, containers,"
                 " registered_at, last_heartbeat, services, tunnel_url, ip_address)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -165,7 +261,7 @@ class Registry:
             row = self._conn.execute(
                 "SELECT token_hash FROM workers WHERE id = ?", (worker_id,)
             ).fetchone()
-        return (False, None) if row is None else (True, row[0])
+        return (False, None) if row is None else (True, row["token_hash"])
 
     def exists(self, worker_id: str) -> bool:
         with self._lock:
@@ -195,11 +291,11 @@ class Registry:
                     worker_id,
                 ),
             ).fetchone()
-        return int(row[0]) if row else None
+        return int(row["generation"]) if row else None
 
     def remove(self, worker_id: str) -> bool:
         with self._lock:
-            self._conn.execute(_RETIRE + "id = ?", (worker_id,))
+            self._conn.execute(_RETIRE.format(where="id = ?"), (worker_id,))
             return self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount > 0
 
     def retired_hash(self, worker_id: str) -> str | None:
@@ -208,7 +304,7 @@ class Registry:
             row = self._conn.execute(
                 "SELECT token_hash FROM retired WHERE id = ?", (worker_id,)
             ).fetchone()
-        return str(row[0]) if row else None
+        return str(row["token_hash"]) if row else None
 
     def set_assignment(
         self, worker_id: str, containers: list[dict[str, Any]], tier: int | None = None
@@ -219,7 +315,7 @@ class Registry:
                 " generation = generation + 1 WHERE id = ? RETURNING generation",
                 (json.dumps(containers), tier, worker_id),
             ).fetchone()
-        return int(row[0]) if row else None
+        return int(row["generation"]) if row else None
 
     def all(self) -> list[Worker]:
         with self._lock:
@@ -229,9 +325,9 @@ class Registry:
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT status, COUNT(*) FROM workers GROUP BY status"
+                "SELECT status, COUNT(*) AS n FROM workers GROUP BY status"
             ).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
+        return {str(r["status"]): int(r["n"]) for r in rows}
 
     def sweep(self, now: float, offline_after: float, forget_after: float) -> tuple[int, int]:
         """Mark silent workers offline and forget long-silent ones: (marked, forgotten)."""
@@ -241,7 +337,7 @@ class Registry:
                 " AND last_heartbeat < ?",
                 (now - offline_after,),
             ).rowcount
-            self._conn.execute(_RETIRE + "last_heartbeat < ?", (now - forget_after,))
+            self._conn.execute(_RETIRE.format(where="last_heartbeat < ?"), (now - forget_after,))
             forgotten = self._conn.execute(
                 "DELETE FROM workers WHERE last_heartbeat < ?", (now - forget_after,)
             ).rowcount

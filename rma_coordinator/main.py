@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, default=_env(env, default), help=text)
     p.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080))
     db = _env("DB", "rma-coordinator.db") or ""
-    p.add_argument("--db", type=Path, default=Path(db), help="SQLite file of the worker pool")
+    p.add_argument(
+        "--db",
+        default=db,
+        help="the worker pool's database: a SQLite file, or postgresql://user:pass@host/db "
+        "(several coordinator processes may share one)",
+    )
     for flag, env, kind, text in UNSET:
         raw = _env(env)
         p.add_argument(flag, type=kind, default=kind(raw) if raw else None, help=text)

@@ -41,7 +41,7 @@ class Served:
         self.url = f"http://127.0.0.1:{port}"
         kw.setdefault("allow_private_workers", True)  # its workers are on loopback
         config = Config(
-            db_path=tmp_path / f"c{port}.db",
+            db_path=kw.pop("db", None) or tmp_path / f"c{port}.db",
             catalog=catalog,
             admin_token=ADMIN,
             public_url=self.url,

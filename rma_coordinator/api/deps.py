@@ -27,7 +27,7 @@ from rma_coordinator.tiers import Catalog
 
 @dataclass
 class Config:
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a postgresql:// URL
     catalog: Catalog
     public_url: str = "http://127.0.0.1:8080"
     admin_token: str | None = None

@@ -1,12 +1,17 @@
-"""The reference coordinator's SQLite registry across versions: a database written before the
-services/tunnel/IP columns existed is upgraded on open, so registrations keep working."""
+"""The reference coordinator's registry across versions, on SQLite and PostgreSQL: a database
+written before the services/tunnel/IP columns existed is upgraded on open, so registrations keep
+working; the schema's version is recorded and each migration applied once (issue 25)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
-from rma_coordinator.db import NewWorker, Registry
+import pytest
+
+from rma_coordinator.db import VERSION, NewWorker, Registry
+from rma_testkit.postgres import fresh_database
 
 
 def test_a_database_of_an_older_coordinator_gets_the_new_columns(tmp_path: Path) -> None:
@@ -28,3 +33,30 @@ def test_a_database_of_an_older_coordinator_gets_the_new_columns(tmp_path: Path)
     stored = registry.all()[0]
     assert stored.services == [{"name": "redis"}] and stored.ip_address == "10.0.0.2"
     registry.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_schema_is_versioned_and_migrated_once(backend: str, tmp_path: Path) -> None:
+    """A new database is brought to VERSION and says so; opened again, nothing is applied; a
+    float keeps its precision on both back-ends (PostgreSQL's REAL would not)."""
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_database()) if backend == "postgres" else tmp_path / "v.db"
+        first = Registry(db)
+        assert first.migrated_from == 0
+        first.add(NewWorker("w-1", 2, {}, []), now=1764720000.123456)
+        first.close()
+        again = Registry(db)
+        assert again.migrated_from == VERSION
+        assert again.all()[0].registered_at == 1764720000.123456
+        again.close()
+
+
+def test_an_unversioned_database_is_recognised_and_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "before.db"
+    Registry(path).close()
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE schema_version")  # as a coordinator before versions left it
+    old.commit()
+    old.close()
+    assert Registry(path).migrated_from == 0
+    assert Registry(path).migrated_from == VERSION
