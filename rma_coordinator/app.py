@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -33,7 +34,15 @@ def create_app(config: Config) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(registry, config))
+        loop, stop = asyncio.get_running_loop(), threading.Event()
+        # Replicas on one PostgreSQL: a change made on another wakes this one's long polls.
+
+        def heard(worker_id: str) -> None:
+            loop.call_soon_threadsafe(state.notifier.notify, worker_id)
+
+        registry.listen(heard, stop)
         yield
+        stop.set()
         sweeper.cancel()
         await state.pools.close()
         registry.close()

@@ -15,7 +15,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,6 +97,7 @@ class Postgres:
         import psycopg  # noqa: PLC0415 (PostgreSQL only)
         from psycopg.rows import dict_row  # noqa: PLC0415
 
+        self.url = url
         self._conn: Any = psycopg.connect(url, autocommit=True, row_factory=dict_row)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
@@ -217,12 +218,47 @@ def _worker(row: Any) -> Worker:
     return Worker(**data)
 
 
+CHANNEL = "rma_assignment"  # PostgreSQL: a worker's assignment changed (its id)
+
+
+def _listen(url: str, on_change: Callable[[str], None], stop: threading.Event) -> None:
+    """Each NOTIFY on CHANNEL, to `on_change`, until `stop`; a lost connection is opened again
+    (after 1 s: a restarting server is not hammered)."""
+    import psycopg  # noqa: PLC0415
+
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                while not stop.is_set():
+                    for note in conn.notifies(timeout=0.5):
+                        on_change(note.payload)
+        except psycopg.Error:
+            stop.wait(1.0)
+
+
 class Registry:
     def __init__(self, db: Path | str) -> None:
         self._conn: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
         self._lock = threading.Lock()
         with self._lock:
             self.migrated_from = migrate(self._conn)
+
+    def listen(self, on_change: Callable[[str], None], stop: threading.Event) -> bool:
+        """Hear, on a thread of its own, that another process sharing this database changed a
+        worker's assignment (PostgreSQL's LISTEN/NOTIFY); False: nothing to hear (SQLite: one
+        process owns the file)."""
+        if not isinstance(self._conn, Postgres):
+            return False
+        threading.Thread(
+            target=_listen, args=(self._conn.url, on_change, stop), name="listen", daemon=True
+        ).start()
+        return True
+
+    def _announce(self, worker_id: str) -> None:
+        """Tell every process sharing the database (itself included) that it changed."""
+        if isinstance(self._conn, Postgres):
+            self._conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, worker_id))
 
     def close(self) -> None:
         with self._lock:
@@ -296,7 +332,9 @@ class Registry:
     def remove(self, worker_id: str) -> bool:
         with self._lock:
             self._conn.execute(_RETIRE.format(where="id = ?"), (worker_id,))
-            return self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount > 0
+            gone = self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount
+            self._announce(worker_id)
+        return gone > 0
 
     def retired_hash(self, worker_id: str) -> str | None:
         """The token hash a worker that left had, if it had one."""
@@ -315,6 +353,7 @@ class Registry:
                 " generation = generation + 1 WHERE id = ? RETURNING generation",
                 (json.dumps(containers), tier, worker_id),
             ).fetchone()
+            self._announce(worker_id)
         return int(row["generation"]) if row else None
 
     def all(self) -> list[Worker]:
