@@ -2,8 +2,9 @@
 coordinator speaks it, Part 2 when enabled (token, assignment resource with ETag, If-None-Match
 and long poll), or one of Part 3's other dialects (edge, local: api/dialects.py), health, and an
 admin API protected by a bearer token. The routes live in api/;
-this module builds the state they share and the sweeper that marks silent workers offline and
-forgets them. OpenAPI is served at /openapi.json and /docs.
+this module builds the state they share, the sweeper that marks silent workers offline and
+forgets them, and the flush that writes the heartbeats kept in memory every second. OpenAPI is
+served at /openapi.json and /docs.
 """
 
 from __future__ import annotations
@@ -34,16 +35,19 @@ def create_app(config: Config) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(registry, config))
+        flusher = asyncio.create_task(_flush(registry))
         loop, stop = asyncio.get_running_loop(), threading.Event()
         # Replicas on one PostgreSQL: a change made on another wakes this one's long polls.
 
         def heard(worker_id: str) -> None:
-            loop.call_soon_threadsafe(state.notifier.notify, worker_id)
+            with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                loop.call_soon_threadsafe(state.notifier.notify, worker_id)
 
         registry.listen(heard, stop)
         yield
         stop.set()
         sweeper.cancel()
+        flusher.cancel()
         await state.pools.close()
         registry.close()
 
@@ -72,3 +76,12 @@ async def _sweep(registry: Registry, config: Config) -> None:
         await run_in_threadpool(
             registry.sweep, config.clock(), config.offline_after, config.forget_after
         )
+
+
+FLUSH = 1.0  # seconds between writes of the heartbeats this process kept (db.py)
+
+
+async def _flush(registry: Registry) -> None:
+    while True:
+        await asyncio.sleep(FLUSH)
+        await run_in_threadpool(registry.flush)

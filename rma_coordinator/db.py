@@ -63,6 +63,7 @@ class Backend(Protocol):
     real: str  # the float column type
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+    def batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...  # one transaction
     def columns(self, table: str) -> set[str]: ...
     def migrating(self) -> contextlib.AbstractContextManager[None]: ...
     def close(self) -> None: ...
@@ -79,6 +80,15 @@ class Sqlite:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         return self._conn.execute(sql, tuple(params))
+
+    def batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.execute("BEGIN")
+        try:
+            self._conn.executemany(sql, rows)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def columns(self, table: str) -> set[str]:
         return {str(row["name"]) for row in self._conn.execute(f"PRAGMA table_info({table})")}
@@ -103,6 +113,10 @@ class Postgres:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         rows: Rows = self._conn.execute(sql.replace("?", "%s"), tuple(params))
         return rows
+
+    def batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._conn.transaction(), self._conn.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)
 
     def columns(self, table: str) -> set[str]:
         found = self.execute(
@@ -241,6 +255,7 @@ class Registry:
     def __init__(self, db: Path | str) -> None:
         self._conn: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
         self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Beat, float, int]] = {}  # heartbeats not written yet
         with self._lock:
             self.migrated_from = migrate(self._conn)
 
@@ -262,6 +277,7 @@ class Registry:
 
     def close(self) -> None:
         with self._lock:
+            self._flush()
             self._conn.close()
 
     def add(self, worker: NewWorker, *, now: float) -> None:
@@ -288,6 +304,7 @@ class Registry:
 
     def get(self, worker_id: str) -> Worker | None:
         with self._lock:
+            self._flush()
             row = self._conn.execute("SELECT * FROM workers WHERE id = ?", (worker_id,)).fetchone()
         return _worker(row) if row else None
 
@@ -307,27 +324,51 @@ class Registry:
             )
 
     def heartbeat(self, worker_id: str, beat: Beat, *, now: float) -> int | None:
-        """Record a heartbeat; the worker's assignment generation, or None if unknown."""
+        """Record a heartbeat; the worker's assignment generation, or None if unknown. The beat
+        is kept in this process's memory and written with the others by `flush` (every second:
+        one transaction for all of them, not one per heartbeat); this process's own reads flush
+        first, so they always see it."""
         with self._lock:
             row = self._conn.execute(
+                "SELECT generation FROM workers WHERE id = ?", (worker_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            _beat, _at, count = self._pending.get(worker_id, (beat, now, 0))
+            self._pending[worker_id] = (beat, now, count + 1)
+        return int(row["generation"])
+
+    def flush(self) -> int:
+        """Write the heartbeats kept since the last flush; how many workers they were."""
+        with self._lock:
+            return self._flush()
+
+    def _flush(self) -> int:
+        pending, self._pending = self._pending, {}
+        rows = [
+            (
+                at,
+                beat.health,
+                beat.load,
+                beat.memory,
+                json.dumps(beat.reported) if beat.reported is not None else None,
+                beat.converged,
+                json.dumps(beat.services_status) if beat.services_status is not None else None,
+                beat.gpu_utilization,
+                count,
+                worker_id,
+            )
+            for worker_id, (beat, at, count) in pending.items()
+        ]
+        if rows:
+            self._conn.batch(
                 "UPDATE workers SET last_heartbeat = ?, status = 'online', health = ?,"
                 " current_load = ?, available_memory = ?, reported = ?,"
-                " converged_generation = ?, heartbeats = heartbeats + 1,"
-                " services_status = ?, gpu_utilization = ? WHERE id = ?"
-                " RETURNING generation",
-                (
-                    now,
-                    beat.health,
-                    beat.load,
-                    beat.memory,
-                    json.dumps(beat.reported) if beat.reported is not None else None,
-                    beat.converged,
-                    json.dumps(beat.services_status) if beat.services_status is not None else None,
-                    beat.gpu_utilization,
-                    worker_id,
-                ),
-            ).fetchone()
-        return int(row["generation"]) if row else None
+                " converged_generation = ?, services_status = ?, gpu_utilization = ?,"
+                " heartbeats = heartbeats + ? WHERE id = ?",
+                rows,
+            )
+        return len(rows)
 
     def remove(self, worker_id: str) -> bool:
         with self._lock:
@@ -358,11 +399,13 @@ class Registry:
 
     def all(self) -> list[Worker]:
         with self._lock:
+            self._flush()
             rows = self._conn.execute("SELECT * FROM workers ORDER BY registered_at").fetchall()
         return [_worker(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
+            self._flush()
             rows = self._conn.execute(
                 "SELECT status, COUNT(*) AS n FROM workers GROUP BY status"
             ).fetchall()
@@ -371,6 +414,7 @@ class Registry:
     def sweep(self, now: float, offline_after: float, forget_after: float) -> tuple[int, int]:
         """Mark silent workers offline and forget long-silent ones: (marked, forgotten)."""
         with self._lock:
+            self._flush()
             marked = self._conn.execute(
                 "UPDATE workers SET status = 'offline' WHERE status = 'online'"
                 " AND last_heartbeat < ?",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rma_coordinator.db import VERSION, NewWorker, Registry
+from rma_coordinator.db import VERSION, Beat, NewWorker, Registry
 from rma_testkit.postgres import fresh_database
 
 
@@ -60,3 +60,26 @@ def test_an_unversioned_database_is_recognised_and_recorded(tmp_path: Path) -> N
     old.close()
     assert Registry(path).migrated_from == 0
     assert Registry(path).migrated_from == VERSION
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_heartbeats_are_kept_in_memory_and_written_together(backend: str, tmp_path: Path) -> None:
+    """Each process keeps the heartbeats it answered and writes them in one transaction per
+    flush: another process sharing the database sees them after the flush, this one at once."""
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_database()) if backend == "postgres" else tmp_path / "b.db"
+        here, there = Registry(db), Registry(db)
+        for n in range(3):
+            here.add(NewWorker(f"w-{n}", 2, {}, []), now=1.0)
+        for at in (5.0, 6.0):
+            for n in range(3):
+                assert here.heartbeat(f"w-{n}", Beat(health="healthy"), now=at) == 1
+        assert here.heartbeat("w-unknown", Beat(), now=6.0) is None
+        assert {w.last_heartbeat for w in there.all()} == {1.0}  # not written yet
+        assert here.flush() == 3 and here.flush() == 0
+        seen = there.all()
+        assert {(w.last_heartbeat, w.heartbeats, w.health) for w in seen} == {(6.0, 2, "healthy")}
+        here.heartbeat("w-0", Beat(), now=7.0)
+        assert here.get("w-0").last_heartbeat == 7.0  # type: ignore[union-attr]
+        here.close()
+        there.close()
