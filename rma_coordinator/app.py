@@ -78,7 +78,7 @@ async def _sweep(registry: Registry, config: Config) -> None:
         )
 
 
-FLUSH = 1.0  # seconds between writes of the heartbeats this process kept (db.py)
+FLUSH = 0.5  # seconds between writes of the heartbeats this process kept (db.py)
 
 
 async def _flush(registry: Registry) -> None:

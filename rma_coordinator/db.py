@@ -255,9 +255,13 @@ class Registry:
     def __init__(self, db: Path | str) -> None:
         self._conn: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[Beat, float, int]] = {}  # heartbeats not written yet
+        self._pending: dict[str, tuple[Any, ...]] = {}  # heartbeats not written yet: rows
         with self._lock:
             self.migrated_from = migrate(self._conn)
+        # The heartbeats are written on a connection of their own, outside the lock every
+        # request takes: a flush of thousands of rows never holds a heartbeat's answer back.
+        self._writer: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
+        self._write_lock = threading.Lock()
 
     def listen(self, on_change: Callable[[str], None], stop: threading.Event) -> bool:
         """Hear, on a thread of its own, that another process sharing this database changed a
@@ -279,6 +283,7 @@ class Registry:
         with self._lock:
             self._flush()
             self._conn.close()
+            self._writer.close()
 
     def add(self, worker: NewWorker, *, now: float) -> None:
         with self._lock:
@@ -325,50 +330,54 @@ class Registry:
 
     def heartbeat(self, worker_id: str, beat: Beat, *, now: float) -> int | None:
         """Record a heartbeat; the worker's assignment generation, or None if unknown. The beat
-        is kept in this process's memory and written with the others by `flush` (every second:
-        one transaction for all of them, not one per heartbeat); this process's own reads flush
+        is kept in this process's memory, as the row it will write (serialised here, spread
+        over the requests), and written with the others by `flush` (several times a second: one
+        transaction for all of them, not one per heartbeat); this process's own reads flush
         first, so they always see it."""
+        row = (
+            now,
+            beat.health,
+            beat.load,
+            beat.memory,
+            json.dumps(beat.reported) if beat.reported is not None else None,
+            beat.converged,
+            json.dumps(beat.services_status) if beat.services_status is not None else None,
+            beat.gpu_utilization,
+        )
         with self._lock:
-            row = self._conn.execute(
+            found = self._conn.execute(
                 "SELECT generation FROM workers WHERE id = ?", (worker_id,)
             ).fetchone()
-            if row is None:
+            if found is None:
                 return None
-            _beat, _at, count = self._pending.get(worker_id, (beat, now, 0))
-            self._pending[worker_id] = (beat, now, count + 1)
-        return int(row["generation"])
+            count = self._pending[worker_id][-1] if worker_id in self._pending else 0
+            self._pending[worker_id] = (*row, count + 1)
+        return int(found["generation"])
 
     def flush(self) -> int:
         """Write the heartbeats kept since the last flush; how many workers they were."""
         with self._lock:
-            return self._flush()
+            pending, self._pending = self._pending, {}
+        with self._write_lock:
+            return self._write(pending)
 
     def _flush(self) -> int:
+        """Under the lock, before this process reads or sweeps: what it kept, written (after any
+        flush still writing)."""
         pending, self._pending = self._pending, {}
-        rows = [
-            (
-                at,
-                beat.health,
-                beat.load,
-                beat.memory,
-                json.dumps(beat.reported) if beat.reported is not None else None,
-                beat.converged,
-                json.dumps(beat.services_status) if beat.services_status is not None else None,
-                beat.gpu_utilization,
-                count,
-                worker_id,
-            )
-            for worker_id, (beat, at, count) in pending.items()
-        ]
-        if rows:
-            self._conn.batch(
+        with self._write_lock:
+            return self._write(pending)
+
+    def _write(self, pending: dict[str, tuple[Any, ...]]) -> int:
+        if pending:
+            self._writer.batch(
                 "UPDATE workers SET last_heartbeat = ?, status = 'online', health = ?,"
                 " current_load = ?, available_memory = ?, reported = ?,"
                 " converged_generation = ?, services_status = ?, gpu_utilization = ?,"
                 " heartbeats = heartbeats + ? WHERE id = ?",
-                rows,
+                [(*row, worker_id) for worker_id, row in pending.items()],
             )
-        return len(rows)
+        return len(pending)
 
     def remove(self, worker_id: str) -> bool:
         with self._lock:
