@@ -3,7 +3,7 @@ coordinator speaks it, Part 2 when enabled (token, assignment resource with ETag
 and long poll), or one of Part 3's other dialects (edge, local: api/dialects.py), health, and an
 admin API protected by a bearer token. The routes live in api/;
 this module builds the state they share, the sweeper that marks silent workers offline and
-forgets them, and the flush that writes the heartbeats kept in memory every second. OpenAPI is
+forgets them, and the flush that writes the heartbeats kept in memory twice a second. OpenAPI is
 served at /openapi.json and /docs.
 """
 
