@@ -44,7 +44,7 @@ class Served:
             db_path=kw.pop("db", None) or tmp_path / f"c{port}.db",
             catalog=catalog,
             admin_token=ADMIN,
-            public_url=self.url,
+            public_url=kw.pop("public_url", self.url),
             **kw,
         )
         self.app = create_app(config)
