@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${RMA_BASE_IMAGE:-rma-base:bookworm}
 TAG=${RMA_IMAGE:-rma-worker:local}
+# RMA_IMAGE_EXTRAS=coordinator: the reference coordinator too (coordinator-postgres.yml's
+# rma-coordinator:local), its web server and PostgreSQL driver with it.
+EXTRAS=${RMA_IMAGE_EXTRAS:-}
 MIRROR=${RMA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
@@ -22,6 +25,7 @@ fi
 # The agent and its dependencies as wheels, built here (where PyPI is reachable and trusted).
 PYTHON=${PYTHON:-python3}
 rm -rf .build/wheels && mkdir -p .build/wheels
-"$PYTHON" -m pip wheel -q --disable-pip-version-check -w .build/wheels . >/dev/null
-docker build -q --build-arg BASE="$BASE" -t "$TAG" -f manifests/Dockerfile . >/dev/null
+"$PYTHON" -m pip wheel -q --disable-pip-version-check -w .build/wheels ".${EXTRAS:+[$EXTRAS]}" >/dev/null
+docker build -q --build-arg BASE="$BASE" --build-arg EXTRAS="$EXTRAS" -t "$TAG" \
+  -f manifests/Dockerfile . >/dev/null
 echo "image.sh: built $TAG on $BASE"

@@ -6,16 +6,19 @@ from __future__ import annotations
 import configparser
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import docker
 import pytest
+import requests
 
 from controller.core.models import LABEL_INSTANCE
 from rma_testkit.coordinator import Coordinator
 from rma_testkit.engine import managed, running, wait_until
+from rma_testkit.postgres import fresh_database
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,3 +175,50 @@ def test_compose_brings_the_agent_up_and_stop_cleans_up(
         assert managed(client, instance) == {} and coordinator.workers() == []
     finally:
         run(*compose, "down", "-v", env=env)
+
+
+def test_the_coordinators_compose_file_runs_two_replicas_on_one_postgresql(
+    client: docker.DockerClient, instance: str
+) -> None:
+    """manifests/coordinator-postgres.yml (issue 25): its two replicas, from the coordinator
+    image, on the PostgreSQL `make services` runs (its own `db` service is for a machine without
+    one: postgres:16 cannot be pulled here): a worker registered on one is listed by the other."""
+    built = run(
+        "bash", "manifests/image.sh",
+        env={"PYTHON": sys.executable, "RMA_IMAGE_EXTRAS": "coordinator",
+             "RMA_IMAGE": "rma-coordinator:local"},
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr + built.stdout
+    ports = [free_port(), free_port()]
+    with fresh_database() as db:
+        env = {"RMA_COORDINATOR_DB": db, "RMA_ADMIN_TOKEN": "adm",
+               "RMA_PORT_A": str(ports[0]), "RMA_PORT_B": str(ports[1]),
+               "RMA_COORDINATOR_HOST": "127.0.0.1"}  # fmt: skip
+        compose = ("docker-compose", "-p", instance, "-f", "manifests/coordinator-postgres.yml")
+        try:
+            up = run(*compose, "up", "-d", "--no-deps", "coordinator-a", "coordinator-b", env=env)
+            assert up.returncode == 0, up.stderr
+            urls = [f"http://127.0.0.1:{p}" for p in ports]
+            wait_until(lambda: all(_answers(u + "/health") for u in urls), 60, "both replicas")
+            body = {"capabilities": {"cpu_cores": 4, "ram": "16.0GB", "storage": "100.0GB"}}
+            reg = requests.post(urls[0] + "/api/worker/register", json=body, timeout=10)
+            assert reg.status_code == 200, reg.text
+            listed = requests.get(
+                urls[1] + "/api/admin/workers", headers={"Authorization": "Bearer adm"}, timeout=10
+            ).json()
+            assert [w["id"] for w in listed] == [reg.json()["worker_id"]]
+        finally:
+            run(*compose, "down", env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
