@@ -49,7 +49,13 @@ FULL: dict[str, Any] = {
     "pause": {"containers": 10, "repeats": 10},
     "idle": {"containers": 20, "seconds": 65.0},
     "scale": {"containers": 200, "resyncs": 10, "changes": 5},
-    "capacity": {"sizes": [1000, 10000], "seconds": 10.0, "connections": 32, "repeats": 3},
+    "capacity": {
+        "sizes": [1000, 10000],
+        "seconds": 10.0,
+        "connections": 32,
+        "repeats": 3,
+        "pool_size": 100000,
+    },
     "contribution": {"repeats": 5},
     "proxy": {"repeats": 200, "seconds": 3.0, "streams": 3},
 }

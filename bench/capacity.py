@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from rma_coordinator.db import NewWorker, Registry
 from rma_testkit.coordinator import Coordinator, write_catalog
 
@@ -46,7 +48,7 @@ end
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def seed(db: Path, workers: int) -> list[tuple[str, str]]:
+def seed(db: Path | str, workers: int) -> list[tuple[str, str]]:
     """Register `workers` simulated workers directly in the coordinator's database."""
     registry = Registry(db)
     caps = {"cpu_cores": 8, "ram": "32.0GB", "storage": "500.0GB"}
@@ -54,13 +56,13 @@ def seed(db: Path, workers: int) -> list[tuple[str, str]]:
         {"name": n, "image": f"rma/{n}:1", "port": 8000 + i}
         for i, n in enumerate(("rag", "ner", "ocr"))
     ]
-    pairs = []
-    now = time.time()
+    pairs, new = [], []
     for i in range(workers):
         worker_id, token = f"worker-{i:08x}", secrets.token_urlsafe(32)
         token_hash = hashlib.sha256(token.encode()).hexdigest()
-        registry.add(NewWorker(worker_id, 2, caps, containers, token_hash=token_hash), now=now)
+        new.append(NewWorker(worker_id, 2, caps, containers, token_hash=token_hash))
         pairs.append((worker_id, token))
+    registry.add_many(new, now=time.time())
     registry.close()
     return pairs
 
@@ -87,22 +89,26 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
+def _wrk_argv(work: Path, url: str, seconds: float, connections: int) -> list[str]:
+    return [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{int(seconds)}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(work / "heartbeat.lua"),
+        url,
+        "--",
+        str(work / "workers.txt"),
+    ]
+
+
 def _wrk(work: Path, url: str, seconds: float, connections: int) -> dict[str, Any]:
     out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{int(seconds)}s",
-            "--latency",
-            "--timeout",
-            "5s",
-            "-s",
-            str(work / "heartbeat.lua"),
-            url,
-            "--",
-            str(work / "workers.txt"),
-        ],
+        _wrk_argv(work, url, seconds, connections),
         check=True,
         capture_output=True,
         text=True,
@@ -143,8 +149,77 @@ def measure(
 
 
 def run(
-    work: Path, sizes: list[int], seconds: float, connections: int, repeats: int = 3
+    work: Path,
+    sizes: list[int],
+    seconds: float,
+    connections: int,
+    repeats: int = 3,
+    pool_size: int = 0,
 ) -> dict[str, Any]:
-    return {
+    found: dict[str, Any] = {
         str(n): measure(work / f"capacity-{n}", n, seconds, connections, repeats) for n in sizes
     }
+    if pool_size:
+        found["pool"] = pool(work, pool_size, seconds, connections)
+    return found
+
+
+def _cpu(coordinators: list[Coordinator]) -> float:
+    """CPU seconds the coordinator processes used so far."""
+    total = 0.0
+    for c in coordinators:
+        if c.proc is not None:
+            times = psutil.Process(c.proc.pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def replicas(work: Path, workers: int, seconds: float, connections: int, db: str) -> dict[str, Any]:
+    """Two coordinators on one PostgreSQL (`db`), each driven by its own `wrk` with half the
+    connections, both cycling through every worker: the pool's heartbeats/s (summed), the worse
+    of the two p99s, and the coordinators' CPU per 1 000 heartbeats."""
+    work.mkdir(parents=True, exist_ok=True)
+    pairs = seed(db, workers)
+    (work / "workers.txt").write_text("".join(f"{w} {t}\n" for w, t in pairs))
+    (work / "heartbeat.lua").write_text(LUA)
+    catalog = write_catalog(work / "catalog.yaml", [])
+    pool = [Coordinator(work, catalog, db=db) for _ in range(2)]
+    try:
+        cpu, started = _cpu(pool), time.monotonic()
+        procs = [
+            subprocess.Popen(
+                _wrk_argv(work, c.url, seconds, connections // 2),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for c in pool
+        ]
+        runs = [parse_wrk(p.communicate(timeout=seconds + 60)[0]) for p in procs]
+        used = _cpu(pool) - cpu
+        wall = time.monotonic() - started
+    finally:
+        for c in pool:
+            c.stop()
+    rate = sum(r["heartbeats_per_s"] for r in runs)
+    return {
+        "workers": workers,
+        "replicas": len(pool),
+        "connections": connections,
+        "seconds": seconds,
+        "heartbeats_per_s": round(rate, 1),
+        "p50_ms": max(r["p50_ms"] for r in runs),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "cpu_s_per_1000": round(used / (rate * wall) * 1000, 3) if rate else None,
+    }
+
+
+def pool(work: Path, workers: int, seconds: float, connections: int) -> dict[str, Any]:
+    """`workers` simulated workers (100 000: a 10 s interval offers 10 000 heartbeats/s) on
+    (a) one process on SQLite and (b) two replicas on PostgreSQL."""
+    from rma_testkit.postgres import fresh_database  # noqa: PLC0415 (PostgreSQL only)
+
+    one = measure(work / f"pool-sqlite-{workers}", workers, seconds, connections, repeats=1)
+    with fresh_database() as db:
+        two = replicas(work / f"pool-postgres-{workers}", workers, seconds, connections, db)
+    return {"sqlite_one_process": one, "postgres_two_replicas": two}

@@ -115,6 +115,20 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         "/s",
     ),
     ("coordinator, 10 000 workers: p99", ("capacity", "10000", "p99_ms"), "<=", 50.0, "ms"),
+    (
+        "100 000 workers, two replicas on PostgreSQL: heartbeats/s",
+        ("capacity", "pool", "postgres_two_replicas", "heartbeats_per_s"),
+        ">=",
+        5000.0,
+        "/s",
+    ),
+    (
+        "100 000 workers, two replicas on PostgreSQL: p99",
+        ("capacity", "pool", "postgres_two_replicas", "p99_ms"),
+        "<=",
+        100.0,
+        "ms",
+    ),
 ]
 
 
@@ -216,11 +230,28 @@ def _idle_and_capacity(results: dict[str, Any]) -> list[str]:
         "|---:|---:|---:|---:|---:|",
     ]
     for n, row in (results.get("capacity") or {}).items():
+        if n == "pool":
+            continue
         lines.append(
             f"| {n} | {_fmt(row['heartbeats_per_s'])} | {_fmt(row['p50_ms'], ' ms')} "
             f"| {_fmt(row['p99_ms'], ' ms')} | {row['non_2xx']} |"
         )
-    return lines + _proxy(results)
+    return lines + _pool(results) + _proxy(results)
+
+
+def _pool(results: dict[str, Any]) -> list[str]:
+    found = (results.get("capacity") or {}).get("pool")
+    if not found:
+        return []
+    one, two = found["sqlite_one_process"], found["postgres_two_replicas"]
+    return [
+        "",
+        f"A pool of {_fmt(two['workers'])} workers (a 10 s interval offers 10 000 heartbeats/s), "
+        f"`wrk` on the same 2 cores: one process on SQLite {_fmt(one['heartbeats_per_s'])}/s "
+        f"(p99 {_fmt(one['p99_ms'])} ms); two replicas on PostgreSQL "
+        f"{_fmt(two['heartbeats_per_s'])}/s (p99 {_fmt(two['p99_ms'])} ms), "
+        f"{_fmt(two['cpu_s_per_1000'])} CPU-seconds of the coordinators per 1 000 heartbeats.",
+    ]
 
 
 def _proxy(results: dict[str, Any]) -> list[str]:

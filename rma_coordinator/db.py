@@ -307,6 +307,21 @@ class Registry:
                 ),
             )
 
+    def add_many(self, workers: list[NewWorker], *, now: float) -> None:
+        """New workers in one transaction (an import, a benchmark's simulated pool)."""
+        caps = [json.dumps(w.capabilities) for w in workers]
+        held = [json.dumps(w.containers) for w in workers]
+        rows = [
+            (w.worker_id, w.token_hash, w.tier, c, h, now, now)
+            for w, c, h in zip(workers, caps, held, strict=True)
+        ]
+        with self._lock, self._write_lock:
+            self._writer.batch(
+                "INSERT INTO workers (id, token_hash, tier, capabilities, containers,"
+                " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
     def get(self, worker_id: str) -> Worker | None:
         with self._lock:
             self._flush()

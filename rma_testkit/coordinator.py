@@ -65,11 +65,12 @@ def write_catalog(path: Path, containers: list[dict[str, Any]]) -> Path:
 
 
 class Coordinator:
-    def __init__(self, workdir: Path, catalog: Path, *args: str) -> None:
+    def __init__(self, workdir: Path, catalog: Path, *args: str, db: str = "") -> None:
+        """`db`: a postgresql:// URL (replicas share it), else a SQLite file in `workdir`."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db = workdir / "coordinator.db"
-        self.log_path = workdir / "coordinator.log"
+        self.db: Path | str = db or workdir / "coordinator.db"
+        self.log_path = workdir / f"coordinator-{self.port}.log"
         self._argv = [
             sys.executable,
             "-m",
