@@ -26,9 +26,13 @@ common = APIRouter()  # every dialect's
 
 
 def _new_worker_id(registry: Registry, previous: str | None, authorization: str | None) -> str:
-    """The previous id when the caller proves it held it (its old token), else a new one."""
-    if previous and WORKER_ID_RE.match(previous) and not registry.exists(previous):
-        expected = registry.retired_hash(previous)
+    """The previous id when the caller proves it holds it (its token: the current one of a
+    worker still registered — an agent that crashed and registers again —, or the last one of a
+    worker that left), else a new one. Without the first case an agent killed between this
+    answer and saving it left a ghost worker behind, registered and never heard of again."""
+    if previous and WORKER_ID_RE.match(previous):
+        known, current = registry.token_hash(previous)
+        expected = current if known else registry.retired_hash(previous)
         given = (authorization or "").removeprefix("Bearer ").strip()
         if expected and given and hmac.compare_digest(token_hash(given), expected):
             return previous  # the same machine coming back: its id (and its containers' env)

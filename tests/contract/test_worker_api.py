@@ -53,6 +53,19 @@ def test_a_previous_id_comes_back_only_with_its_token(serve: Serve) -> None:
     assert client.register(hint, token=first.token).worker_id == first.worker_id
 
 
+def test_a_worker_still_registered_gets_its_id_back_with_its_token(serve: Serve) -> None:
+    """An agent killed after registering but before saving the answer registers again with
+    the id it had: it gets it back (no ghost left registered), a stranger does not."""
+    client = serve().client()
+    caps = {"capabilities": capabilities(TIER2)}
+    first = client.register(caps)
+    hint = {**caps, "previous_worker_id": first.worker_id}
+    again = client.register(hint, token=first.token)
+    assert again.worker_id == first.worker_id and again.token != first.token
+    assert client.register(hint, token=first.token).worker_id != first.worker_id  # old token
+    assert client.register(hint).worker_id != first.worker_id
+
+
 def test_part1_only_answers_parse_and_need_no_token(serve: Serve) -> None:
     client = serve(dialect="part1").client()
     reg = client.register({"capabilities": capabilities(TIER2)})
