@@ -7,6 +7,7 @@ that cycle through all of them, each reporting three containers, in repeated run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
 
 from rma_coordinator.db import NewWorker, Registry
-from rma_testkit.coordinator import Coordinator, write_catalog
+from rma_testkit.coordinator import Coordinator, requests_seen, write_catalog
 
 LUA = r"""
 local workers = {}
@@ -34,7 +36,8 @@ function init(args)
     local id, token = line:match("(%S+) (%S+)")
     workers[#workers + 1] = {id, token}
   end
-  i = math.random(#workers)
+  -- a second argument: where in the list to start (0..1), so two wrk cover it between them
+  i = args[2] and math.floor(#workers * tonumber(args[2])) or math.random(#workers)
 end
 function request()
   i = i % #workers + 1
@@ -89,7 +92,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def _wrk_argv(work: Path, url: str, seconds: float, connections: int) -> list[str]:
+def _wrk_argv(
+    work: Path, url: str, seconds: float, connections: int, start: float | None = None
+) -> list[str]:
     return [
         "wrk",
         "-t1",
@@ -103,6 +108,7 @@ def _wrk_argv(work: Path, url: str, seconds: float, connections: int) -> list[st
         url,
         "--",
         str(work / "workers.txt"),
+        *([] if start is None else [str(start)]),
     ]
 
 
@@ -183,20 +189,23 @@ def replicas(work: Path, workers: int, seconds: float, connections: int, db: str
     (work / "workers.txt").write_text("".join(f"{w} {t}\n" for w, t in pairs))
     (work / "heartbeat.lua").write_text(LUA)
     catalog = write_catalog(work / "catalog.yaml", [])
-    pool = [Coordinator(work, catalog, db=db) for _ in range(2)]
+    args = ("--offline-after", str(OFFLINE_AFTER))
+    pool = [Coordinator(work, catalog, *args, db=db) for _ in range(2)]
     try:
         cpu, started = _cpu(pool), time.monotonic()
-        procs = [
-            subprocess.Popen(
-                _wrk_argv(work, c.url, seconds, connections // 2),
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for c in pool
-        ]
+        procs = _load(work, pool, seconds, connections)
         runs = [parse_wrk(p.communicate(timeout=seconds + 60)[0]) for p in procs]
         used = _cpu(pool) - cpu
         wall = time.monotonic() - started
+        silent = _until(pool[0].url, lambda w: w.get("offline") == w["total"], 90)
+        for c in pool:
+            c.restart()
+        back, wall_back, procs = time.monotonic(), time.time(), _load(work, pool, 120, connections)
+        confirmed = _heard_all(db, wall_back, workers, 120, back)
+        registered = sum(requests_seen(c).get("register", 0) for c in pool)
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=30)
     finally:
         for c in pool:
             c.stop()
@@ -211,7 +220,54 @@ def replicas(work: Path, workers: int, seconds: float, connections: int, db: str
         "p99_ms": max(r["p99_ms"] for r in runs),
         "non_2xx": sum(r["non_2xx"] for r in runs),
         "cpu_s_per_1000": round(used / (rate * wall) * 1000, 3) if rate else None,
+        "offline_after": OFFLINE_AFTER,
+        "silent_to_offline_s": silent,
+        "restart_to_all_heard_again_s": confirmed,
+        "registrations_after_restart": registered,
     }
+
+
+OFFLINE_AFTER = 25.0  # the pool's setting in this run: a silent worker offline within ~30 s
+
+
+def _heard_all(db: str, since: float, workers: int, limit: float, start: float) -> float | None:
+    """Seconds from `start` until every worker was heard from again (a heartbeat written after
+    `since`, wall time: no registration needed); None when not within `limit`."""
+    import psycopg  # noqa: PLC0415 (PostgreSQL only)
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        while time.monotonic() - start < limit:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM workers WHERE last_heartbeat >= %s", (since,)
+            ).fetchone()
+            if row is not None and int(row[0]) >= workers:
+                return round(time.monotonic() - start, 1)
+            time.sleep(0.5)
+    return None
+
+
+def _load(work: Path, pool: list[Coordinator], seconds: float, connections: int) -> list[Any]:
+    """One `wrk` per replica, half the connections each, every worker cycled through."""
+    return [
+        subprocess.Popen(
+            _wrk_argv(work, c.url, seconds, connections // 2, start=n / len(pool)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n, c in enumerate(pool)
+    ]
+
+
+def _until(url: str, done: Any, limit: float, since: float | None = None) -> float | None:
+    """Seconds (from `since`, else now) until the coordinator's worker counts satisfy `done`;
+    None when not within `limit`."""
+    start = since if since is not None else time.monotonic()
+    while time.monotonic() - start < limit:
+        with contextlib.suppress(requests.RequestException):
+            if done(requests.get(url + "/health", timeout=5).json()["workers"]):
+                return round(time.monotonic() - start, 1)
+        time.sleep(0.5)
+    return None
 
 
 def pool(work: Path, workers: int, seconds: float, connections: int) -> dict[str, Any]:

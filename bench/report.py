@@ -129,6 +129,27 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         100.0,
         "ms",
     ),
+    (
+        "100 000 workers: a silent worker offline",
+        ("capacity", "pool", "postgres_two_replicas", "silent_to_offline_s"),
+        "<=",
+        30.0,
+        "s",
+    ),
+    (
+        "100 000 workers: replicas restarted → every worker heard again",
+        ("capacity", "pool", "postgres_two_replicas", "restart_to_all_heard_again_s"),
+        "<=",
+        60.0,
+        "s",
+    ),
+    (
+        "100 000 workers: registrations after the restart",
+        ("capacity", "pool", "postgres_two_replicas", "registrations_after_restart"),
+        "<=",
+        0,
+        "",
+    ),
 ]
 
 
@@ -250,7 +271,11 @@ def _pool(results: dict[str, Any]) -> list[str]:
         f"`wrk` on the same 2 cores: one process on SQLite {_fmt(one['heartbeats_per_s'])}/s "
         f"(p99 {_fmt(one['p99_ms'])} ms); two replicas on PostgreSQL "
         f"{_fmt(two['heartbeats_per_s'])}/s (p99 {_fmt(two['p99_ms'])} ms), "
-        f"{_fmt(two['cpu_s_per_1000'])} CPU-seconds of the coordinators per 1 000 heartbeats.",
+        f"{_fmt(two['cpu_s_per_1000'])} CPU-seconds of the coordinators per 1 000 heartbeats; "
+        f"with `--offline-after {_fmt(two['offline_after'])}` every silent worker offline after "
+        f"{_fmt(two['silent_to_offline_s'])} s; both replicas restarted, every worker heard "
+        f"from again after {_fmt(two['restart_to_all_heard_again_s'])} s with "
+        f"{_fmt(two['registrations_after_restart'])} registrations.",
     ]
 
 
