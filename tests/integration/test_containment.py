@@ -168,6 +168,7 @@ def test_containers_share_the_agents_network_and_reach_nothing_else(
     foreign.remove(force=True)
 
 
+@pytest.mark.serial  # a fork bomb at its limit and 40 MB of logs load the engine: alone
 def test_every_container_has_least_privilege_a_pids_limit_and_rotated_logs(
     client: docker.DockerClient,
     instance: str,

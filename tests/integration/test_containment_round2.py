@@ -39,6 +39,7 @@ def sh(name: str, image: str, command: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "image": image, "command": ["sh", "-c", command], **extra}
 
 
+@pytest.mark.serial  # two fork bombs at the budget load the engine: twice CI's agent hung on it
 def test_a_process_budget_holds_every_container_together(
     client: docker.DockerClient,
     registry_image: str,
