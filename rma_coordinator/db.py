@@ -336,13 +336,6 @@ class Registry:
             ).fetchone()
         return (False, None) if row is None else (True, row["token_hash"])
 
-    def exists(self, worker_id: str) -> bool:
-        with self._lock:
-            return (
-                self._conn.execute("SELECT 1 FROM workers WHERE id = ?", (worker_id,)).fetchone()
-                is not None
-            )
-
     def heartbeat(self, worker_id: str, beat: Beat, *, now: float) -> int | None:
         """Record a heartbeat; the worker's assignment generation, or None if unknown. The beat
         is kept in this process's memory, as the row it will write (serialised here, spread

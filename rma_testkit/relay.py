@@ -1,6 +1,8 @@
-"""A round-robin TCP relay on loopback, for tests: each new connection goes to the next of its
-targets — what a load balancer in front of coordinator replicas does. It counts the connections
-each target was given."""
+"""TCP relays on loopback, for tests: each new connection goes to the next of its targets, round
+robin — what a load balancer in front of coordinator replicas does — counting the connections each
+target was given. With `cut_after`, each answer is forwarded until that many bytes, then nothing
+more while the connection stays open: what a registry or a proxy that hangs mid-download looks
+like to the engine (manifests, small, pass; a large layer stops partway)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ from collections import Counter
 
 
 class RoundRobinRelay:
-    def __init__(self, targets: list[tuple[str, int]] | None = None) -> None:
+    def __init__(
+        self, targets: list[tuple[str, int]] | None = None, cut_after: int | None = None
+    ) -> None:
         self._targets = itertools.cycle(targets or [])
+        self._cut_after = cut_after
         self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.port = int(self._server.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         self.connections: Counter[int] = Counter()  # target port -> connections given
         self._closed = threading.Event()
         self._open: list[socket.socket] = []
@@ -40,14 +46,23 @@ class RoundRobinRelay:
                 continue
             upstream.settimeout(None)
             self._open += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            pipes = ((client, upstream, None), (upstream, client, self._cut_after))
+            for src, dst, limit in pipes:
+                threading.Thread(target=self._pipe, args=(src, dst, limit), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        sent = 0
         with contextlib.suppress(OSError):
-            while data := src.recv(65536):
+            while not self._closed.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) > limit:
+                    dst.sendall(data[: max(0, limit - sent)])
+                    self._closed.wait()  # stalled: nothing more, the connection kept open
+                    return
                 dst.sendall(data)
+                sent += len(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
@@ -57,3 +72,10 @@ class RoundRobinRelay:
         for sock in self._open:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+class StallingRelay(RoundRobinRelay):
+    """One target, each answer cut off after `cut_after` bytes (a registry that stalls)."""
+
+    def __init__(self, target: tuple[str, int], cut_after: int) -> None:
+        super().__init__([target], cut_after)

@@ -208,24 +208,19 @@ def caches_command(
         if not caches:
             print("no model caches of the agent's to empty", file=out)
             return 0
-        if dry_run:
-            for name in caches:
-                print(f"would remove {name} (model cache)", file=out)
-            return 0
-        if not confirmed and sys.stdin.isatty():
+        if not dry_run and not confirmed and sys.stdin.isatty():
             answer = ask(f"Remove {len(caches)} model cache(s): {', '.join(caches)}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing removed", file=out)
                 return 1
-        failed = 0
-        for name in caches:
-            try:
-                runtime.owned.remove_volume(name)
-                print(f"removed {name} (model cache)", file=out)
-            except AgentError as exc:
-                failed += 1
-                hint = "in use: rma-worker pause (or stop the agent), then again"
-                print(f"rma-worker: {name}: {exc} ({hint})", file=sys.stderr)
+        remove = runtime.owned.remove_volume
+        failed = sum(
+            not _remove(n, "model cache", partial(remove, n), dry_run, out) for n in caches
+        )
+        if failed:
+            print(
+                "a cache in use: rma-worker pause (or stop the agent), then again", file=sys.stderr
+            )
         return 1 if failed else 0
     except AgentError as exc:
         print(f"rma-worker: {exc}", file=sys.stderr)

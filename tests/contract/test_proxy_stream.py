@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from tests.contract.test_proxy import Origin, join
 Serve = Callable[..., Served]
 
 
-class Events:
+class Events(Origin):
     """A model server streaming its tokens: `data: 1`, then (once the test says) `data: 2`."""
 
     def __init__(self) -> None:
@@ -44,14 +44,11 @@ class Events:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(Handler)
 
     def close(self) -> None:
         self.go.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().close()
 
 
 def test_server_sent_events_pass_through_as_they_are_sent(serve: Serve) -> None:

@@ -88,7 +88,7 @@ def test_a_stalled_pull_is_aborted_within_its_timeout(
     client: docker.DockerClient, instance: str
 ) -> None:
     """Issue 22, item 4: a registry that stops sending mid-blob kept a pull `pulling` for ever."""
-    from rma_testkit.stall_relay import StallingRelay  # noqa: PLC0415
+    from rma_testkit.relay import StallingRelay  # noqa: PLC0415
 
     image = push_random_image(client, f"127.0.0.1:5000/rma-test/stall-{instance}:1", 4_000_000)
     relay = StallingRelay(("127.0.0.1", 5000), cut_after=1_000_000)
