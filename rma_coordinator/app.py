@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from rma_coordinator import __version__
 from rma_coordinator.api import admin, assignment, dialects, proxy, workers
 from rma_coordinator.api.deps import Config, Coordinator, Notifier, own_addresses
+from rma_coordinator.api.fastpath import HeartbeatFastPath
 from rma_coordinator.api.guard import Guard
 from rma_coordinator.api.limits import BodyLimit, RateLimit
 from rma_coordinator.db import Registry
@@ -65,7 +66,9 @@ def create_app(config: Config) -> FastAPI:
         app.include_router(assignment.router)
     app.include_router(admin.router)
     app.include_router(proxy.router)
-    app.add_middleware(BodyLimit)
+    if config.dialect not in ("edge", "local"):
+        app.add_middleware(HeartbeatFastPath)  # the hot path's success (api/fastpath.py)
+    app.add_middleware(BodyLimit)  # added last: outside the fast path
     return app
 
 

@@ -232,18 +232,23 @@ def _worker(row: Any) -> Worker:
     return Worker(**data)
 
 
-CHANNEL = "rma_assignment"  # PostgreSQL: a worker's assignment changed (its id)
+CHANNEL = "rma_assignment"  # PostgreSQL: a worker changed (its id): assignment, token, gone
+EVERYONE = "*"  # on CHANNEL: workers were forgotten (or notices may have been missed)
 
 
-def _listen(url: str, on_change: Callable[[str], None], stop: threading.Event) -> None:
-    """Each NOTIFY on CHANNEL, to `on_change`, until `stop`; a lost connection is opened again
-    (after 1 s: a restarting server is not hammered)."""
+def _listen(
+    url: str, on_change: Callable[[str], None], stop: threading.Event, ready: threading.Event
+) -> None:
+    """Each NOTIFY on CHANNEL, to `on_change`, until `stop`; `ready` set once listening; a lost
+    connection is opened again (after 1 s: a restarting server is not hammered)."""
     import psycopg  # noqa: PLC0415
 
     while not stop.is_set():
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
+                on_change(EVERYONE)  # what was said while not listening is not known
+                ready.set()
                 while not stop.is_set():
                     for note in conn.notifies(timeout=0.5):
                         on_change(note.payload)
@@ -256,8 +261,13 @@ class Registry:
         self._conn: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[Any, ...]] = {}  # heartbeats not written yet: rows
+        # What every heartbeat asks (token hash, generation), per worker id, read once and kept
+        # until a change in this process or a NOTIFY from another replica drops it: without it
+        # each heartbeat cost two round trips to PostgreSQL, most of a replica's time.
+        self._known: dict[str, tuple[str | None, int]] = {}
         with self._lock:
             self.migrated_from = migrate(self._conn)
+            self._load_known()
         # The heartbeats are written on a connection of their own, outside the lock every
         # request takes: a flush of thousands of rows never holds a heartbeat's answer back.
         self._writer: Backend = Postgres(str(db)) if is_postgres(db) else Sqlite(str(db))
@@ -266,13 +276,49 @@ class Registry:
     def listen(self, on_change: Callable[[str], None], stop: threading.Event) -> bool:
         """Hear, on a thread of its own, that another process sharing this database changed a
         worker's assignment (PostgreSQL's LISTEN/NOTIFY); False: nothing to hear (SQLite: one
-        process owns the file)."""
+        process owns the file). Returns once listening (at most 5 s: PostgreSQL slow to answer
+        is heard later), so no change made after it is missed."""
         if not isinstance(self._conn, Postgres):
             return False
+        ready = threading.Event()
+
+        def heard(worker_id: str) -> None:
+            self._drop(worker_id)
+            if worker_id != EVERYONE:
+                on_change(worker_id)
+
         threading.Thread(
-            target=_listen, args=(self._conn.url, on_change, stop), name="listen", daemon=True
+            target=_listen, args=(self._conn.url, heard, stop, ready), name="listen", daemon=True
         ).start()
+        ready.wait(5.0)
         return True
+
+    def _drop(self, worker_id: str) -> None:
+        """Forget what is kept of a worker (EVERYONE: of all of them); read again when asked."""
+        with self._lock:
+            if worker_id == EVERYONE:
+                self._load_known()
+            else:
+                self._known.pop(worker_id, None)
+
+    def _load_known(self) -> None:
+        """Under the lock: every worker's (token hash, generation), read in one query — at start
+        (a restarted replica answers the pool's first heartbeats without a query each: ~0.2 s
+        for 100 000) and when workers were forgotten."""
+        rows = self._conn.execute("SELECT id, token_hash, generation FROM workers").fetchall()
+        self._known = {r["id"]: (r["token_hash"], int(r["generation"])) for r in rows}
+
+    def _lookup(self, worker_id: str) -> tuple[str | None, int] | None:
+        """Under the lock: (token hash, generation) of a registered worker, or None."""
+        hit = self._known.get(worker_id)
+        if hit is None:
+            row = self._conn.execute(
+                "SELECT token_hash, generation FROM workers WHERE id = ?", (worker_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            hit = self._known[worker_id] = (row["token_hash"], int(row["generation"]))
+        return hit
 
     def _announce(self, worker_id: str) -> None:
         """Tell every process sharing the database (itself included) that it changed."""
@@ -289,6 +335,7 @@ class Registry:
         with self._lock:
             self._conn.execute("DELETE FROM retired WHERE id = ?", (worker.worker_id,))
             self._conn.execute("DELETE FROM workers WHERE id = ?", (worker.worker_id,))
+            self._known.pop(worker.worker_id, None)
             self._conn.execute(
                 "INSERT INTO workers (id, token_hash, tier, capabilities, containers,"
                 " registered_at, last_heartbeat, services, tunnel_url, ip_address)"
@@ -306,6 +353,7 @@ class Registry:
                     worker.ip_address,
                 ),
             )
+            self._announce(worker.worker_id)  # its token may be new: other replicas forget it
 
     def add_many(self, workers: list[NewWorker], *, now: float) -> None:
         """New workers in one transaction (an import, a benchmark's simulated pool)."""
@@ -321,6 +369,8 @@ class Registry:
                 " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            for w in workers:
+                self._known.pop(w.worker_id, None)
 
     def get(self, worker_id: str) -> Worker | None:
         with self._lock:
@@ -328,13 +378,14 @@ class Registry:
             row = self._conn.execute("SELECT * FROM workers WHERE id = ?", (worker_id,)).fetchone()
         return _worker(row) if row else None
 
-    def token_hash(self, worker_id: str) -> tuple[bool, str | None]:
-        """(known, token hash) without reading the rest of the row (every request asks)."""
+    def token_hash(self, worker_id: str, *, fresh: bool = False) -> tuple[bool, str | None]:
+        """(known, token hash), as kept (every request asks), or `fresh` from the database (a
+        token that does not match may be one another replica has just issued)."""
+        if fresh:
+            self._drop(worker_id)
         with self._lock:
-            row = self._conn.execute(
-                "SELECT token_hash FROM workers WHERE id = ?", (worker_id,)
-            ).fetchone()
-        return (False, None) if row is None else (True, row["token_hash"])
+            hit = self._lookup(worker_id)
+        return (False, None) if hit is None else (True, hit[0])
 
     def heartbeat(self, worker_id: str, beat: Beat, *, now: float) -> int | None:
         """Record a heartbeat; the worker's assignment generation, or None if unknown. The beat
@@ -353,14 +404,12 @@ class Registry:
             beat.gpu_utilization,
         )
         with self._lock:
-            found = self._conn.execute(
-                "SELECT generation FROM workers WHERE id = ?", (worker_id,)
-            ).fetchone()
+            found = self._lookup(worker_id)
             if found is None:
                 return None
             count = self._pending[worker_id][-1] if worker_id in self._pending else 0
             self._pending[worker_id] = (*row, count + 1)
-        return int(found["generation"])
+        return found[1]
 
     def flush(self) -> int:
         """Write the heartbeats kept since the last flush; how many workers they were."""
@@ -391,6 +440,7 @@ class Registry:
         with self._lock:
             self._conn.execute(_RETIRE.format(where="id = ?"), (worker_id,))
             gone = self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount
+            self._known.pop(worker_id, None)
             self._announce(worker_id)
         return gone > 0
 
@@ -411,6 +461,7 @@ class Registry:
                 " generation = generation + 1 WHERE id = ? RETURNING generation",
                 (json.dumps(containers), tier, worker_id),
             ).fetchone()
+            self._known.pop(worker_id, None)
             self._announce(worker_id)
         return int(row["generation"]) if row else None
 
@@ -441,4 +492,7 @@ class Registry:
             forgotten = self._conn.execute(
                 "DELETE FROM workers WHERE last_heartbeat < ?", (now - forget_after,)
             ).rowcount
+            if forgotten:
+                self._load_known()
+                self._announce(EVERYONE)
         return marked, forgotten

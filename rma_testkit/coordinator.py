@@ -12,8 +12,6 @@ from typing import Any
 import requests
 import yaml
 
-from rma_coordinator.db import Registry
-
 ADMIN = {"Authorization": "Bearer adm"}
 
 
@@ -122,12 +120,11 @@ class Coordinator:
         self.start()
 
     def forget(self, worker_id: str) -> None:
-        """Forget a worker as the sweep does after a long silence (straight in its database)."""
-        registry = Registry(self.db)
-        try:
-            registry.remove(worker_id)
-        finally:
-            registry.close()
+        """Forget a worker as the sweep does after a long silence (the admin API's DELETE)."""
+        resp = requests.delete(
+            f"{self.url}/api/admin/workers/{worker_id}", headers=ADMIN, timeout=5
+        )
+        resp.raise_for_status()
 
     def workers(self) -> list[dict[str, Any]]:
         resp = requests.get(self.url + "/api/admin/workers", headers=ADMIN, timeout=5)

@@ -1,7 +1,7 @@
 """The admin API (bearer token from --admin-token; off without one): list the workers, the
 service index (which worker serves each RMA service, at which URL: from the registration's
 `containers`, updated by Part 2 heartbeat rows that carry a `service_url`), replace a worker's
-assignment (which wakes its long poll).
+assignment (which wakes its long poll), forget a worker.
 """
 
 from __future__ import annotations
@@ -58,3 +58,14 @@ async def set_assignment(worker_id: str, body: AssignmentBody, state: State) -> 
         raise HTTPException(404, "Worker not found")
     state.notifier.notify(worker_id)
     return {"worker_id": worker_id, "generation": generation}
+
+
+@router.delete("/workers/{worker_id}")
+async def forget(worker_id: str, state: State) -> dict[str, str]:
+    """Forget a worker, as the sweep does after a long silence (`nomad node purge`): its heartbeats
+    are 404 from now on, on every replica, and it registers again (keeping its id with its last
+    token)."""
+    if not await run_in_threadpool(state.registry.remove, worker_id):
+        raise HTTPException(404, "Worker not found")
+    state.notifier.notify(worker_id)
+    return {"status": "forgotten", "worker_id": worker_id}

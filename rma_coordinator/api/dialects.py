@@ -61,7 +61,7 @@ def _services(body: EdgeRegisterBody) -> list[dict[str, Any]]:
 
 def _claim(state: Coordinator, worker_id: str, authorization: str | None) -> str | None:
     """A new token for `worker_id`; None when the id is known and held by another token."""
-    known, expected = state.registry.token_hash(worker_id)
+    known, expected = state.registry.token_hash(worker_id, fresh=True)
     if known and expected is not None and not _holds(authorization, expected):
         return None
     return secrets.token_urlsafe(32)
@@ -75,6 +75,8 @@ def _holds(authorization: str | None, expected: str | None) -> bool:
 def _owner(state: Coordinator, worker_id: str, authorization: str | None) -> int:
     """200 when the caller holds the worker's token, 404 for an unknown id, else 401."""
     known, expected = state.registry.token_hash(worker_id)
+    if known and not _holds(authorization, expected):  # kept: another replica may have a newer
+        known, expected = state.registry.token_hash(worker_id, fresh=True)
     if not known:
         return 404
     return 200 if _holds(authorization, expected) else 401

@@ -5,6 +5,7 @@ bucket; 429 with Retry-After), since registering needs no credential.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,7 +35,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.limit:
-            await _too_large(send, self.limit)
+            await too_large(send, f"request body over {self.limit} bytes")
             return
         seen = 0
 
@@ -49,8 +50,8 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = f'{{"detail": "request body over {limit} bytes"}}'.encode()
+async def too_large(send: Send, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

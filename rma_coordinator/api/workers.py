@@ -31,7 +31,7 @@ def _new_worker_id(registry: Registry, previous: str | None, authorization: str 
     worker that left), else a new one. Without the first case an agent killed between this
     answer and saving it left a ghost worker behind, registered and never heard of again."""
     if previous and WORKER_ID_RE.match(previous):
-        known, current = registry.token_hash(previous)
+        known, current = registry.token_hash(previous, fresh=True)
         expected = current if known else registry.retired_hash(previous)
         given = (authorization or "").removeprefix("Bearer ").strip()
         if expected and given and hmac.compare_digest(token_hash(given), expected):

@@ -66,3 +66,38 @@ def test_any_replica_answers_and_a_change_on_one_wakes_a_poll_on_another(
         f"{a.url}/api/admin/workers", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5
     ).json()
     assert [w["status"] for w in listed] == ["online"]
+
+
+def test_a_new_token_from_one_replica_holds_at_once_on_another(
+    replicas: tuple[Served, Served],
+) -> None:
+    """Each replica keeps what every heartbeat asks (token, generation); an agent that registers
+    again on A is not refused on B while A's NOTIFY is on its way — B reads again on a mismatch
+    — and the old token stops holding; a worker forgotten on A is unknown on B."""
+    a, b = replicas
+    caps = {"capabilities": capabilities(TIER2)}
+    first = a.client().register(caps)
+    url = first.heartbeat_url
+    b.client().heartbeat(url, {"worker_id": first.worker_id}, token=first.token)  # B keeps it
+    again = a.client().register({**caps, "previous_worker_id": first.worker_id}, token=first.token)
+    assert again.worker_id == first.worker_id and again.token != first.token
+    answer = b.client().heartbeat(url, {"worker_id": first.worker_id}, token=again.token)
+    assert answer.assignment_generation == 1
+
+    def refused(token: str | None) -> int:
+        resp = requests.post(
+            f"{b.url}{url}",
+            json={"worker_id": first.worker_id},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        return resp.status_code
+
+    wait_until(lambda: refused(first.token) == 401, 5, "the old token refused on B")
+    gone = requests.delete(
+        f"{a.url}/api/admin/workers/{first.worker_id}",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=5,
+    )
+    assert gone.status_code == 200, gone.text
+    wait_until(lambda: refused(again.token) == 404, 5, "the forgotten worker unknown on B")

@@ -83,3 +83,41 @@ def test_heartbeats_are_kept_in_memory_and_written_together(backend: str, tmp_pa
         assert here.get("w-0").last_heartbeat == 7.0  # type: ignore[union-attr]
         here.close()
         there.close()
+
+
+def test_what_every_heartbeat_asks_is_kept_and_other_replicas_changes_drop_it() -> None:
+    """A heartbeat's token and generation come from memory (read at start or once), not from
+    two queries each; a change made by another process sharing the database — an assignment, a
+    registration again with a new token, a worker removed or forgotten — reaches it by NOTIFY."""
+    import threading  # noqa: PLC0415
+
+    from rma_testkit.engine import wait_until  # noqa: PLC0415
+
+    with fresh_database() as db:
+        there = Registry(db)
+        there.add(NewWorker("w-1", 2, {}, [], token_hash="h1"), now=1.0)
+        here, stop, heard = Registry(db), threading.Event(), list[str]()
+        assert here.listen(heard.append, stop)
+        try:
+            assert here.heartbeat("w-1", Beat(), now=2.0) == 1
+            # behind its back (no NOTIFY): still what it kept — no query asked
+            there._conn.execute("UPDATE workers SET generation = 7 WHERE id = ?", ("w-1",))
+            assert here.heartbeat("w-1", Beat(), now=2.0) == 1
+            assert here.token_hash("w-1", fresh=True) == (True, "h1")  # read again when asked
+            assert here.heartbeat("w-1", Beat(), now=2.0) == 7
+            there.set_assignment("w-1", [{"name": "redis"}])
+            wait_until(lambda: here.heartbeat("w-1", Beat(), now=3.0) == 8, 5, "the new generation")
+            wait_until(lambda: "w-1" in heard, 5, "its long polls woken too")
+            there.add(NewWorker("w-1", 2, {}, [], token_hash="h2"), now=4.0)
+            wait_until(lambda: here.token_hash("w-1") == (True, "h2"), 5, "the new token")
+            there.remove("w-1")
+            wait_until(lambda: here.heartbeat("w-1", Beat(), now=5.0) is None, 5, "it gone")
+            there.add(NewWorker("w-2", 2, {}, [], token_hash="h3"), now=1.0)
+            assert here.token_hash("w-2") == (True, "h3")
+            here.flush()
+            assert there.sweep(now=10_000.0, offline_after=10, forget_after=100) == (1, 1)
+            wait_until(lambda: here.token_hash("w-2") == (False, None), 5, "it forgotten")
+        finally:
+            stop.set()
+            here.close()
+            there.close()
