@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import resource
 import secrets
+import sqlite3
 import statistics
 import subprocess
 import time
@@ -134,9 +136,10 @@ def measure(
     coordinator = Coordinator(work, write_catalog(work / "catalog.yaml", []))
     try:
         runs = [_wrk(work, coordinator.url, seconds, connections) for _ in range(repeats)]
-        beats = sum(w["heartbeats"] for w in coordinator.workers())
     finally:
-        coordinator.stop()
+        coordinator.stop()  # its heartbeats kept in memory written as it stops
+    with contextlib.closing(sqlite3.connect(work / "coordinator.db")) as db:
+        beats = int(db.execute("SELECT SUM(heartbeats) FROM workers").fetchone()[0] or 0)
     medians = {
         key: statistics.median(r[key] for r in runs)
         for key in ("heartbeats_per_s", "p50_ms", "p90_ms", "p99_ms")
@@ -170,6 +173,22 @@ def run(
     return found
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have been waited for (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of the PostgreSQL server's processes so far (those alive now)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info.get("cpu_times")
+        if proc.info.get("name") == "postgres" and times is not None:
+            total += times.user + times.system
+    return total
+
+
 def _cpu(coordinators: list[Coordinator]) -> float:
     """CPU seconds the coordinator processes used so far."""
     total = 0.0
@@ -192,11 +211,12 @@ def replicas(work: Path, workers: int, seconds: float, connections: int, db: str
     args = ("--offline-after", str(OFFLINE_AFTER))
     pool = [Coordinator(work, catalog, *args, db=db) for _ in range(2)]
     try:
-        cpu, started = _cpu(pool), time.monotonic()
+        cpu, started, load, db_cpu = _cpu(pool), time.monotonic(), _children_cpu(), _postgres_cpu()
         procs = _load(work, pool, seconds, connections)
         runs = [parse_wrk(p.communicate(timeout=seconds + 60)[0]) for p in procs]
-        used = _cpu(pool) - cpu
+        used, db_used = _cpu(pool) - cpu, _postgres_cpu() - db_cpu
         wall = time.monotonic() - started
+        load_used = _children_cpu() - load  # the two wrk, reaped by communicate
         silent = _until(pool[0].url, lambda w: w.get("offline") == w["total"], 90)
         for c in pool:
             c.restart()
@@ -220,6 +240,11 @@ def replicas(work: Path, workers: int, seconds: float, connections: int, db: str
         "p99_ms": max(r["p99_ms"] for r in runs),
         "non_2xx": sum(r["non_2xx"] for r in runs),
         "cpu_s_per_1000": round(used / (rate * wall) * 1000, 3) if rate else None,
+        "cores_used": {  # of the machine's, over the run: who took the CPU
+            "coordinators": round(used / wall, 2),
+            "load_generator": round(load_used / wall, 2),
+            "postgres": round(db_used / wall, 2),
+        },
         "offline_after": OFFLINE_AFTER,
         "silent_to_offline_s": silent,
         "restart_to_all_heard_again_s": confirmed,
@@ -278,4 +303,6 @@ def pool(work: Path, workers: int, seconds: float, connections: int) -> dict[str
     one = measure(work / f"pool-sqlite-{workers}", workers, seconds, connections, repeats=1)
     with fresh_database() as db:
         two = replicas(work / f"pool-postgres-{workers}", workers, seconds, connections, db)
+    ratio = two["heartbeats_per_s"] / one["heartbeats_per_s"] if one["heartbeats_per_s"] else None
+    two["times_one_process"] = round(ratio, 2) if ratio is not None else None
     return {"sqlite_one_process": one, "postgres_two_replicas": two}

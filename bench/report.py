@@ -123,6 +123,13 @@ TARGETS: list[tuple[str, tuple[str, ...], str, float, str]] = [
         "/s",
     ),
     (
+        "100 000 workers, two replicas vs one process on SQLite",
+        ("capacity", "pool", "postgres_two_replicas", "times_one_process"),
+        ">=",
+        2.0,
+        "x",
+    ),
+    (
         "100 000 workers, two replicas on PostgreSQL: p99",
         ("capacity", "pool", "postgres_two_replicas", "p99_ms"),
         "<=",
@@ -272,11 +279,22 @@ def _pool(results: dict[str, Any]) -> list[str]:
         f"(p99 {_fmt(one['p99_ms'])} ms); two replicas on PostgreSQL "
         f"{_fmt(two['heartbeats_per_s'])}/s (p99 {_fmt(two['p99_ms'])} ms), "
         f"{_fmt(two['cpu_s_per_1000'])} CPU-seconds of the coordinators per 1 000 heartbeats; "
+        f"{_cores(two)}"
         f"with `--offline-after {_fmt(two['offline_after'])}` every silent worker offline after "
         f"{_fmt(two['silent_to_offline_s'])} s; both replicas restarted, every worker heard "
         f"from again after {_fmt(two['restart_to_all_heard_again_s'])} s with "
         f"{_fmt(two['registrations_after_restart'])} registrations.",
     ]
+
+
+def _cores(two: dict[str, Any]) -> str:
+    cores = two.get("cores_used")
+    if not cores:
+        return ""
+    return (
+        f"cores used: coordinators {_fmt(cores['coordinators'])}, `wrk` "
+        f"{_fmt(cores['load_generator'])}, PostgreSQL {_fmt(cores['postgres'])}; "
+    )
 
 
 def _proxy(results: dict[str, Any]) -> list[str]:

@@ -265,6 +265,10 @@ class Registry:
         # until a change in this process or a NOTIFY from another replica drops it: without it
         # each heartbeat cost two round trips to PostgreSQL, most of a replica's time.
         self._known: dict[str, tuple[str | None, int]] = {}
+        # `_known` and `_pending` have a lock of their own: a heartbeat never waits for a
+        # statement on the connection (a sweep of 100 000 rows held it for a quarter second).
+        self._mem = threading.Lock()
+        self._drops = 0  # how many times something kept was dropped (a read racing one is not kept)
         with self._lock:
             self.migrated_from = migrate(self._conn)
             self._load_known()
@@ -295,29 +299,50 @@ class Registry:
 
     def _drop(self, worker_id: str) -> None:
         """Forget what is kept of a worker (EVERYONE: of all of them); read again when asked."""
-        with self._lock:
-            if worker_id == EVERYONE:
+        if worker_id == EVERYONE:
+            with self._lock:
                 self._load_known()
-            else:
+        else:
+            self._forget_kept(worker_id)
+
+    def _forget_kept(self, *worker_ids: str) -> None:
+        with self._mem:
+            self._drops += 1
+            for worker_id in worker_ids:
                 self._known.pop(worker_id, None)
 
     def _load_known(self) -> None:
         """Under the lock: every worker's (token hash, generation), read in one query — at start
         (a restarted replica answers the pool's first heartbeats without a query each: ~0.2 s
         for 100 000) and when workers were forgotten."""
+        with self._mem:
+            drops = self._drops
         rows = self._conn.execute("SELECT id, token_hash, generation FROM workers").fetchall()
-        self._known = {r["id"]: (r["token_hash"], int(r["generation"])) for r in rows}
+        known = {r["id"]: (r["token_hash"], int(r["generation"])) for r in rows}
+        with self._mem:
+            self._drops += 1  # a read racing this one is not kept either
+            if drops == self._drops - 1:
+                self._known = known
+            else:  # dropped while reading: keep nothing, read each again when asked
+                self._known = {}
 
     def _lookup(self, worker_id: str) -> tuple[str | None, int] | None:
-        """Under the lock: (token hash, generation) of a registered worker, or None."""
-        hit = self._known.get(worker_id)
-        if hit is None:
+        """(token hash, generation) of a registered worker, or None: as kept, else read (under
+        the connection's lock) and kept — unless something was dropped meanwhile."""
+        with self._mem:
+            hit, drops = self._known.get(worker_id), self._drops
+        if hit is not None:
+            return hit
+        with self._lock:
             row = self._conn.execute(
                 "SELECT token_hash, generation FROM workers WHERE id = ?", (worker_id,)
             ).fetchone()
-            if row is None:
-                return None
-            hit = self._known[worker_id] = (row["token_hash"], int(row["generation"]))
+        if row is None:
+            return None
+        hit = (row["token_hash"], int(row["generation"]))
+        with self._mem:
+            if drops == self._drops:
+                self._known[worker_id] = hit
         return hit
 
     def _announce(self, worker_id: str) -> None:
@@ -335,7 +360,6 @@ class Registry:
         with self._lock:
             self._conn.execute("DELETE FROM retired WHERE id = ?", (worker.worker_id,))
             self._conn.execute("DELETE FROM workers WHERE id = ?", (worker.worker_id,))
-            self._known.pop(worker.worker_id, None)
             self._conn.execute(
                 "INSERT INTO workers (id, token_hash, tier, capabilities, containers,"
                 " registered_at, last_heartbeat, services, tunnel_url, ip_address)"
@@ -354,6 +378,7 @@ class Registry:
                 ),
             )
             self._announce(worker.worker_id)  # its token may be new: other replicas forget it
+        self._forget_kept(worker.worker_id)
 
     def add_many(self, workers: list[NewWorker], *, now: float) -> None:
         """New workers in one transaction (an import, a benchmark's simulated pool)."""
@@ -369,8 +394,7 @@ class Registry:
                 " registered_at, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            for w in workers:
-                self._known.pop(w.worker_id, None)
+        self._forget_kept(*(w.worker_id for w in workers))
 
     def get(self, worker_id: str) -> Worker | None:
         with self._lock:
@@ -383,8 +407,7 @@ class Registry:
         token that does not match may be one another replica has just issued)."""
         if fresh:
             self._drop(worker_id)
-        with self._lock:
-            hit = self._lookup(worker_id)
+        hit = self._lookup(worker_id)
         return (False, None) if hit is None else (True, hit[0])
 
     def heartbeat(self, worker_id: str, beat: Beat, *, now: float) -> int | None:
@@ -403,17 +426,17 @@ class Registry:
             json.dumps(beat.services_status) if beat.services_status is not None else None,
             beat.gpu_utilization,
         )
-        with self._lock:
-            found = self._lookup(worker_id)
-            if found is None:
-                return None
+        found = self._lookup(worker_id)
+        if found is None:
+            return None
+        with self._mem:
             count = self._pending[worker_id][-1] if worker_id in self._pending else 0
             self._pending[worker_id] = (*row, count + 1)
         return found[1]
 
     def flush(self) -> int:
         """Write the heartbeats kept since the last flush; how many workers they were."""
-        with self._lock:
+        with self._mem:
             pending, self._pending = self._pending, {}
         with self._write_lock:
             return self._write(pending)
@@ -421,7 +444,8 @@ class Registry:
     def _flush(self) -> int:
         """Under the lock, before this process reads or sweeps: what it kept, written (after any
         flush still writing)."""
-        pending, self._pending = self._pending, {}
+        with self._mem:
+            pending, self._pending = self._pending, {}
         with self._write_lock:
             return self._write(pending)
 
@@ -440,8 +464,8 @@ class Registry:
         with self._lock:
             self._conn.execute(_RETIRE.format(where="id = ?"), (worker_id,))
             gone = self._conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,)).rowcount
-            self._known.pop(worker_id, None)
             self._announce(worker_id)
+        self._forget_kept(worker_id)
         return gone > 0
 
     def retired_hash(self, worker_id: str) -> str | None:
@@ -461,8 +485,8 @@ class Registry:
                 " generation = generation + 1 WHERE id = ? RETURNING generation",
                 (json.dumps(containers), tier, worker_id),
             ).fetchone()
-            self._known.pop(worker_id, None)
             self._announce(worker_id)
+        self._forget_kept(worker_id)
         return int(row["generation"]) if row else None
 
     def all(self) -> list[Worker]:
