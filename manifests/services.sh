@@ -85,14 +85,17 @@ images() {
 #   script_image IMAGE SCRIPT APPLET...
 script_image() {
   local image=$1 script=$2; shift 2
-  docker image inspect "$image" >/dev/null 2>&1 && { echo "image: $image present"; return; }
+  # Built again when its script changed (the image is labelled with the script's hash).
+  local sum; sum=$(sha256sum "$script" | cut -c1-16)
+  [ "$(docker image inspect -f '{{index .Config.Labels "rma.script"}}' "$image" 2>/dev/null)" = "$sum" ] \
+    && { echo "image: $image present"; return; }
   local root name; root=$(mktemp -d); name=$(basename "$script")
   mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/www"
   cp /bin/busybox "$root/bin/busybox"
   for applet in "$@"; do ln -s busybox "$root/bin/$applet"; done
   install -m 0755 "$script" "$root/bin/$name"
   tar -C "$root" -c . | docker import -c "ENTRYPOINT [\"/bin/$name\"]" \
-    -c 'ENV PATH=/bin' - "$image" >/dev/null
+    -c 'ENV PATH=/bin' -c "LABEL rma.script=$sum" - "$image" >/dev/null
   rm -rf "$root"
   echo "image: $image built"
 }
@@ -100,7 +103,8 @@ script_image() {
 # The stand-in tunnel (manifests/tunnel/cloudflared): cloudflared's arguments, a banner with a
 # URL, and a real HTTP relay to the origin — for tests, offline.
 tunnel_image() {
-  script_image "$TUNNEL_IMAGE" "$HERE/tunnel/cloudflared" sh sleep nc echo cat cut hostname true
+  script_image "$TUNNEL_IMAGE" "$HERE/tunnel/cloudflared" \
+    sh sleep nc echo cat cut hostname true wc printf
 }
 
 # The stand-in model server (manifests/model-server/): 503 while "loading", then a model list.

@@ -15,6 +15,7 @@ import structlog
 
 from controller import __version__
 from controller.app.containment import totals_of
+from controller.app.credits import Credits, credits_of
 from controller.app.endpoint import dashboard_of, metrics_of, start_health
 from controller.app.owner import Owner, owner_of
 from controller.app.parts import (
@@ -109,6 +110,7 @@ def _lifecycle(
     agent: Reconciler,
     wiring: Wiring,
     owner: Owner,
+    credits: Credits,
 ) -> Lifecycle:
     # Imported here: an agent in manifest mode never needs them (a faster start).
     from controller.clients import hardware  # noqa: PLC0415
@@ -137,6 +139,8 @@ def _lifecycle(
             announcement=announcement,
             ip_address=settings.advertise_ip,
             observer=wiring.observer,
+            ledger=credits.ledger,
+            presented=credits.presented(),
         ),
         stop=wiring.stop,
         poll_client=client(),
@@ -153,6 +157,7 @@ class Parts:
     health: HealthServer | None
     withdrawn: threading.Event
     owner: Owner
+    credits: Credits | None = None
 
 
 def _on_state_change(agent: Reconciler, notify: Callable[[], None]) -> Listener:
@@ -204,14 +209,29 @@ def build(
     holds = (gpus, Stage("owner's conditions", owner.conditions.apply))
     puller, agent, keeper, caches = loop_of(settings, runtime, source, wiring, holds, facts)
     built.append(agent)
-    lifecycle = None
+    lifecycle, credits = None, None
     if settings.manifest is None:  # a coordinator's assignment (parts.py: source_of)
         from controller.membership.source import AssignmentSource  # noqa: PLC0415
 
         assert isinstance(source, AssignmentSource)
+        life: list[Lifecycle] = []
+        store = StateStore(settings.state_dir, settings.instance)
+
+        def worker_id() -> str:  # the coordinator's id for this worker, else its own
+            identity = life[0].identity if life else None
+            return identity.worker_id if identity is not None else store.own_worker_id()
+
+        credits = credits_of(settings, agent, owner.meter, worker_id)
         lifecycle = _lifecycle(
-            settings, runtime=runtime, source=source, agent=agent, wiring=wiring, owner=owner
+            settings,
+            runtime=runtime,
+            source=source,
+            agent=agent,
+            wiring=wiring,
+            owner=owner,
+            credits=credits,
         )
+        life.append(lifecycle)
         wiring.drain.connect(lifecycle.announced_containers, lifecycle.wake_now)
         wiring.after_pass.append(_on_state_change(agent, lifecycle.states_changed))
     snap = Snapshot(
@@ -226,12 +246,16 @@ def build(
             ingress=settings.ingress_mode,
         ),
         kept_volumes=lambda: keeper.kept,
-        owner=lambda: owner.view() | {"model_caches": caches.view()},
+        owner=lambda: (
+            owner.view()
+            | {"model_caches": caches.view()}
+            | ({"credits": credits.view(lifecycle)} if credits is not None else {})
+        ),
     )
     health = start_health(
         settings, snap, wiring.metrics, dashboard_of(settings, snap, runtime.data_root)
     )
-    return Parts(runtime, agent, lifecycle, health, wiring.withdrawn, owner)
+    return Parts(runtime, agent, lifecycle, health, wiring.withdrawn, owner, credits)
 
 
 @dataclass(frozen=True)
@@ -301,6 +325,8 @@ def serve(
         parts.owner.start(stop)  # its first check before the first pass: a pause holds at once
         if parts.lifecycle is not None:
             parts.lifecycle.start()
+        if parts.credits is not None:
+            parts.credits.start(stop, doorbell.clock.wait)
         if settings.once:
             return parts.agent.run_once(settings.once_timeout)
         code = parts.agent.run(teardown=lambda: _drained(settings, parts, host))

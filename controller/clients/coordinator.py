@@ -29,7 +29,9 @@ from controller.contract.api import (
     REGISTER_PATH,
     AssignmentResponse,
     HeartbeatResponse,
+    ReceiptsResponse,
     RegisterResponse,
+    receipts_path,
     unregister_path,
 )
 from controller.core.backoff import Delays
@@ -121,6 +123,16 @@ class CoordinatorClient:
             )
         except WorkerForgotten:
             return
+
+    def send_receipts(
+        self, worker_id: str, receipts: list[dict[str, Any]], *, token: str | None = None
+    ) -> int:
+        """Part 5: deliver signed receipts, in order; the highest sequence number accepted.
+        Sent once per call (the membership sends them again at its next tick)."""
+        resp = self._request(
+            "POST", receipts_path(worker_id), json=receipts, attempts=1, token=token
+        )
+        return self._model(ReceiptsResponse, self._json(resp), "receipts").highest_accepted
 
     def fetch_assignment(
         self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0

@@ -35,6 +35,7 @@ class Identity:
     heartbeat_url: str | None = None
     heartbeat_interval: float | None = None
     announced: str | None = None  # digest of the services last registered (contract/services.py)
+    contributor_key: str | None = None  # Part 5: the key that gives its owner's requests priority
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class StateStore:
                 heartbeat_url=data.get("heartbeat_url"),
                 heartbeat_interval=float(interval) if interval else None,
                 announced=data.get("announced"),
+                contributor_key=data.get("contributor_key"),
             )
         except KeyError as exc:
             log.error(

@@ -28,6 +28,11 @@ def unregister_path(worker_id: str) -> str:
     return f"/api/worker/unregister/{worker_id}"
 
 
+def receipts_path(worker_id: str) -> str:
+    """Part 5 (docs/worker-api.md): where the worker's signed receipts are delivered."""
+    return f"/api/worker/{worker_id}/receipts"
+
+
 class RegisterResponse(BaseModel):
     """Every dialect's answer (Part 3): a missing assignment key stays None ("not said")."""
 
@@ -42,6 +47,7 @@ class RegisterResponse(BaseModel):
     coordinator_url: str | None = None
     token: str | None = Field(default=None, max_length=1024)
     assignment_url: str | None = None
+    contributor_key: str | None = Field(default=None, max_length=256)  # Part 5: priority
 
     @field_validator("worker_id")
     @classmethod
@@ -65,6 +71,13 @@ class AssignmentResponse(BaseModel):
     tier: int = Field(ge=1, le=4)
     containers: list[Any]  # required: a missing list is a malformed answer, never "run nothing"
     etag: str | None = None
+
+
+class ReceiptsResponse(BaseModel):
+    """Part 5: the highest sequence number of the worker's chain the coordinator accepted."""
+
+    model_config = ConfigDict(extra="ignore")
+    highest_accepted: int = Field(ge=0)
 
 
 class HeartbeatResponse(BaseModel):

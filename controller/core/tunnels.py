@@ -25,6 +25,7 @@ from controller.core.models import HTTP_FROM, HTTP_LABEL, ContainerSpec, Desired
 TUNNEL_PREFIX = "rma-tunnel-"
 TUNNEL_FOR = "rma.tunnel-for"  # on a tunnel: the container it serves
 ORIGIN = "rma-origin"  # the service's alias on the network it shares with its tunnel only
+METRICS_PORT = 2000  # each tunnel's Prometheus metrics (`--metrics`): the requests it carried
 MAX_NAME = 128
 OWN_NAME = f"names starting with {TUNNEL_PREFIX!r} are the agent's own tunnels"
 
@@ -55,7 +56,14 @@ def tunnel_spec(service: ContainerSpec, image: str) -> ContainerSpec:
     return ContainerSpec(
         name=tunnel_name(service.name),
         image=image,
-        command=("tunnel", "--no-autoupdate", "--url", f"http://{ORIGIN}:{port}"),
+        command=(
+            "tunnel",
+            "--no-autoupdate",
+            "--metrics",
+            f"0.0.0.0:{METRICS_PORT}",
+            "--url",
+            f"http://{ORIGIN}:{port}",
+        ),
         labels=((TUNNEL_FOR, service.name),),
         memory_limit="256m",
     )

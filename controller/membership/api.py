@@ -26,3 +26,7 @@ class CoordinatorAPI(Protocol):
     def unregister(
         self, worker_id: str, *, token: str | None = None, timeout: float = 5.0
     ) -> None: ...
+
+    def send_receipts(
+        self, worker_id: str, receipts: list[dict[str, Any]], *, token: str | None = None
+    ) -> int: ...

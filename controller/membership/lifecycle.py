@@ -27,6 +27,7 @@ from controller.core.observe import NullObserver, Observer
 from controller.membership.api import CoordinatorAPI
 from controller.membership.heartbeat import Heartbeater
 from controller.membership.longpoll import AssignmentPoller
+from controller.membership.receipts import Ledger, ReceiptSender
 from controller.membership.registration import Registrar
 from controller.membership.source import AssignmentSource
 from controller.membership.standing import Shared
@@ -50,6 +51,8 @@ class Telling:
     announcement: Callable[[], Announcement] = Announcement
     ip_address: str | None = None
     observer: Observer | None = None
+    ledger: Ledger | None = None  # Part 5: the signed receipts to deliver
+    presented: dict[str, str] | None = None  # Part 5: public_key, display_name at registration
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Lifecycle:
             delays=retry,
             announcement=telling.announcement,
             ip_address=telling.ip_address,
+            presented=telling.presented,
         )
         self._poller = AssignmentPoller(
             poll_client or client,
@@ -112,6 +116,11 @@ class Lifecycle:
             observer=telling.observer or NullObserver(),
             stop=stop,
             fetch_now=self._poller.fetch_now,
+        )
+        self.receipts = (
+            ReceiptSender(client, self._shared, telling.ledger, clock.now)
+            if telling.ledger is not None
+            else None
         )
         self._threads = self._make_threads()
 
@@ -257,6 +266,12 @@ class Lifecycle:
         self._told = self._registrar.announcement().digest()
         self._due = self._clock() + self._shared.standing.interval
         self._heartbeater.beat()
+        if self.receipts is not None and self._heartbeater.last_error is None:
+            self._guarded(self._deliver, "receipts")
+
+    def _deliver(self) -> None:
+        if self.receipts is not None:
+            self.receipts.send()
 
     @staticmethod
     def _guarded(step: Callable[[], None], name: str) -> None:

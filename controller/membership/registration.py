@@ -44,16 +44,18 @@ class Registrar:
         delays: Delays,
         announcement: Callable[[], Announcement] = Announcement,
         ip_address: str | None = None,
-        refused: Delays = REFUSED,
+        presented: dict[str, str] | None = None,
     ) -> None:
         self._client = client
         self._shared = shared
         self._capabilities = capabilities
         self._announcement = announcement
         self._ip = ip_address
+        # Part 5: the public key its receipts are signed with, the opt-in display name
+        self._presented = dict(presented or {})
         self._stop = stop
         self._delays = delays
-        self._refused = refused
+        self._refused = REFUSED  # a 4xx answer's delays
         self.last_refusal: str | None = None
         # Registrations again for a changed announcement, in a row, and heartbeat ticks to let
         # pass before the next: a coordinator whose every answer changes what the worker runs
@@ -198,6 +200,7 @@ class Registrar:
             tunnel_url=announced.tunnel_url,
             ip_address=self._ip,
         )
+        body |= self._presented  # every dialect ignores a field it does not read
         if previous is not None:
             # Extension: a coordinator may give the id back to whoever shows its old token
             # (sent as the bearer token of this request).
@@ -213,6 +216,7 @@ class Registrar:
             resp.heartbeat_url,
             resp.heartbeat_interval,
             announced.digest(),
+            resp.contributor_key,
         )
         self._shared.store.save_identity(identity)
         self._shared.forgotten.clear()

@@ -153,6 +153,11 @@ class EnergyMeter:
         except OSError as exc:
             log.warning("energy_receipt_not_saved", path=str(self._path), error=str(exc))
 
+    def joules_total(self) -> dict[str, float]:
+        """All-time joules by source (the signed receipts take their windows' share of it)."""
+        with self._lock:
+            return dict(self._receipt.total)
+
     def receipt(self) -> dict[str, Any]:
         """Today, this week, all time (and the last 14 days) for status, the heartbeat and
         the page."""

@@ -68,6 +68,17 @@ class ContributorSettings(BaseSettings):
         "(the card's own)",
         gt=0,
     )
+    receipt_window: float = setting(
+        600.0,
+        "seconds each signed receipt of what this machine served covers (the credits it earns)",
+        ge=60,
+        le=86400,
+    )
+    display_name: str | None = setting(
+        None,
+        "the name the pool's leaderboard shows for this machine (opt-in: else a short id)",
+        "(none: a short id)",
+    )
     energy_price: str | None = setting(
         None,
         "your electricity price per kWh with its currency, e.g. '0.30 EUR' (for the receipt)",
@@ -205,6 +216,16 @@ class ContributorSettings(BaseSettings):
             Schedule.parse(v)  # ValueError: what is wrong
             return v.strip()
         return None
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not 1 <= len(v) <= 40 or not v.isprintable():
+            raise ValueError(f"{v!r}: 1 to 40 printable characters")
+        return v
 
     @field_validator("energy_price")
     @classmethod

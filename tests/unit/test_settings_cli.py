@@ -122,6 +122,8 @@ FLAGS_AND_ENV = {
     "--busy-cooldown": "RMA_BUSY_COOLDOWN",
     "--gpu-yield-cooldown": "RMA_GPU_YIELD_COOLDOWN",
     "--gpu-yield-min-memory": "RMA_GPU_YIELD_MIN_MEMORY",
+    "--receipt-window": "RMA_RECEIPT_WINDOW",
+    "--display-name": "RMA_DISPLAY_NAME",
     "--gpu-yield-min-util": "RMA_GPU_YIELD_MIN_UTIL",
     "--gpu-max-temp": "RMA_GPU_MAX_TEMP",
     "--gpu-power-limit": "RMA_GPU_POWER_LIMIT",

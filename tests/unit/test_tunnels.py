@@ -38,7 +38,14 @@ def test_each_http_service_gets_one_tunnel_to_its_container_port() -> None:
     tunnel = tunnels[0]
     assert tunnel.image == IMAGE and tunnel.labels_dict == {TUNNEL_FOR: "web"}
     # never the service's name (a coordinator's string): the alias on their own network
-    assert tunnel.command == ("tunnel", "--no-autoupdate", "--url", "http://rma-origin:8080")
+    assert tunnel.command == (
+        "tunnel",
+        "--no-autoupdate",
+        "--metrics",
+        "0.0.0.0:2000",
+        "--url",
+        "http://rma-origin:8080",
+    )
     assert tunnel.ports == () and tunnel.gpu == 0 and tunnel.volumes == ()
 
 

@@ -1,0 +1,149 @@
+"""The worker's signing key and its chain of receipts, on disk (issue 26).
+
+The key is an ed25519 key pair made at first start, its 32-byte private seed kept (base64) in
+`<instance>.key.json` in the state dir — 0600, written atomically, read without following a
+symlink, like every state file (store.py). Its public half is sent at registration.
+
+The ledger (`<instance>.receipts.json`) holds the chain's head (worker id, last sequence number,
+the hash of the last receipt) and the receipts the coordinator has not acknowledged yet, in
+order: kept across restarts and outages, sent again until acknowledged, dropped after 30 days
+(said in the log). One lock: the receipts thread appends, the membership thread acknowledges.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from controller.clients.store import atomic_write_json, read_private
+from controller.core.receipts import GENESIS, KEEP_SECONDS, canonical, digest
+
+log = structlog.get_logger(__name__)
+MAX_PENDING = 30 * 24 * 6 + 100  # 30 days of 10-minute windows, and some
+
+
+class Signer:
+    """The worker's ed25519 key, made on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self._key = _load_or_make(path)
+        raw = self._key.public_key().public_bytes_raw()
+        self.public_key = base64.b64encode(raw).decode("ascii")
+
+    def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        """The receipt with its `signature`: base64 of ed25519 over its canonical bytes."""
+        signature = self._key.sign(canonical(receipt))
+        return {**receipt, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def _load_or_make(path: Path) -> Ed25519PrivateKey:
+    try:
+        seed = base64.b64decode(json.loads(read_private(path))["ed25519"], validate=True)
+        return Ed25519PrivateKey.from_private_bytes(seed)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # A new key starts a new chain: the coordinator sees a new public key at registration.
+        log.error("signing_key_unreadable", path=str(path), error=str(exc), action="a new key")
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes_raw()
+    atomic_write_json(path, {"ed25519": base64.b64encode(seed).decode("ascii")})
+    return key
+
+
+@dataclass(frozen=True)
+class Head:
+    worker_id: str | None = None
+    seq: int = 0
+    prev: str = GENESIS
+    accepted: int = 0  # the highest sequence number the coordinator acknowledged
+
+
+class ReceiptLedger:
+    def __init__(self, path: Path, signer: Signer) -> None:
+        self._path, self._signer = path, signer
+        self._lock = threading.Lock()
+        self._head, self._pending = self._load()
+
+    def _load(self) -> tuple[Head, list[dict[str, Any]]]:
+        try:
+            data = json.loads(read_private(self._path))
+            head = Head(**data["head"])
+            pending = [r for r in data["pending"] if isinstance(r, dict)]
+        except FileNotFoundError:
+            return Head(), []
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("receipts_unreadable", path=str(self._path), error=str(exc))
+            return Head(), []
+        return head, pending
+
+    def _save(self) -> None:
+        data = {"head": self._head.__dict__, "pending": self._pending}
+        try:
+            atomic_write_json(self._path, data)
+        except OSError as exc:
+            log.warning("receipts_not_saved", path=str(self._path), error=str(exc))
+
+    @property
+    def public_key(self) -> str:
+        return self._signer.public_key
+
+    def head(self) -> Head:
+        with self._lock:
+            return self._head
+
+    def append(self, sealed: Any, worker_id: str, *, now: float) -> dict[str, Any]:
+        """Seal the next receipt of `worker_id`'s chain (`sealed(seq, prev)` → the unsigned
+        receipt), sign it and keep it until acknowledged. A new worker id starts a new chain
+        (the old one's unacknowledged receipts are dropped: no coordinator holds that id)."""
+        with self._lock:
+            if worker_id != self._head.worker_id:
+                if self._pending:
+                    log.warning(
+                        "receipts_dropped", count=len(self._pending), reason="new worker id"
+                    )
+                self._head, self._pending = Head(worker_id), []
+            receipt = self._signer.sign(sealed(self._head.seq + 1, self._head.prev))
+            self._head = Head(worker_id, receipt["seq"], digest(receipt), self._head.accepted)
+            self._pending.append(receipt)
+            self._expire(now)
+            self._save()
+            return receipt
+
+    def _expire(self, now: float) -> None:
+        keep = [r for r in self._pending if now - float(r.get("end", 0)) <= KEEP_SECONDS]
+        keep = keep[-MAX_PENDING:]
+        if len(keep) < len(self._pending):
+            log.warning(
+                "receipts_expired",
+                count=len(self._pending) - len(keep),
+                note="older than 30 days and never acknowledged",
+            )
+        self._pending = keep
+
+    def pending(self, limit: int) -> tuple[str | None, list[dict[str, Any]]]:
+        """(worker id, the oldest `limit` receipts not acknowledged), in order."""
+        with self._lock:
+            return self._head.worker_id, list(self._pending[:limit])
+
+    def acknowledge(self, worker_id: str, seq: int) -> int:
+        """The coordinator accepted `worker_id`'s chain through `seq`: those are dropped; how
+        many were."""
+        with self._lock:
+            if worker_id != self._head.worker_id:
+                return 0
+            before = len(self._pending)
+            self._pending = [r for r in self._pending if int(r["seq"]) > seq]
+            self._head = Head(
+                self._head.worker_id, self._head.seq, self._head.prev, max(seq, self._head.accepted)
+            )
+            if len(self._pending) != before:
+                self._save()
+            return before - len(self._pending)
