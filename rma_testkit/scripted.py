@@ -38,6 +38,7 @@ class FakeCoordinator:
         self.refuse_register = 0  # how many next registrations answer 422
         self.clock: Callable[[], float] = lambda: 0.0  # stamps each call (virtual time)
         self.times: list[float] = []
+        self.receipts: list[dict[str, Any]] = []  # every receipt delivered (Part 5)
 
     def _maybe_down(self) -> None:
         if self.down:
@@ -89,6 +90,16 @@ class FakeCoordinator:
         self.calls.append(("unregister", worker_id))
         self.times.append(self.clock())
         self._maybe_down()
+
+    def send_receipts(
+        self, worker_id: str, receipts: list[dict[str, Any]], *, token: str | None = None
+    ) -> int:
+        """Part 5: every receipt accepted (the highest sequence number sent)."""
+        self.calls.append(("receipts", (worker_id, receipts)))
+        self.times.append(self.clock())
+        self._maybe_down()
+        self.receipts.extend(receipts)
+        return max(int(r["seq"]) for r in receipts)
 
     def at(self, kind: str) -> list[float]:
         """When each call of `kind` came (the clock's time)."""

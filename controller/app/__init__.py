@@ -221,7 +221,7 @@ def build(
             identity = life[0].identity if life else None
             return identity.worker_id if identity is not None else store.own_worker_id()
 
-        credits = credits_of(settings, agent, owner.meter, worker_id)
+        credits = credits_of(settings, agent, owner.meter, worker_id, doorbell.clock)
         lifecycle = _lifecycle(
             settings,
             runtime=runtime,

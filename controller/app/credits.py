@@ -15,6 +15,7 @@ from controller.clients import tunnel_metrics
 from controller.clients.receipts import ReceiptLedger, Signer
 from controller.clients.store import StateStore
 from controller.contract.services import serving
+from controller.core.clock import Clock, wall_time
 from controller.core.tunnels import TUNNEL_PREFIX
 from controller.engine.loop import Reconciler
 from controller.ops.energy import EnergyMeter
@@ -68,7 +69,7 @@ def ready_services(agent: Reconciler) -> frozenset[str]:
 
 
 def credits_of(
-    settings: Settings, agent: Reconciler, meter: EnergyMeter, worker_id: Any
+    settings: Settings, agent: Reconciler, meter: EnergyMeter, worker_id: Any, clock: Clock
 ) -> Credits:
     store = StateStore(settings.state_dir, settings.instance)
     base = store.identity_path.parent
@@ -81,5 +82,12 @@ def credits_of(
         requests=lambda: tunnel_metrics.by_service(list(agent.actual())),
         joules=meter.joules_total,
     )
-    keeper = ReceiptKeeper(ledger, sources, worker_id, __version__, window=settings.receipt_window)
+    keeper = ReceiptKeeper(
+        ledger,
+        sources,
+        worker_id,
+        __version__,
+        window=settings.receipt_window,
+        clock=wall_time(clock),
+    )
     return Credits(ledger, keeper, settings.display_name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -34,3 +35,12 @@ class SystemClock:
 
 
 SYSTEM: Clock = SystemClock()
+
+
+def wall_time(clock: Clock) -> Callable[[], float]:
+    """Wall time as `clock` tells it: the system's own for the real clock (a laptop's sleep
+    counts), else the wall time now moved on as `clock` moves (virtual time in tests)."""
+    if isinstance(clock, SystemClock):
+        return time.time
+    start, base = time.time(), clock.now()
+    return lambda: start + clock.now() - base
