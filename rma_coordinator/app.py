@@ -18,12 +18,13 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator import __version__
-from rma_coordinator.api import admin, assignment, dialects, proxy, workers
+from rma_coordinator.api import admin, assignment, dialects, leaderboard, proxy, workers
 from rma_coordinator.api.deps import Config, Coordinator, Notifier, own_addresses
 from rma_coordinator.api.fastpath import HeartbeatFastPath
 from rma_coordinator.api.guard import Guard
 from rma_coordinator.api.limits import BodyLimit, RateLimit
 from rma_coordinator.db import Registry
+from rma_coordinator.ledger import Ledger
 
 __all__ = ["Config", "create_app"]
 
@@ -31,12 +32,14 @@ __all__ = ["Config", "create_app"]
 def create_app(config: Config) -> FastAPI:
     registry = Registry(config.db_path)
     guard = Guard(config.allow_private_workers, own_addresses(config))
-    state = Coordinator(config, registry, Notifier(), RateLimit(), guard=guard)
+    registry.presence_gap = config.offline_after  # silent longer: what it ran has ended
+    ledger = Ledger(registry, grace=config.heartbeat_interval) if config.part2 else None
+    state = Coordinator(config, registry, Notifier(), RateLimit(), guard=guard, ledger=ledger)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep(registry, config))
-        flusher = asyncio.create_task(_flush(registry))
+        flusher = asyncio.create_task(_flush(registry, ledger))
         loop, stop = asyncio.get_running_loop(), threading.Event()
         # Replicas on one PostgreSQL: a change made on another wakes this one's long polls.
 
@@ -65,6 +68,9 @@ def create_app(config: Config) -> FastAPI:
     if config.part2:
         app.include_router(assignment.router)
     app.include_router(admin.router)
+    if ledger is not None:
+        app.include_router(leaderboard.router)
+        app.include_router(leaderboard.admin)
     app.include_router(proxy.router)
     if config.dialect not in ("edge", "local"):
         app.add_middleware(HeartbeatFastPath)  # the hot path's success (api/fastpath.py)
@@ -84,7 +90,9 @@ async def _sweep(registry: Registry, config: Config) -> None:
 FLUSH = 0.5  # seconds between writes of the heartbeats this process kept (db.py)
 
 
-async def _flush(registry: Registry) -> None:
+async def _flush(registry: Registry, ledger: Ledger | None) -> None:
     while True:
         await asyncio.sleep(FLUSH)
         await run_in_threadpool(registry.flush)
+        if ledger is not None:
+            await run_in_threadpool(ledger.flush)

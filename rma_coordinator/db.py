@@ -38,6 +38,31 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "ALTER TABLE workers ADD COLUMN services_status TEXT",
         "ALTER TABLE workers ADD COLUMN gpu_utilization {real}",
     )),
+    (3, "credits: what each worker was seen running since when, the requests the proxy routed,"
+        " the receipts and each contributor's chain (issue 26)", (
+        "ALTER TABLE workers ADD COLUMN seen_since {real}",
+        "ALTER TABLE workers ADD COLUMN seen_services TEXT",
+        "CREATE TABLE presence (worker_id TEXT NOT NULL, services TEXT NOT NULL,"
+        " since {real} NOT NULL, until {real} NOT NULL)",
+        "CREATE INDEX presence_worker ON presence (worker_id, until)",
+        "CREATE TABLE witnessed (worker_id TEXT NOT NULL, service TEXT NOT NULL,"
+        " minute INTEGER NOT NULL, requests INTEGER NOT NULL,"
+        " PRIMARY KEY (worker_id, service, minute))",
+        "CREATE TABLE contributors (worker_id TEXT PRIMARY KEY, public_key TEXT,"
+        " display_name TEXT, contributor_hash TEXT, tier INTEGER NOT NULL DEFAULT 4,"
+        " ceiling_w {real} NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,"
+        " hash TEXT NOT NULL DEFAULT '" + "0" * 64 + "', end_at {real} NOT NULL DEFAULT 0,"
+        " over_claims INTEGER NOT NULL DEFAULT 0, chain_breaks INTEGER NOT NULL DEFAULT 0,"
+        " impossible_energy INTEGER NOT NULL DEFAULT 0, held INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE receipts (worker_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " hash TEXT NOT NULL, start_at {real} NOT NULL, end_at {real} NOT NULL,"
+        " body TEXT NOT NULL, ready_claimed {real} NOT NULL, ready_credited {real} NOT NULL,"
+        " requests_claimed INTEGER NOT NULL, requests_witnessed INTEGER NOT NULL,"
+        " requests_credited INTEGER NOT NULL, energy_wh {real} NOT NULL,"
+        " credits {real} NOT NULL, flags TEXT NOT NULL, received_at {real} NOT NULL,"
+        " PRIMARY KEY (worker_id, seq))",
+        "CREATE INDEX receipts_end ON receipts (end_at)",
+    )),
 )  # fmt: skip
 VERSION = MIGRATIONS[-1][0]
 # Workers that left (unregistered or forgotten) keep their token hash here, so that the same
@@ -64,8 +89,10 @@ class Backend(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
     def batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...  # one transaction
+    def batches(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None: ...
     def columns(self, table: str) -> set[str]: ...
     def migrating(self) -> contextlib.AbstractContextManager[None]: ...
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
     def close(self) -> None: ...
 
 
@@ -82,9 +109,15 @@ class Sqlite:
         return self._conn.execute(sql, tuple(params))
 
     def batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.batches([(sql, rows)])
+
+    def batches(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Each statement over its rows, all in one transaction."""
         self._conn.execute("BEGIN")
         try:
-            self._conn.executemany(sql, rows)
+            for sql, rows in steps:
+                if rows:
+                    self._conn.executemany(sql, rows)
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -95,6 +128,16 @@ class Sqlite:
 
     def migrating(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # one process owns the file
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def close(self) -> None:
         self._conn.close()
@@ -115,8 +158,13 @@ class Postgres:
         return rows
 
     def batch(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.batches([(sql, rows)])
+
+    def batches(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         with self._conn.transaction(), self._conn.cursor() as cursor:
-            cursor.executemany(sql.replace("?", "%s"), rows)
+            for sql, rows in steps:
+                if rows:
+                    cursor.executemany(sql.replace("?", "%s"), rows)
 
     def columns(self, table: str) -> set[str]:
         found = self.execute(
@@ -136,6 +184,9 @@ class Postgres:
 
     def migrating(self) -> contextlib.AbstractContextManager[None]:
         return self._locked()
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self._conn.transaction()  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._conn.close()
@@ -219,6 +270,8 @@ class Worker:
     ip_address: str | None = None
     services_status: dict[str, Any] | None = None
     gpu_utilization: float | None = None
+    seen_since: float | None = None  # running what it runs now, as heartbeats said, since
+    seen_services: str | None = None
 
     def public(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "token_hash"}
@@ -230,6 +283,18 @@ def _worker(row: Any) -> Worker:
     for key in ("capabilities", "containers", "reported", "services", "services_status"):
         data[key] = json.loads(data[key]) if data[key] is not None else None
     return Worker(**data)
+
+
+def running(reported: list[dict[str, Any]] | None) -> str | None:
+    """The names (container and service) a heartbeat reports running, as the JSON kept in
+    `seen_services`; None: it reports no containers (a Part 1 heartbeat)."""
+    if reported is None:
+        return None
+    names: set[str] = set()
+    for row in reported:
+        if isinstance(row, dict) and row.get("state") == "running":
+            names.update(str(row[k])[:100] for k in ("name", "service") if row.get(k))
+    return json.dumps(sorted(names))
 
 
 CHANNEL = "rma_assignment"  # PostgreSQL: a worker changed (its id): assignment, token, gone
@@ -269,6 +334,8 @@ class Registry:
         # statement on the connection (a sweep of 100 000 rows held it for a quarter second).
         self._mem = threading.Lock()
         self._drops = 0  # how many times something kept was dropped (a read racing one is not kept)
+        self._seen: dict[str, tuple[str, float]] = {}  # what each worker ran, when (the writer's)
+        self.presence_gap = 90.0  # silent longer: what it ran ended (the app sets offline_after)
         with self._lock:
             self.migrated_from = migrate(self._conn)
             self._load_known()
@@ -396,6 +463,21 @@ class Registry:
             )
         self._forget_kept(*(w.worker_id for w in workers))
 
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Backend]:
+        """The connection, to itself (the heartbeats kept written first), for one transaction:
+        the credits ledger's (ledger.py)."""
+        with self._lock:
+            self._flush()
+            with self._conn.transaction():
+                yield self._conn
+
+    def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows written on the heartbeats' connection, in one transaction (the ledger's
+        witnessed counts, with the flush)."""
+        with self._write_lock:
+            self._writer.batch(sql, rows)
+
     def get(self, worker_id: str) -> Worker | None:
         with self._lock:
             self._flush()
@@ -425,6 +507,7 @@ class Registry:
             beat.converged,
             json.dumps(beat.services_status) if beat.services_status is not None else None,
             beat.gpu_utilization,
+            running(beat.reported),
         )
         found = self._lookup(worker_id)
         if found is None:
@@ -450,14 +533,43 @@ class Registry:
             return self._write(pending)
 
     def _write(self, pending: dict[str, tuple[Any, ...]]) -> int:
-        if pending:
-            self._writer.batch(
-                "UPDATE workers SET last_heartbeat = ?, status = 'online', health = ?,"
-                " current_load = ?, available_memory = ?, reported = ?,"
-                " converged_generation = ?, services_status = ?, gpu_utilization = ?,"
-                " heartbeats = heartbeats + ? WHERE id = ?",
-                [(*row, worker_id) for worker_id, row in pending.items()],
-            )
+        """The kept heartbeats in one transaction: first each interval of what a worker ran that
+        ended (it runs something else now, or it was silent longer than `presence_gap`) is
+        closed into `presence` — only for workers this process did not see running the same
+        shortly before: most heartbeats change nothing there —, then every worker's row."""
+        if not pending:
+            return 0
+        gap, closing, rows = self.presence_gap, [], []
+        for worker_id, row in pending.items():
+            now, services = row[0], row[8]
+            if services is not None:
+                before = self._seen.get(worker_id)
+                if before is None or before[0] != services or now - before[1] > gap:
+                    closing.append((worker_id, services, now - gap))
+                self._seen[worker_id] = (services, now)
+            rows.append((*row[:8], services, services, now - gap, now, services, row[9], worker_id))
+        self._writer.batches(
+            [
+                (
+                    "INSERT INTO presence (worker_id, services, since, until)"
+                    " SELECT id, seen_services, seen_since, last_heartbeat FROM workers"
+                    " WHERE id = ? AND seen_services IS NOT NULL AND seen_since IS NOT NULL"
+                    " AND (seen_services <> ? OR last_heartbeat < ?)",
+                    closing,
+                ),
+                (
+                    "UPDATE workers SET last_heartbeat = ?, status = 'online', health = ?,"
+                    " current_load = ?, available_memory = ?, reported = ?,"
+                    " converged_generation = ?, services_status = ?, gpu_utilization = ?,"
+                    " seen_since = CASE WHEN CAST(? AS TEXT) IS NULL THEN seen_since"
+                    " WHEN seen_services IS NULL OR seen_services <> ? OR last_heartbeat < ?"
+                    " THEN ? ELSE seen_since END,"
+                    " seen_services = COALESCE(?, seen_services),"
+                    " heartbeats = heartbeats + ? WHERE id = ?",
+                    rows,
+                ),
+            ]
+        )
         return len(pending)
 
     def remove(self, worker_id: str) -> bool:

@@ -22,6 +22,7 @@ from rma_coordinator.api.guard import Guard, resolve
 from rma_coordinator.api.limits import RateLimit
 from rma_coordinator.api.pools import Pools
 from rma_coordinator.db import Registry
+from rma_coordinator.ledger import Ledger
 from rma_coordinator.tiers import Catalog
 
 
@@ -106,6 +107,7 @@ class Coordinator:
     requests: Counter[str] = field(default_factory=Counter)  # per route, for /health
     guard: Guard = field(default_factory=Guard)
     pools: Pools = field(default_factory=Pools)  # the proxy's connections to workers
+    ledger: Ledger | None = None  # credits (issue 26): the full dialect's
 
 
 async def coordinator(request: Request) -> Coordinator:

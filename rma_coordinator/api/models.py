@@ -32,6 +32,8 @@ class RegisterBody(BaseModel):
     previous_worker_id: str | None = None
     tunnel_url: str | None = None
     containers: list[Announced] | None = Field(default=None, max_length=64)
+    public_key: Any = None  # Part 5: judged by the ledger (a bad one is ignored, not a 422)
+    display_name: Any = None
 
 
 class EdgeRegisterBody(BaseModel):

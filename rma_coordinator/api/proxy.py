@@ -75,8 +75,9 @@ router = APIRouter()
 _turns = itertools.count()
 
 
-def healthy_urls(workers: list[Worker], name: str) -> list[str]:
-    """The URLs `name` is served at by online workers that do not report it unhealthy."""
+def healthy_urls(workers: list[Worker], name: str) -> list[tuple[str, str]]:
+    """(URL, worker id) where `name` is served by online workers that do not report it
+    unhealthy."""
     urls = []
     for worker in workers:
         if worker.status != "online":
@@ -84,7 +85,7 @@ def healthy_urls(workers: list[Worker], name: str) -> list[str]:
         state = (worker.services_status or {}).get(name, "healthy")
         url = _announced_url(worker, name)
         if url and state == "healthy":
-            urls.append(url)
+            urls.append((url, worker.id))
     return sorted(urls)
 
 
@@ -117,7 +118,9 @@ async def proxy(name: str, path: str, request: Request) -> Response:
     return await _pass_on(state, request, name, [*urls[first % len(urls) :], *urls][: len(urls)])
 
 
-async def _pass_on(state: Coordinator, request: Request, name: str, urls: list[str]) -> Response:
+async def _pass_on(
+    state: Coordinator, request: Request, name: str, urls: list[tuple[str, str]]
+) -> Response:
     """To the first worker of `urls`; a GET, HEAD or OPTIONS that could not connect to it goes to
     the next (at most RETRIES more): its body is kept to be sent again, any other is streamed."""
     idempotent = request.method in IDEMPOTENT
@@ -128,7 +131,7 @@ async def _pass_on(state: Coordinator, request: Request, name: str, urls: list[s
     headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED}
     raw = request.scope.get("raw_path", b"").decode("latin-1")
     failure: Exception | None = None
-    for url in urls[:tries]:
+    for url, worker_id in urls[:tries]:
         try:
             target = await run_in_threadpool(state.guard.target, url)
         except Refused as exc:
@@ -150,6 +153,8 @@ async def _pass_on(state: Coordinator, request: Request, name: str, urls: list[s
         except httpx.HTTPError as exc:
             failure = exc
             break
+        if upstream.status_code < 500 and state.ledger is not None:
+            state.ledger.witness(worker_id, name, state.config.clock())  # its credits' witness
         kept = {k: v for k, v in upstream.headers.items() if k.lower() in ANSWER_HEADERS}
         return StreamingResponse(
             _relay(upstream), status_code=upstream.status_code, headers=kept | SANDBOX

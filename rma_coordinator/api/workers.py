@@ -116,6 +116,14 @@ def register(
     }
     if token:
         answer |= {"token": token, "assignment_url": f"/api/worker/{worker_id}/assignment"}
+    if state.ledger is not None:  # Part 5: its key for priority; its receipts' public key kept
+        answer["contributor_key"] = state.ledger.registered(
+            worker_id,
+            public_key=body.public_key,
+            display_name=body.display_name,
+            tier=tier,
+            capabilities=caps,
+        )
     return answer
 
 

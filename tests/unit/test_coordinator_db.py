@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rma_coordinator.db import VERSION, Beat, NewWorker, Registry
+from rma_coordinator.db import MIGRATIONS, VERSION, Beat, NewWorker, Registry
 from rma_testkit.postgres import fresh_database
 
 
@@ -53,9 +53,10 @@ def test_the_schema_is_versioned_and_migrated_once(backend: str, tmp_path: Path)
 
 def test_an_unversioned_database_is_recognised_and_recorded(tmp_path: Path) -> None:
     path = tmp_path / "before.db"
-    Registry(path).close()
-    old = sqlite3.connect(path)
-    old.execute("DROP TABLE schema_version")  # as a coordinator before versions left it
+    old = sqlite3.connect(path)  # as a coordinator before versions left it: version 2's tables
+    for _version, _what, statements in MIGRATIONS[:2]:
+        for sql in statements:
+            old.execute(sql.format(real="REAL"))
     old.commit()
     old.close()
     assert Registry(path).migrated_from == 0
