@@ -23,6 +23,7 @@ from rma_coordinator.api.deps import Config, Coordinator, Notifier, own_addresse
 from rma_coordinator.api.fastpath import HeartbeatFastPath
 from rma_coordinator.api.guard import Guard
 from rma_coordinator.api.limits import BodyLimit, RateLimit
+from rma_coordinator.api.priority import Gate
 from rma_coordinator.db import Registry
 from rma_coordinator.ledger import Ledger
 
@@ -34,7 +35,10 @@ def create_app(config: Config) -> FastAPI:
     guard = Guard(config.allow_private_workers, own_addresses(config))
     registry.presence_gap = config.offline_after  # silent longer: what it ran has ended
     ledger = Ledger(registry, grace=config.heartbeat_interval) if config.part2 else None
-    state = Coordinator(config, registry, Notifier(), RateLimit(), guard=guard, ledger=ledger)
+    gate = Gate(config.max_in_flight, config.queue_max, config.queue_wait)
+    state = Coordinator(
+        config, registry, Notifier(), RateLimit(), guard=guard, ledger=ledger, gate=gate
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -26,6 +26,12 @@ OPTIONS = (
 SECONDS = (
     ("--heartbeat-interval", "HEARTBEAT_INTERVAL", "30"),
     ("--offline-after", "OFFLINE_AFTER", "300"),
+    ("--queue-wait", "QUEUE_WAIT", "30"),
+)
+# Counts: flag, environment variable, default, help (the proxy's bounds, issue 26).
+COUNTS = (
+    ("--max-in-flight", "MAX_IN_FLIGHT", 8, "requests the proxy has on their way to one worker"),
+    ("--queue-max", "QUEUE_MAX", 100, "requests waiting for a busy service (then 429)"),
 )
 DIALECTS = ("full", "part1", "edge", "local")
 # Options without a fixed default: flag, environment variable, type, help.
@@ -68,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, type=kind, default=kind(raw) if raw else None, help=text)
     for flag, env, seconds in SECONDS:
         p.add_argument(flag, type=float, default=float(_env(env, seconds) or seconds))
+    for flag, env, count, text in COUNTS:
+        p.add_argument(flag, type=int, default=int(_env(env, str(count)) or count), help=text)
     p.add_argument(
         "--dialect",
         choices=DIALECTS,
@@ -96,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_mode=args.test_mode,
         allow_private_workers=args.allow_private_workers,
         listen=(args.host, args.port),
+        max_in_flight=max(1, args.max_in_flight),
+        queue_max=max(0, args.queue_max),
+        queue_wait=args.queue_wait,
     )
     uvicorn.run(
         create_app(config),

@@ -21,6 +21,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from rma_coordinator.api.guard import Guard, resolve
 from rma_coordinator.api.limits import RateLimit
 from rma_coordinator.api.pools import Pools
+from rma_coordinator.api.priority import Gate
 from rma_coordinator.db import Registry
 from rma_coordinator.ledger import Ledger
 from rma_coordinator.tiers import Catalog
@@ -40,6 +41,9 @@ class Config:
     clock: Callable[[], float] = time.time
     allow_private_workers: bool = False  # a LAN pool: proxy to private and loopback addresses
     listen: tuple[str, int] | None = None  # where it listens (never proxied to)
+    max_in_flight: int = 8  # the proxy's requests on their way to one worker at a time
+    queue_max: int = 100  # requests waiting for a busy service, at most
+    queue_wait: float = 30.0  # seconds one waits, at most (then 429)
 
     @property
     def part2(self) -> bool:
@@ -108,6 +112,7 @@ class Coordinator:
     guard: Guard = field(default_factory=Guard)
     pools: Pools = field(default_factory=Pools)  # the proxy's connections to workers
     ledger: Ledger | None = None  # credits (issue 26): the full dialect's
+    gate: Gate = field(default_factory=Gate)  # the proxy's bound per worker, and its queue
 
 
 async def coordinator(request: Request) -> Coordinator:

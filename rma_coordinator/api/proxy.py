@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -33,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rma_coordinator.api.deps import Coordinator
 from rma_coordinator.api.guard import Refused
+from rma_coordinator.api.priority import KEY_HEADER, Full, Slot
 from rma_coordinator.db import Worker
 
 MAX_ANSWER = 8 * 1024 * 1024
@@ -51,6 +53,7 @@ DROPPED = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
+        "x-rma-contributor-key",  # the pool's, never a worker's business
     }
 )
 ANSWER_HEADERS = frozenset(
@@ -121,50 +124,95 @@ async def proxy(name: str, path: str, request: Request) -> Response:
 async def _pass_on(
     state: Coordinator, request: Request, name: str, urls: list[tuple[str, str]]
 ) -> Response:
-    """To the first worker of `urls`; a GET, HEAD or OPTIONS that could not connect to it goes to
-    the next (at most RETRIES more): its body is kept to be sent again, any other is streamed."""
+    """To a worker of `urls` with room (priority.py: in flight bounded per worker, a queue when
+    all are full); a GET, HEAD or OPTIONS that could not connect goes to the next one with room
+    (at most RETRIES more): its body is kept to be sent again, any other is streamed."""
+    where = {worker_id: url for url, worker_id in urls}
+    try:
+        chosen = await state.gate.acquire(
+            name, list(where), keyed=await _keyed(state, request.headers.get(KEY_HEADER))
+        )
+    except Full:
+        return JSONResponse(
+            {"error": f"{name}: every worker serving it is busy"},
+            status_code=429,
+            headers={"Retry-After": "1"},
+        )
     idempotent = request.method in IDEMPOTENT
-    tries = min(len(urls), 1 + RETRIES) if idempotent else 1
+    tries = 1 + RETRIES if idempotent else 1
     body: bytes | AsyncIterator[bytes] = await request.body() if idempotent else request.stream()
     # Content-Length, when the caller sent one, goes on with the streamed body (the app's limit
     # held it to 64 KiB); without one the body goes chunked.
     headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED}
     raw = request.scope.get("raw_path", b"").decode("latin-1")
     failure: Exception | None = None
-    for url, worker_id in urls[:tries]:
+    others = [w for w in where if w != chosen]
+    worker_id: str | None = chosen
+    while worker_id is not None and tries > 0:
+        tries -= 1
         try:
-            target = await run_in_threadpool(state.guard.target, url)
+            upstream = await _send(state, request, where[worker_id], headers, raw, body)
         except Refused as exc:
+            state.gate.release(name, worker_id)
             return JSONResponse({"error": f"{name}: refused: {exc}"}, status_code=502)
-        client = await state.pools.client(target)
-        built = client.build_request(
-            request.method,
-            target.pinned(_raw_rest(raw)),
-            params=request.url.query or None,
-            headers=headers | {"host": target.host_header, "via": VIA},
-            content=body,
-            extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
-        )
-        try:
-            upstream = await client.send(built, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            failure = exc  # nothing reached that worker: the next one may answer
+            failure = exc  # nothing reached that worker: the next one with room may answer
+            state.gate.release(name, worker_id)
+            worker_id = next((w for w in others if state.gate.try_take(w)), None)
+            others = [w for w in others if w != worker_id]
             continue
         except httpx.HTTPError as exc:
+            state.gate.release(name, worker_id)
             failure = exc
             break
         if upstream.status_code < 500 and state.ledger is not None:
             state.ledger.witness(worker_id, name, state.config.clock())  # its credits' witness
         kept = {k: v for k, v in upstream.headers.items() if k.lower() in ANSWER_HEADERS}
-        return StreamingResponse(
-            _relay(upstream), status_code=upstream.status_code, headers=kept | SANDBOX
-        )
+        slot = Slot(state.gate, name, worker_id)
+        stream = _relay(upstream, slot.release)
+        # A caller gone before the answer was streamed: the stream never starts (its `finally`
+        # never runs); the slot is given back when the stream is dropped.
+        weakref.finalize(stream, slot.release)
+        return StreamingResponse(stream, status_code=upstream.status_code, headers=kept | SANDBOX)
+    else:
+        if worker_id is not None:
+            state.gate.release(name, worker_id)  # retries used up with a slot still held
     return JSONResponse({"error": f"{name}: {type(failure).__name__}"}, status_code=502)
 
 
-async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+async def _keyed(state: Coordinator, key: str | None) -> bool:
+    """Whether the request carries the contributor key of a worker with credits."""
+    if not key or state.ledger is None or len(key) > 256:
+        return False
+    found = await run_in_threadpool(state.ledger.contributor, key)
+    return found is not None and found[1] > 0
+
+
+async def _send(
+    state: Coordinator,
+    request: Request,
+    url: str,
+    headers: dict[str, str],
+    raw: str,
+    body: bytes | AsyncIterator[bytes],
+) -> httpx.Response:
+    target = await run_in_threadpool(state.guard.target, url)
+    client = await state.pools.client(target)
+    built = client.build_request(
+        request.method,
+        target.pinned(_raw_rest(raw)),
+        params=request.url.query or None,
+        headers=headers | {"host": target.host_header, "via": VIA},
+        content=body,
+        extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+    )
+    return await client.send(built, stream=True)
+
+
+async def _relay(upstream: httpx.Response, done: Callable[[], None]) -> AsyncIterator[bytes]:
     """The worker's answer as it arrives, cut at MAX_ANSWER or a READ timeout between chunks
-    (the status is sent by then: the stream simply ends)."""
+    (the status is sent by then: the stream simply ends); `done` when it is over, whichever
+    way (its worker's slot is free again)."""
     size = 0
     try:
         async for chunk in upstream.aiter_raw():
@@ -175,6 +223,7 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
     except httpx.HTTPError:
         return
     finally:
+        done()
         await upstream.aclose()
 
 

@@ -7,7 +7,9 @@ operator clears it."""
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import requests
 from controller.clients.receipts import Signer
 from controller.contract.capabilities import capabilities
 from controller.core.receipts import GENESIS, Tally, digest
+from rma_testkit.engine import wait_until
 from rma_testkit.served import ADMIN, Served
 from tests.contract.test_proxy import Origin
 from tests.contract.test_worker_api import TIER2
@@ -29,9 +32,9 @@ HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 class Pool:
     """One worker of a coordinator on a virtual clock, with its key, serving `web` at `origin`."""
 
-    def __init__(self, serve: Serve, tmp_path: Path, origin: Origin) -> None:
+    def __init__(self, serve: Serve, tmp_path: Path, origin: Origin, **kw: Any) -> None:
         self.now = T0
-        self.coord = serve(clock=lambda: self.now)
+        self.coord = serve(clock=lambda: self.now, **kw)
         self.signer = Signer(tmp_path / "key.json")
         self.origin = origin
         body = {"capabilities": capabilities(TIER2), "public_key": self.signer.public_key}
@@ -203,3 +206,83 @@ def test_receipts_need_the_workers_token_and_a_bounded_delivery(pool: Pool) -> N
         "highest_accepted": 0,
         "results": [{"seq": 1, "outcome": "refused: another worker's receipt"}],
     }
+
+
+class Slow(Origin):
+    """A service that holds each request until the test lets one go: the pool is at capacity."""
+
+    def __init__(self) -> None:
+        owner, self.arrived, self.go = self, list[str](), threading.Semaphore(0)
+        self.headers: list[dict[str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.arrived.append(self.path)
+                owner.headers.append({k.lower(): v for k, v in self.headers.items()})
+                owner.go.acquire(timeout=30)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._serve(Handler)
+
+
+def test_at_capacity_a_contributors_request_goes_before_others_queued_earlier(
+    serve: Serve, tmp_path: Path
+) -> None:
+    slow = Slow()
+    try:
+        pool = Pool(serve, tmp_path, slow, max_in_flight=1)
+        pool.beat()
+        pool.beat_until(T0 + 600)
+        earned = pool.deliver(pool.receipt(T0, T0 + 600, ready=600, requests_=0))
+        assert earned["results"] == [{"seq": 1, "outcome": "credited"}]
+        gate = pool.coord.app.state.coordinator.gate
+        answers: dict[str, int] = {}
+
+        def ask(tag: str, key: str | None = None) -> None:
+            headers = {"X-RMA-Contributor-Key": key} if key else {}
+            url = f"{pool.coord.url}/service/web/{tag}"
+            answers[tag] = requests.get(url, headers=headers, timeout=30).status_code
+
+        threads = []
+        for n, (tag, key) in enumerate(
+            [("a", None), ("b", None), ("c", None), ("keyed", pool.key), ("stranger", "nope")]
+        ):
+            threads.append(threading.Thread(target=ask, args=(tag, key)))
+            threads[-1].start()
+            if n == 0:
+                wait_until(lambda: slow.arrived == ["/a"], 10, "the first request at the worker")
+            else:
+                wait_until(lambda n=n: gate.waiting("web") == n, 10, "the request queued")
+        for _ in threads:
+            slow.go.release()
+        for t in threads:
+            t.join(30)
+        assert slow.arrived == ["/a", "/keyed", "/b", "/c", "/stranger"]
+        assert set(answers.values()) == {200}
+        assert not any("x-rma-contributor-key" in h for h in slow.headers)  # the pool's own
+    finally:
+        slow.close()
+
+
+def test_a_full_queue_is_429_with_retry_after(serve: Serve, tmp_path: Path) -> None:
+    slow = Slow()
+    try:
+        pool = Pool(serve, tmp_path, slow, max_in_flight=1, queue_max=0)
+        pool.beat()
+        first = threading.Thread(
+            target=lambda: requests.get(f"{pool.coord.url}/service/web/a", timeout=30)
+        )
+        first.start()
+        wait_until(lambda: slow.arrived == ["/a"], 10, "the first request at the worker")
+        busy = requests.get(f"{pool.coord.url}/service/web/b", timeout=5)
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+        slow.go.release()
+        first.join(30)
+    finally:
+        slow.close()
