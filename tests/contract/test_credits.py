@@ -7,6 +7,7 @@ operator clears it."""
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -258,7 +259,8 @@ def test_at_capacity_a_contributors_request_goes_before_others_queued_earlier(
             if n == 0:
                 wait_until(lambda: slow.arrived == ["/a"], 10, "the first request at the worker")
             else:
-                wait_until(lambda n=n: gate.waiting("web") == n, 10, "the request queued")
+                queued = functools.partial(lambda k: gate.waiting("web") == k, n)
+                wait_until(queued, 10, "the request queued")
         for _ in threads:
             slow.go.release()
         for t in threads:
