@@ -285,14 +285,20 @@ def _worker(row: Any) -> Worker:
     return Worker(**data)
 
 
-def running(reported: list[dict[str, Any]] | None) -> str | None:
-    """The names (container and service) a heartbeat reports running, as the JSON kept in
-    `seen_services`; None: it reports no containers (a Part 1 heartbeat)."""
+def running(
+    reported: list[dict[str, Any]] | None, states: dict[str, Any] | None = None
+) -> str | None:
+    """The names (container and service) a heartbeat reports running and serving (not said to
+    be starting or unhealthy in its `services_status`), as the JSON kept in `seen_services`;
+    None: it reports no containers (a Part 1 heartbeat)."""
     if reported is None:
         return None
     names: set[str] = set()
     for row in reported:
-        if isinstance(row, dict) and row.get("state") == "running":
+        if not isinstance(row, dict) or row.get("state") != "running":
+            continue
+        said = (states or {}).get(str(row.get("service") or row.get("name")), "healthy")
+        if said == "healthy":
             names.update(str(row[k])[:100] for k in ("name", "service") if row.get(k))
     return json.dumps(sorted(names))
 
@@ -507,7 +513,7 @@ class Registry:
             beat.converged,
             json.dumps(beat.services_status) if beat.services_status is not None else None,
             beat.gpu_utilization,
-            running(beat.reported),
+            running(beat.reported, beat.services_status),
         )
         found = self._lookup(worker_id)
         if found is None:

@@ -9,11 +9,13 @@ only then, so a thread busy with real work (an HTTP call) is not overtaken by it
 from __future__ import annotations
 
 import threading
+import time
 
 
 class ManualTime:
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, now: float = 0.0, epoch: float | None = None) -> None:
+        self.now = now
+        self.epoch = time.time() if epoch is None else epoch  # wall time when `now` was 0
         self.waiting = 0  # threads waiting now: a test advances once they are
         self._cond = threading.Condition()
         self._known: dict[int, threading.Thread] = {}
@@ -77,6 +79,10 @@ class VirtualClock:
 
     def now(self) -> float:
         return self.time.now
+
+    def wall(self) -> float:
+        """Wall time on this clock (core/clock.py's `wall_time`): its epoch plus its time."""
+        return self.time.epoch + self.time.now
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
         return self.time.wait(event, timeout)

@@ -75,14 +75,22 @@ class InProcessAgent:
     """`rma-worker` with these settings, on a thread of this process. `advance` moves its clock;
     `parts` is what it built (its reconciler, membership and owner)."""
 
-    def __init__(self, settings: Settings, runtime: ComponentRuntime) -> None:
+    def __init__(
+        self, settings: Settings, runtime: ComponentRuntime, time: ManualTime | None = None
+    ) -> None:
         self.settings, self.runtime = settings, runtime
-        self.time, self.stop = ManualTime(), threading.Event()
+        self.time, self.stop = time or ManualTime(), threading.Event()
         self.doorbell = Doorbell(self.stop, clock=VirtualClock(self.time))
         self.code: int | None = None
         self._built = threading.Event()
         self._parts: list[Parts] = []
-        host = Host(self.doorbell, runtime=cast(DockerRuntime, runtime), on_built=self._on_built)
+        self.leave_running = threading.Event()  # set: stops as on SIGUSR1 (kept registered)
+        host = Host(
+            self.doorbell,
+            self.leave_running,
+            runtime=cast(DockerRuntime, runtime),
+            on_built=self._on_built,
+        )
         self._thread = threading.Thread(target=self._serve, args=(host,), daemon=True)
 
     def _on_built(self, parts: Parts) -> None:
@@ -162,12 +170,14 @@ def in_process(
     settings: Settings,
     images: Collection[str],
     crashing: Collection[str] = (),
+    time: ManualTime | None = None,
     **engine: Any,
 ) -> Iterator[InProcessAgent]:
-    """The agent on an in-memory engine holding `images`; `engine`: more of its facts
+    """The agent on an in-memory engine holding `images`; `time`: its clock (an agent started
+    again goes on from where the last one's time was); `engine`: more of its facts
     (`engine_runtimes`, `image_envs`: ComponentRuntime's fields)."""
     runtime = ComponentRuntime(images=set(images), crashing=set(crashing), **engine)
-    agent = InProcessAgent(settings, runtime).start()
+    agent = InProcessAgent(settings, runtime, time).start()
     try:
         yield agent
     finally:

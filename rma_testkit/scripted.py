@@ -8,7 +8,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
+from controller.contract.api import (
+    AssignmentResponse,
+    CreditsResponse,
+    HeartbeatResponse,
+    RegisterResponse,
+)
 from controller.core.errors import CoordinatorRejected, CoordinatorUnreachable, WorkerForgotten
 
 URL = "http://coord.test"
@@ -100,6 +105,15 @@ class FakeCoordinator:
         self._maybe_down()
         self.receipts.extend(receipts)
         return max(int(r["seq"]) for r in receipts)
+
+    def credits(self, worker_id: str) -> CreditsResponse:
+        """Part 5: a credit per receipt delivered."""
+        self.calls.append(("credits", worker_id))
+        self.times.append(self.clock())
+        n = float(len(self.receipts))
+        return CreditsResponse.model_validate(
+            {"name": worker_id, "rank": 1, "credits": {"today": n, "week": n, "all_time": n}}
+        )
 
     def at(self, kind: str) -> list[float]:
         """When each call of `kind` came (the clock's time)."""

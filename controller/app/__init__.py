@@ -332,6 +332,9 @@ def serve(
         code = parts.agent.run(teardown=lambda: _drained(settings, parts, host))
         if parts.lifecycle is not None:
             parts.lifecycle.close()
+            if parts.credits is not None:  # the window so far sealed, and delivered if it can be
+                parts.credits.keeper.close()
+                parts.lifecycle.deliver_receipts()
             if not host.leave_running.is_set():
                 parts.lifecycle.unregister()
         return code

@@ -58,6 +58,7 @@ class Credits:
             "display_name": self.display_name,
             "contributor_key": getattr(identity, "contributor_key", None),
             "last_error": getattr(sender, "last_error", None),
+            "credited": getattr(sender, "credits", None),
         }
 
 

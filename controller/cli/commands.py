@@ -12,6 +12,7 @@ line wins over the environment.
     rma-worker adopt-volume NAME...      use an earlier agent's unprefixed volumes as they are
     rma-worker pause [--for 2h] [--gpu-only]  hold the containers stopped (kept) until resumed
     rma-worker resume                    end the pause
+    rma-worker credits [--json]          what this machine earned, its receipts, its key
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SUB_SETTINGS: dict[str, tuple[str, ...]] = {
     "adopt-volume": (*_WHERE, "docker_host"),
     "pause": (*_WHERE, "drain_seconds", "stop_grace"),
     "resume": _WHERE,
+    "credits": (*_WHERE, "display_name", "ca_bundle", "allow_insecure_coordinator"),
 }
 TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "path": Path}
 
@@ -101,13 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     specs = flag_specs()  # read once for the parser and both subcommands
     _add_setting_flags(parser, specs)
     commands = parser.add_subparsers(
-        dest="command", metavar="{status,pause,resume,cleanup,adopt-volume}"
+        dest="command", metavar="{status,pause,resume,credits,cleanup,adopt-volume}"
     )
     status = commands.add_parser("status", help="show the running agent's state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     _add_setting_flags(status, specs, sub="status")
     _cleanup_command(commands, specs)
     _owner_commands(commands, specs)
+    earned = commands.add_parser(
+        "credits", help="what this machine earned: credits, rank, receipts, contributor key"
+    )
+    earned.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_setting_flags(earned, specs, sub="credits")
     adopt = commands.add_parser(
         "adopt-volume",
         help="use existing (unprefixed) volumes of an earlier agent as they are",
@@ -181,8 +188,17 @@ def _subcommand(args: argparse.Namespace, settings: Settings) -> int:
         return console.adopt_command(settings, args.volumes)
     if args.command == "cleanup":
         return _cleanup(args, settings)
+    return _report(args, settings)
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """`status` or `credits`: what is printed, not done."""
+    if args.command == "credits":
+        from controller.cli.credits import credits_command as command  # noqa: PLC0415
+    else:
+        from controller.cli.console import status_command as command  # noqa: PLC0415
     try:
-        return console.status_command(settings, args.json)
+        return command(settings, args.json)
     except BrokenPipeError:  # `rma-worker status | head`
         return 0
 

@@ -28,9 +28,11 @@ from controller.clients.retry import Sleep, call_with_retry
 from controller.contract.api import (
     REGISTER_PATH,
     AssignmentResponse,
+    CreditsResponse,
     HeartbeatResponse,
     ReceiptsResponse,
     RegisterResponse,
+    credits_path,
     receipts_path,
     unregister_path,
 )
@@ -133,6 +135,11 @@ class CoordinatorClient:
             "POST", receipts_path(worker_id), json=receipts, attempts=1, token=token
         )
         return self._model(ReceiptsResponse, self._json(resp), "receipts").highest_accepted
+
+    def credits(self, worker_id: str) -> CreditsResponse:
+        """Part 5: what the coordinator credited this worker with (one attempt)."""
+        resp = self._request("GET", credits_path(worker_id), attempts=1)
+        return self._model(CreditsResponse, self._json(resp), "credits")
 
     def fetch_assignment(
         self, path: str, *, token: str | None = None, etag: str | None = None, wait: float = 0

@@ -147,3 +147,22 @@ class ReceiptLedger:
             if len(self._pending) != before:
                 self._save()
             return before - len(self._pending)
+
+
+def on_disk(key_path: Path, ledger_path: Path) -> dict[str, Any]:
+    """What `rma-worker credits` shows of this machine's receipts, read without making anything
+    (no key is created by looking)."""
+    found: dict[str, Any] = {"public_key": None, "sealed": 0, "accepted": 0, "pending": 0}
+    try:
+        seed = base64.b64decode(json.loads(read_private(key_path))["ed25519"], validate=True)
+        public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+        found["public_key"] = base64.b64encode(public).decode("ascii")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        data = json.loads(read_private(ledger_path))
+        head = Head(**data["head"])
+        found |= {"sealed": head.seq, "accepted": head.accepted, "pending": len(data["pending"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return found

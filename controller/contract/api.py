@@ -33,6 +33,11 @@ def receipts_path(worker_id: str) -> str:
     return f"/api/worker/{worker_id}/receipts"
 
 
+def credits_path(worker_id: str) -> str:
+    """Part 5: what the coordinator credited the worker with."""
+    return f"/api/credits/{worker_id}"
+
+
 class RegisterResponse(BaseModel):
     """Every dialect's answer (Part 3): a missing assignment key stays None ("not said")."""
 
@@ -78,6 +83,29 @@ class ReceiptsResponse(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     highest_accepted: int = Field(ge=0)
+
+
+class Credited(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    today: float = 0.0
+    week: float = 0.0
+    all_time: float = 0.0
+
+
+class CreditsResponse(BaseModel):
+    """Part 5: a worker's credits as its coordinator counts them (shown to the owner only)."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(default="", max_length=100)
+    rank: int | None = Field(default=None, ge=1)
+    credits: Credited = Credited()
+    held: bool = False
+    flags: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("flags")
+    @classmethod
+    def _short(cls, v: list[str]) -> list[str]:
+        return [f[:200] for f in v]
 
 
 class HeartbeatResponse(BaseModel):

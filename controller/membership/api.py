@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from controller.contract.api import AssignmentResponse, HeartbeatResponse, RegisterResponse
+from controller.contract.api import (
+    AssignmentResponse,
+    CreditsResponse,
+    HeartbeatResponse,
+    RegisterResponse,
+)
 
 
 class CoordinatorAPI(Protocol):
@@ -30,3 +35,5 @@ class CoordinatorAPI(Protocol):
     def send_receipts(
         self, worker_id: str, receipts: list[dict[str, Any]], *, token: str | None = None
     ) -> int: ...
+
+    def credits(self, worker_id: str) -> CreditsResponse: ...

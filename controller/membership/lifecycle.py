@@ -269,6 +269,11 @@ class Lifecycle:
         if self.receipts is not None and self._heartbeater.last_error is None:
             self._guarded(self._deliver, "receipts")
 
+    def deliver_receipts(self) -> None:
+        """Once, now (the agent stops: what the coordinator does not take waits for the next
+        start)."""
+        self._guarded(self._deliver, "receipts")
+
     def _deliver(self) -> None:
         if self.receipts is not None:
             self.receipts.send()

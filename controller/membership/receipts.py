@@ -38,6 +38,7 @@ class ReceiptSender:
         self._unsupported_until = 0.0
         self.last_error: str | None = None
         self.highest_accepted: int | None = None
+        self.credits: dict[str, Any] | None = None  # the coordinator's last word on them
 
     def send(self) -> int:
         """One delivery, if any is due; how many receipts were acknowledged."""
@@ -65,4 +66,8 @@ class ReceiptSender:
         dropped = self._ledger.acknowledge(worker_id, accepted)
         if accepted < int(pending[0]["seq"]):
             log.warning("receipts_not_accepted", first=pending[0]["seq"], highest=accepted)
+        try:  # what they came to, for the owner's page (once per delivery: once a window)
+            self.credits = self._client.credits(worker_id).model_dump()
+        except AgentError as exc:
+            log.debug("credits_not_read", error=str(exc))
         return dropped

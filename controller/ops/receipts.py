@@ -48,6 +48,7 @@ class ReceiptKeeper:
     _at: float = field(default=0.0, init=False)
     _counters: dict[str, int] = field(default_factory=dict, init=False)
     _joules: dict[str, float] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def run(self, stop: threading.Event, wait: Callable[[threading.Event, float], bool]) -> None:
         while not wait(stop, EVERY):
@@ -56,8 +57,23 @@ class ReceiptKeeper:
             except Exception as exc:  # a receipt must never take the agent down
                 log.exception("receipt_sample_failed", error=str(exc))
 
+    def close(self) -> dict[str, object] | None:
+        """The agent stops: what happened since the last sample, and the window so far sealed
+        (a shorter receipt: nothing the worker did is left unsaid)."""
+        with self._lock:
+            self._sample()
+            tally, now = self._tally, self._at
+            if tally is None or now - tally.start < 1:
+                return None
+            self._tally = Tally(start=now)
+            return self._seal(tally, now)
+
     def sample(self) -> dict[str, object] | None:
         """Add what happened since the last sample; the receipt sealed, if a window ended."""
+        with self._lock:
+            return self._sample()
+
+    def _sample(self) -> dict[str, object] | None:
         now = self.clock()
         counters = self.sources.requests()
         joules = self.sources.joules()

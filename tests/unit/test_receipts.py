@@ -219,6 +219,9 @@ class FakeClient:
             raise self.answer
         return int(self.answer if self.answer is not None else receipts[-1]["seq"])
 
+    def credits(self, worker_id: str) -> Any:
+        raise CoordinatorUnreachable("no credits here")  # the page keeps what it had
+
 
 def test_receipts_are_delivered_in_order_and_kept_until_acknowledged(tmp_path: Path) -> None:
     ledger = ReceiptLedger(tmp_path / "r.json", Signer(tmp_path / "k.json"))

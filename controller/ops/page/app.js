@@ -172,6 +172,26 @@ function drawContribution(data) {
   replaceRows($("served").tBodies[0], served);
 }
 
+function drawCredits(data) {
+  const c = data.credits;
+  $("credits-section").hidden = !c;
+  if (!c) return;
+  const got = c.credited;
+  const rows = [
+    ["Today", got ? got.credits.today.toFixed(2) : "—"],
+    ["This week", got ? got.credits.week.toFixed(2) : "—"],
+    ["All time", got ? got.credits.all_time.toFixed(2) : "—"],
+    ["Rank", got && got.rank ? `#${got.rank}` : "—"],
+    ["Receipts", `${c.sealed} signed, ${c.accepted} accepted, ${c.pending} waiting to be sent`],
+    ["Shown as", c.display_name || "a short id (--display-name to choose)"],
+    ["Contributor key", c.contributor_key || "none yet"],
+  ];
+  $("credits").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  const held = got && got.held ? `Held by the coordinator: ${got.flags.join("; ")}. ` : "";
+  $("credits-note").textContent = held + (got ? "As the coordinator counted them after the last receipt."
+    : "The coordinator has not said yet (after the first receipt is delivered).");
+}
+
 function drawControls(data) {
   const items = (data.conditions || []).map((c) => el("li", { class: c.active ? "active" : "" },
     `${c.name}: ${c.active ? "holding" : "ok"} — ${c.reason}`,
@@ -197,6 +217,7 @@ async function refresh() {
     drawContainers(data);
     drawMachine(data);
     drawContribution(data);
+    drawCredits(data);
     drawControls(data);
     drawEvents(data);
     $("updated").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
