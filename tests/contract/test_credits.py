@@ -33,13 +33,20 @@ HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 class Pool:
     """One worker of a coordinator on a virtual clock, with its key, serving `web` at `origin`."""
 
-    def __init__(self, serve: Serve, tmp_path: Path, origin: Origin, **kw: Any) -> None:
+    def __init__(
+        self,
+        serve: Serve,
+        tmp_path: Path,
+        origin: Origin,
+        name: str = "Ada's desktop",
+        **kw: Any,
+    ) -> None:
         self.now = T0
         self.coord = serve(clock=lambda: self.now, **kw)
-        self.signer = Signer(tmp_path / "key.json")
+        self.signer = Signer(tmp_path / f"{name.encode().hex()[:16]}.key.json")
         self.origin = origin
         body = {"capabilities": capabilities(TIER2), "public_key": self.signer.public_key}
-        reg = self.coord.client().register(body | {"display_name": "Ada's desktop"})
+        reg = self.coord.client().register(body | {"display_name": name})
         assert reg.worker_id and reg.token and reg.contributor_key
         self.worker_id, self.token, self.key = reg.worker_id, reg.token, reg.contributor_key
         self.seq, self.prev = 0, GENESIS
