@@ -32,6 +32,7 @@ from bench import (
     propagation,
     reach,
     ready,
+    receipts,
     report,
     scale,
     startup,
@@ -58,6 +59,7 @@ FULL: dict[str, Any] = {
     },
     "contribution": {"repeats": 5},
     "proxy": {"repeats": 200, "seconds": 3.0, "streams": 3},
+    "receipts": {"count": 5000, "deliveries": 20},
 }
 QUICK: dict[str, Any] = {
     "startup": {"repeats": 2},
@@ -72,6 +74,7 @@ QUICK: dict[str, Any] = {
     "capacity": {"sizes": [100], "seconds": 1.0, "connections": 4, "repeats": 2},
     "contribution": {"repeats": 1},
     "proxy": {"repeats": 5, "seconds": 0.5, "streams": 1},
+    "receipts": {"count": 100, "deliveries": 2},
 }
 
 
@@ -133,6 +136,7 @@ def _steps(
         "capacity": lambda: capacity.run(work, **p["capacity"]),
         "contribution": lambda: contribution.run(cli, work, **p["contribution"]),
         "proxy": lambda: through_proxy.run(**p["proxy"]),
+        "receipts": lambda: receipts.run(**p["receipts"]),
     }
 
 
