@@ -36,7 +36,9 @@ def total_requests(address: str, port: int = METRICS_PORT, timeout: float = 1.0)
         return None
 
 
-def by_service(containers: list[ActualContainer]) -> dict[str, int] | None:
+def by_service(
+    containers: list[ActualContainer], port: int = METRICS_PORT
+) -> dict[str, int] | None:
     """{service container: requests its tunnel carried} for each running tunnel that answered;
     None when no tunnel answered (nothing counted)."""
     counted: dict[str, int] = {}
@@ -44,7 +46,7 @@ def by_service(containers: list[ActualContainer]) -> dict[str, int] | None:
         if not c.name.startswith(TUNNEL_PREFIX) or c.state != "running":
             continue
         for _network, ip in c.addresses:
-            n = total_requests(ip)
+            n = total_requests(ip, port)
             if n is not None:
                 counted[c.name.removeprefix(TUNNEL_PREFIX)] = n
                 break

@@ -19,6 +19,8 @@ import docker
 import pytest
 import requests
 
+from controller.clients import tunnel_metrics
+from controller.clients.docker_runtime import DockerRuntime
 from rma_testkit.agent import StartAgent, agent_status
 from rma_testkit.coordinator import (
     Coordinator,
@@ -106,6 +108,14 @@ def test_a_request_through_the_coordinator_reaches_the_container(
         # it joined the network it shares with its tunnel from the start (core/containment.py)
         joined = client.containers.get(service).attrs["NetworkSettings"]["Networks"]
         assert any(n.startswith(f"rma-{instance}-pair-") for n in joined)
+
+    if served.dialect == "full":  # what the tunnel carried, as its receipts count it
+        for _ in range(3):
+            assert through(served)
+        runtime = DockerRuntime(instance)
+        counted = tunnel_metrics.by_service(runtime.list_managed()) or {}
+        runtime.close()
+        assert counted.get(service, 0) >= 4  # the page above and these three
 
     tunnel = f"rma-tunnel-{instance}-notes"
     client.api.remove_container(tunnel, force=True)  # killed: the agent brings it back
