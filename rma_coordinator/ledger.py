@@ -287,7 +287,8 @@ class Ledger:
                 " COUNT(seq) AS receipts,"
                 " SUM(CASE WHEN flags <> '[]' THEN 1 ELSE 0 END) AS flagged,"
                 " COALESCE(SUM(requests_credited), 0) AS requests,"
-                " COALESCE(SUM(ready_credited), 0) AS ready"
+                " COALESCE(SUM(ready_credited), 0) AS ready,"
+                " COALESCE(SUM(energy_wh), 0) AS energy"
                 " FROM receipts WHERE worker_id = ?",
                 (day, week, worker_id),
             ).fetchone()
@@ -316,6 +317,7 @@ class Ledger:
                 "requests": int(r["requests"]),
                 "ready_hours": round(float(r["ready"]) / 3600, 2),
             },
+            "energy_wh": round(float(r["energy"]), 3),  # as claimed: shown, never credited
             "held": bool(me["held"]),
             "flags": _flags(dict(me)),
         }

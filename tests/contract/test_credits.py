@@ -124,6 +124,7 @@ def test_a_worker_is_credited_what_the_coordinator_witnessed_never_more(pool: Po
     assert mine["credits"]["all_time"] == pytest.approx(600 / 3600 * 3 + 0.04, abs=0.01)
     assert mine["credited"] == {"requests": 4, "ready_hours": pytest.approx(0.17, abs=0.01)}
     assert mine["name"] == "Ada's desktop" and mine["rank"] == 1 and not mine["held"]
+    assert mine["energy_wh"] == 1.0  # shown as the receipt said it: never credited
     pool.use(5)
     pool.now = T0 + 1200
     greedy = pool.receipt(T0 + 600, T0 + 1200, ready=600, requests_=10)  # twice the 5 seen
