@@ -18,6 +18,7 @@ from controller.contract.services import serving
 from controller.core.clock import Clock, wall_time
 from controller.core.tunnels import TUNNEL_PREFIX
 from controller.engine.loop import Reconciler
+from controller.membership.lifecycle import Lifecycle
 from controller.ops.energy import EnergyMeter
 from controller.ops.receipts import ReceiptKeeper, Sources
 from controller.settings import Settings
@@ -41,13 +42,13 @@ class Credits:
             found["display_name"] = self.display_name
         return found
 
-    def view(self, lifecycle: Any = None) -> dict[str, Any]:
-        """The receipts as this machine knows them, for `status` and the page (the credits
-        themselves are the coordinator's: `rma-worker credits` asks it)."""
+    def view(self, lifecycle: Lifecycle | None = None) -> dict[str, Any]:
+        """The receipts as this machine knows them, for `status` and the page, and the credits
+        as the coordinator last said (`rma-worker credits` asks it)."""
         head = self.ledger.head()
         worker_id, pending = self.ledger.pending(10_000)
-        sender = getattr(lifecycle, "receipts", None)
-        identity = getattr(lifecycle, "identity", None)
+        sender = lifecycle.receipts if lifecycle is not None else None
+        identity = lifecycle.identity if lifecycle is not None else None
         return {
             "public_key": self.ledger.public_key,
             "receipt_window": self.keeper.window,
@@ -56,9 +57,9 @@ class Credits:
             "accepted": head.accepted,
             "pending": len(pending),
             "display_name": self.display_name,
-            "contributor_key": getattr(identity, "contributor_key", None),
-            "last_error": getattr(sender, "last_error", None),
-            "credited": getattr(sender, "credits", None),
+            "contributor_key": identity.contributor_key if identity is not None else None,
+            "last_error": sender.last_error if sender is not None else None,
+            "credited": sender.credits if sender is not None else None,
         }
 
 

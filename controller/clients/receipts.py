@@ -135,10 +135,11 @@ class ReceiptLedger:
 
     def acknowledge(self, worker_id: str, seq: int) -> int:
         """The coordinator accepted `worker_id`'s chain through `seq`: those are dropped; how
-        many were."""
+        many were. A coordinator's word past what was sealed counts up to what was sealed."""
         with self._lock:
             if worker_id != self._head.worker_id:
                 return 0
+            seq = min(seq, self._head.seq)
             before = len(self._pending)
             self._pending = [r for r in self._pending if int(r["seq"]) > seq]
             self._head = Head(

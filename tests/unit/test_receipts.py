@@ -243,6 +243,9 @@ def test_receipts_are_delivered_in_order_and_kept_until_acknowledged(tmp_path: P
     clock.now += UNSUPPORTED
     client.answer = None
     assert sender.send() == 1 and ledger.pending(10)[1] == []
+    client.answer = 10**9  # a coordinator's word past what was sealed: up to what was sealed
+    ledger.append(_sealed(end=3000), "worker-1", now=3000)
+    assert sender.send() == 1 and ledger.head().accepted == 4
 
 
 def test_no_receipts_without_a_token_or_for_another_worker(tmp_path: Path) -> None:
