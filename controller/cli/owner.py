@@ -46,6 +46,26 @@ def owner_lines(data: dict[str, Any]) -> list[str]:
         lines.append("Energy:         " + "; ".join(parts))
         for source, how in (energy.get("sources") or {}).items():
             lines.append(f"  {source}: {how}")
+    return lines + _credit_lines(data.get("credits"))
+
+
+def _credit_lines(kept: dict[str, Any] | None) -> list[str]:
+    """The receipts, and the credits as the coordinator last said (`rma-worker credits`)."""
+    if not kept:
+        return []
+    got = kept.get("credited")
+    lines = []
+    if got:
+        c, rank = got["credits"], f"#{got['rank']}" if got.get("rank") else "-"
+        lines.append(
+            f"Credits:        today {c['today']:.2f}; week {c['week']:.2f}; "
+            f"all time {c['all_time']:.2f}; rank {rank}" + (" (held)" if got.get("held") else "")
+        )
+    lines.append(
+        f"Receipts:       {kept['sealed']} signed, {kept['accepted']} accepted, "
+        f"{kept['pending']} waiting"
+        + (f" ({kept['last_error']})" if kept.get("last_error") else "")
+    )
     return lines
 
 

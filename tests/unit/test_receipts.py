@@ -260,3 +260,18 @@ def test_no_receipts_without_a_token_or_for_another_worker(tmp_path: Path) -> No
         sender = ReceiptSender(client, FakeShared(identity), ledger, Clock(0))  # type: ignore[arg-type]
         assert sender.send() == 0
     assert client.sent == []
+
+
+def test_status_says_the_receipts_and_the_credits() -> None:
+    from controller.cli.owner import owner_lines  # noqa: PLC0415
+
+    kept = {"sealed": 5, "accepted": 4, "pending": 1, "last_error": None, "credited": None}
+    assert owner_lines({"credits": kept}) == ["Receipts:       5 signed, 4 accepted, 1 waiting"]
+    kept["credited"] = {
+        "rank": 2,
+        "held": False,
+        "credits": {"today": 1, "week": 2.5, "all_time": 9},
+    }
+    assert owner_lines({"credits": kept})[0] == (
+        "Credits:        today 1.00; week 2.50; all time 9.00; rank #2"
+    )
