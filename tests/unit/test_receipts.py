@@ -265,7 +265,7 @@ def test_no_receipts_without_a_token_or_for_another_worker(tmp_path: Path) -> No
 def test_status_says_the_receipts_and_the_credits() -> None:
     from controller.cli.owner import owner_lines  # noqa: PLC0415
 
-    kept = {"sealed": 5, "accepted": 4, "pending": 1, "last_error": None, "credited": None}
+    kept: dict[str, Any] = {"sealed": 5, "accepted": 4, "pending": 1, "last_error": None}
     assert owner_lines({"credits": kept}) == ["Receipts:       5 signed, 4 accepted, 1 waiting"]
     kept["credited"] = {
         "rank": 2,
