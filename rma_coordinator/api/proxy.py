@@ -114,7 +114,7 @@ async def proxy(name: str, path: str, request: Request) -> Response:
     raw = request.scope.get("raw_path", b"").decode("latin-1")
     if _BAD_PATH.search(raw) or any(part in (".", "..") for part in path.split("/")):
         return JSONResponse({"error": "encoded slashes or dot segments"}, status_code=400)
-    urls = healthy_urls(await run_in_threadpool(state.registry.all), name)
+    urls = healthy_urls(await run_in_threadpool(state.registry.serving, name), name)
     if not urls:
         return JSONResponse({"error": f"no worker serves {name!r}"}, status_code=503)
     first = next(_turns)

@@ -122,3 +122,28 @@ def test_what_every_heartbeat_asks_is_kept_and_other_replicas_changes_drop_it() 
             stop.set()
             here.close()
             there.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_proxy_asks_only_for_the_workers_that_mention_a_service(
+    backend: str, tmp_path: Path
+) -> None:
+    """`serving(name)` filters in the database (every worker decoded per proxied request took
+    2.3 s at 100 000 workers); a name's `_` and `%` are literal."""
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_database()) if backend == "postgres" else tmp_path / "s.db"
+        registry = Registry(db)
+        stack.callback(registry.close)
+        for n, name in enumerate(("notes_coa", "notesXcoa", "rag", "ü-ocr")):
+            services = [{"name": name, "service_url": f"http://10.0.0.{n}:80"}]
+            registry.add(NewWorker(f"w-{n}", 2, {}, [], services=services), now=1.0)
+        registry.heartbeat(
+            "w-2", Beat(reported=[{"service": "ner", "service_url": "http://x"}]), now=2.0
+        )
+        assert [w.id for w in registry.serving("notes_coa")] == ["w-0"]
+        assert [w.id for w in registry.serving("rag")] == ["w-2"]
+        assert [w.id for w in registry.serving("ner")] == ["w-2"]
+        assert [w.id for w in registry.serving("ü-ocr")] == ["w-3"]
+        assert registry.serving("%") == [] and registry.serving("notes%") == []
+        registry.sweep(now=1000.0, offline_after=10, forget_after=10_000)
+        assert registry.serving("rag") == []  # offline: not a candidate
