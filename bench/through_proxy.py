@@ -90,6 +90,9 @@ def _first_event(client: httpx.Client, url: str) -> tuple[float, float]:
 
 def run(repeats: int = 200, seconds: float = 3.0, streams: int = 3) -> dict[str, Any]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    # accept() never waits for ever: a connection gone between the poll and the accept left the
+    # server's thread blocked there and its `shutdown` waiting with it (seen once in CI).
+    server.socket.settimeout(1.0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     direct = f"http://127.0.0.1:{server.server_address[1]}"
     with tempfile.TemporaryDirectory() as tmp:

@@ -63,6 +63,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         " PRIMARY KEY (worker_id, seq))",
         "CREATE INDEX receipts_end ON receipts (end_at)",
     )),
+    (4, "a worker's token before its last registration (an answer lost to a crash)", (
+        "ALTER TABLE workers ADD COLUMN previous_token_hash TEXT",
+    )),
 )  # fmt: skip
 VERSION = MIGRATIONS[-1][0]
 # Workers that left (unregistered or forgotten) keep their token hash here, so that the same
@@ -272,9 +275,10 @@ class Worker:
     gpu_utilization: float | None = None
     seen_since: float | None = None  # running what it runs now, as heartbeats said, since
     seen_services: str | None = None
+    previous_token_hash: str | None = None
 
     def public(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "token_hash"}
+        data = {k: v for k, v in self.__dict__.items() if "token" not in k}
         return data
 
 
@@ -435,13 +439,18 @@ class Registry:
             self._writer.close()
 
     def add(self, worker: NewWorker, *, now: float) -> None:
+        """Register `worker` (again: its row replaced; the token it had is kept as its previous
+        one, which proves the id once more — an agent killed before saving the answer holds it)."""
         with self._lock:
             self._conn.execute("DELETE FROM retired WHERE id = ?", (worker.worker_id,))
+            had = self._conn.execute(
+                "SELECT token_hash FROM workers WHERE id = ?", (worker.worker_id,)
+            ).fetchone()
             self._conn.execute("DELETE FROM workers WHERE id = ?", (worker.worker_id,))
             self._conn.execute(
                 "INSERT INTO workers (id, token_hash, tier, capabilities, containers,"
-                " registered_at, last_heartbeat, services, tunnel_url, ip_address)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " registered_at, last_heartbeat, services, tunnel_url, ip_address,"
+                " previous_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     worker.worker_id,
                     worker.token_hash,
@@ -453,6 +462,7 @@ class Registry:
                     json.dumps(worker.services) if worker.services is not None else None,
                     worker.tunnel_url,
                     worker.ip_address,
+                    had["token_hash"] if had is not None else None,
                 ),
             )
             self._announce(worker.worker_id)  # its token may be new: other replicas forget it
@@ -590,6 +600,14 @@ class Registry:
             self._announce(worker_id)
         self._forget_kept(worker_id)
         return gone > 0
+
+    def previous_hash(self, worker_id: str) -> str | None:
+        """The token a registered worker had before its last registration."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT previous_token_hash FROM workers WHERE id = ?", (worker_id,)
+            ).fetchone()
+        return str(row["previous_token_hash"]) if row and row["previous_token_hash"] else None
 
     def retired_hash(self, worker_id: str) -> str | None:
         """The token hash a worker that left had, if it had one."""

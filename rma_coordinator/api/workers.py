@@ -26,15 +26,22 @@ common = APIRouter()  # every dialect's
 
 
 def _new_worker_id(registry: Registry, previous: str | None, authorization: str | None) -> str:
-    """The previous id when the caller proves it holds it (its token: the current one of a
-    worker still registered — an agent that crashed and registers again —, or the last one of a
-    worker that left), else a new one. Without the first case an agent killed between this
-    answer and saving it left a ghost worker behind, registered and never heard of again."""
+    """The previous id when the caller proves it holds it (its token: the current or the one
+    before of a worker still registered — an agent that crashed and registers again, perhaps
+    before saving the last answer —, or the last one of a worker that left), else a new one.
+    Without the first case an agent killed between this answer and saving it left a ghost
+    worker behind, registered and never heard of again."""
     if previous and WORKER_ID_RE.match(previous):
         known, current = registry.token_hash(previous, fresh=True)
-        expected = current if known else registry.retired_hash(previous)
+        # Still registered: its current token, or the one before (a registration again whose
+        # answer the agent never saved); gone: the token it left with.
+        expected = (
+            [current, registry.previous_hash(previous)]
+            if known
+            else [registry.retired_hash(previous)]
+        )
         given = (authorization or "").removeprefix("Bearer ").strip()
-        if expected and given and hmac.compare_digest(token_hash(given), expected):
+        if given and any(e and hmac.compare_digest(token_hash(given), e) for e in expected):
             return previous  # the same machine coming back: its id (and its containers' env)
     return f"worker-{secrets.token_hex(4)}"
 

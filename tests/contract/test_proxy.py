@@ -46,6 +46,7 @@ class Origin:
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.socket.settimeout(1.0)  # accept() never blocks its shutdown for ever
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

@@ -55,14 +55,17 @@ def test_a_previous_id_comes_back_only_with_its_token(serve: Serve) -> None:
 
 def test_a_worker_still_registered_gets_its_id_back_with_its_token(serve: Serve) -> None:
     """An agent killed after registering but before saving the answer registers again with
-    the id it had: it gets it back (no ghost left registered), a stranger does not."""
+    the id it had: it gets it back (no ghost left registered) with its current token or the one
+    before (that answer is the one it lost); an older token or a stranger does not."""
     client = serve().client()
     caps = {"capabilities": capabilities(TIER2)}
     first = client.register(caps)
     hint = {**caps, "previous_worker_id": first.worker_id}
     again = client.register(hint, token=first.token)
     assert again.worker_id == first.worker_id and again.token != first.token
-    assert client.register(hint, token=first.token).worker_id != first.worker_id  # old token
+    lost = client.register(hint, token=first.token)  # `again` never saved: the token before
+    assert lost.worker_id == first.worker_id
+    assert client.register(hint, token=first.token).worker_id != first.worker_id  # two back
     assert client.register(hint).worker_id != first.worker_id
 
 
