@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ class Head:
     seq: int = 0
     prev: str = GENESIS
     accepted: int = 0  # the highest sequence number the coordinator acknowledged
+    end: float = 0.0  # where the last receipt's window ended: the next never starts before
 
 
 class ReceiptLedger:
@@ -99,10 +101,12 @@ class ReceiptLedger:
         with self._lock:
             return self._head
 
-    def append(self, sealed: Any, worker_id: str, *, now: float) -> dict[str, Any]:
+    def append(self, sealed: Any, worker_id: str, *, now: float) -> dict[str, Any] | None:
         """Seal the next receipt of `worker_id`'s chain (`sealed(seq, prev)` → the unsigned
         receipt), sign it and keep it until acknowledged. A new worker id starts a new chain
-        (the old one's unacknowledged receipts are dropped: no coordinator holds that id)."""
+        (the old one's unacknowledged receipts are dropped: no coordinator holds that id). A
+        window is never told twice: one that would start before the last ended (the clock set
+        back) starts there, and one left with nothing is not sealed (None)."""
         with self._lock:
             if worker_id != self._head.worker_id:
                 if self._pending:
@@ -110,8 +114,15 @@ class ReceiptLedger:
                         "receipts_dropped", count=len(self._pending), reason="new worker id"
                     )
                 self._head, self._pending = Head(worker_id), []
-            receipt = self._signer.sign(sealed(self._head.seq + 1, self._head.prev))
-            self._head = Head(worker_id, receipt["seq"], digest(receipt), self._head.accepted)
+            unsigned = sealed(self._head.seq + 1, self._head.prev)
+            if unsigned["start"] < self._head.end:
+                unsigned = {**unsigned, "start": math.ceil(self._head.end)}
+            if unsigned["end"] <= unsigned["start"]:
+                return None
+            receipt = self._signer.sign(unsigned)
+            self._head = Head(
+                worker_id, receipt["seq"], digest(receipt), self._head.accepted, receipt["end"]
+            )
             self._pending.append(receipt)
             self._expire(now)
             self._save()
@@ -142,9 +153,7 @@ class ReceiptLedger:
             seq = min(seq, self._head.seq)
             before = len(self._pending)
             self._pending = [r for r in self._pending if int(r["seq"]) > seq]
-            self._head = Head(
-                self._head.worker_id, self._head.seq, self._head.prev, max(seq, self._head.accepted)
-            )
+            self._head = replace(self._head, accepted=max(seq, self._head.accepted))
             if len(self._pending) != before:
                 self._save()
             return before - len(self._pending)

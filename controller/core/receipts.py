@@ -77,8 +77,8 @@ class Tally:
         """`seconds` more for each service ready now; requests carried since the last sample
         (None: nothing could count them); joules drawn since the last sample."""
         spent = dict(self.ready)
-        for name in ready:
-            spent[name] = spent.get(name, 0.0) + max(0.0, seconds)
+        for name in ready if seconds > 0 else ():
+            spent[name] = spent.get(name, 0.0) + seconds
         served = dict(self.requests)
         for name, n in (requests or {}).items():
             served[name] = served.get(name, 0) + max(0, n)

@@ -24,6 +24,7 @@ from controller.core.receipts import Tally, counted_since, window_end
 
 log = structlog.get_logger(__name__)
 EVERY = 10.0  # seconds between samples
+UNSEEN = 3 * EVERY  # a longer time between two samples (the machine slept): no seconds claimed
 
 
 @dataclass(frozen=True)
@@ -85,24 +86,28 @@ class ReceiptKeeper:
         requests = counted_since(self._counters, counters) if counters is not None else None
         drawn = {s: j - self._joules.get(s, j) for s, j in joules.items()}
         end = window_end(self._tally.start, self.window)
+        # Seconds are claimed only for what was watched: across a longer gap (a laptop asleep)
+        # nothing says the services were ready, so none are (requests and energy were counted).
+        seen = 1.0 if now - self._at <= UNSEEN else 0.0
         sealed = None
         if now >= end:  # the part before the boundary closes this window, the rest opens next
             before = (end - self._at) / max(now - self._at, 1e-9)
             closing = self._tally.add(
-                end - self._at, ready, _part(requests, before), _part_j(drawn, before)
+                (end - self._at) * seen, ready, _part(requests, before), _part_j(drawn, before)
             )
             sealed = self._seal(closing, end)
-            self._tally = Tally(start=end).add(
-                now - end, ready, _part(requests, 1 - before), _part_j(drawn, 1 - before)
+            start = max(end, window_end(now, self.window) - self.window)  # skipped windows: none
+            self._tally = Tally(start=start).add(
+                (now - start) * seen, ready, _part(requests, 1 - before), _part_j(drawn, 1 - before)
             )
         else:
-            self._tally = self._tally.add(now - self._at, ready, requests, drawn)
+            self._tally = self._tally.add((now - self._at) * seen, ready, requests, drawn)
         self._at, self._joules = now, joules
         if counters is not None:
             self._counters = counters
         return sealed
 
-    def _seal(self, tally: Tally, end: float) -> dict[str, object]:
+    def _seal(self, tally: Tally, end: float) -> dict[str, object] | None:
         worker_id = self.worker_id()
         receipt = self.ledger.append(
             lambda seq, prev: tally.seal(
@@ -111,6 +116,9 @@ class ReceiptKeeper:
             worker_id,
             now=end,
         )
+        if receipt is None:
+            log.info("receipt_skipped", reason="its window was told already (the clock went back)")
+            return None
         log.info("receipt_sealed", seq=receipt["seq"], start=receipt["start"], end=receipt["end"])
         return receipt
 

@@ -107,6 +107,12 @@ def _verify(public_key: str, receipt: dict[str, Any]) -> None:
     key.verify(base64.b64decode(receipt["signature"]), canonical(unsigned(receipt)))
 
 
+def _add(ledger: ReceiptLedger, sealed: Any, worker_id: str, now: float) -> dict[str, Any]:
+    receipt = ledger.append(sealed, worker_id, now=now)
+    assert receipt is not None
+    return receipt
+
+
 def _sealed(worker_id: str = "worker-1", end: float = 1200) -> Any:
     return lambda seq, prev: Tally(start=end - 600).seal(
         worker_id=worker_id, seq=seq, prev=prev, end=end, version="t"
@@ -131,8 +137,8 @@ def test_the_key_is_made_once_kept_0600_and_never_read_through_a_symlink(tmp_pat
 def test_the_ledger_chains_signs_keeps_and_drops_what_was_acknowledged(tmp_path: Path) -> None:
     signer = Signer(tmp_path / "k.json")
     ledger = ReceiptLedger(tmp_path / "r.json", signer)
-    one = ledger.append(_sealed(end=1200), "worker-1", now=1200)
-    two = ledger.append(_sealed(end=1800), "worker-1", now=1800)
+    one = _add(ledger, _sealed(end=1200), "worker-1", 1200)
+    two = _add(ledger, _sealed(end=1800), "worker-1", 1800)
     assert (one["seq"], one["prev"]) == (1, GENESIS)
     assert (two["seq"], two["prev"]) == (2, digest(one))
     _verify(signer.public_key, one)
@@ -142,14 +148,14 @@ def test_the_ledger_chains_signs_keeps_and_drops_what_was_acknowledged(tmp_path:
     assert again.acknowledge("worker-1", 1) == 1
     assert again.pending(10) == ("worker-1", [two])
     assert again.acknowledge("worker-other", 2) == 0
-    three = again.append(_sealed(end=2400), "worker-1", now=2400)
+    three = _add(again, _sealed(end=2400), "worker-1", 2400)
     assert (three["seq"], three["prev"]) == (3, digest(two)) and again.head().accepted == 1
 
 
 def test_a_new_worker_id_starts_a_new_chain_and_old_receipts_expire(tmp_path: Path) -> None:
     ledger = ReceiptLedger(tmp_path / "r.json", Signer(tmp_path / "k.json"))
     ledger.append(_sealed(end=1200), "worker-1", now=1200)
-    fresh = ledger.append(_sealed("worker-2", end=1800), "worker-2", now=1800)
+    fresh = _add(ledger, _sealed("worker-2", end=1800), "worker-2", 1800)
     assert (fresh["seq"], fresh["prev"]) == (1, GENESIS)
     assert ledger.pending(10) == ("worker-2", [fresh])
     later = 1800 + KEEP_SECONDS + 1
@@ -275,3 +281,32 @@ def test_status_says_the_receipts_and_the_credits() -> None:
     assert owner_lines({"credits": kept})[0] == (
         "Credits:        today 1.00; week 2.50; all time 9.00; rank #2"
     )
+
+
+def test_a_machine_asleep_claims_no_ready_seconds_and_skips_the_windows_it_slept(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(1190.0)
+    ledger = ReceiptLedger(tmp_path / "r.json", Signer(tmp_path / "k.json"))
+    keeper = ReceiptKeeper(
+        ledger, Sources(ready=lambda: frozenset({"rag"})), lambda: "w", "t", window=600, clock=clock
+    )
+    keeper.sample()
+    clock.now = 1200.0 + 3 * 600 + 30  # asleep for half an hour
+    sealed = keeper.sample()
+    assert sealed is not None and sealed["services"] == {}  # nothing watched: nothing claimed
+    clock.now += 10
+    keeper.sample()
+    clock.now = 3600.0
+    after = keeper.sample()
+    assert after is not None and (after["start"], after["end"]) == (3000, 3600)
+    assert after["services"] == {"rag": {"ready_seconds": 10, "requests": 0}}
+
+
+def test_a_window_never_starts_before_the_last_one_ended(tmp_path: Path) -> None:
+    ledger = ReceiptLedger(tmp_path / "r.json", Signer(tmp_path / "k.json"))
+    assert ledger.append(_sealed(end=1200), "worker-1", now=1200) is not None
+    back = _add(ledger, _sealed(end=1500), "worker-1", 1500)  # the clock set back
+    assert (back["start"], back["end"]) == (1200, 1500)
+    assert ledger.append(_sealed(end=1400), "worker-1", now=1400) is None  # told already
+    assert ledger.head().seq == 2
