@@ -467,6 +467,8 @@ class Registry:
             )
             self._announce(worker.worker_id)  # its token may be new: other replicas forget it
         self._forget_kept(worker.worker_id)
+        with self._mem:  # what it said before registering again is older than the registration
+            self._pending.pop(worker.worker_id, None)
 
     def add_many(self, workers: list[NewWorker], *, now: float) -> None:
         """New workers in one transaction (an import, a benchmark's simulated pool)."""
@@ -557,7 +559,9 @@ class Registry:
         """The kept heartbeats in one transaction: first each interval of what a worker ran that
         ended (it runs something else now, or it was silent longer than `presence_gap`) is
         closed into `presence` — only for workers this process did not see running the same
-        shortly before: most heartbeats change nothing there —, then every worker's row."""
+        shortly before: most heartbeats change nothing there —, then every worker's row: unless
+        it registered again after that heartbeat (on any replica), whose row then says older
+        things than the registration (a withdrawn URL came back)."""
         if not pending:
             return 0
         gap, closing, rows = self.presence_gap, [], []
@@ -568,7 +572,9 @@ class Registry:
                 if before is None or before[0] != services or now - before[1] > gap:
                     closing.append((worker_id, services, now - gap))
                 self._seen[worker_id] = (services, now)
-            rows.append((*row[:8], services, services, now - gap, now, services, row[9], worker_id))
+            rows.append(
+                (*row[:8], services, services, now - gap, now, services, row[9], worker_id, now)
+            )
         self._writer.batches(
             [
                 (
@@ -586,7 +592,7 @@ class Registry:
                     " WHEN seen_services IS NULL OR seen_services <> ? OR last_heartbeat < ?"
                     " THEN ? ELSE seen_since END,"
                     " seen_services = COALESCE(?, seen_services),"
-                    " heartbeats = heartbeats + ? WHERE id = ?",
+                    " heartbeats = heartbeats + ? WHERE id = ? AND registered_at <= ?",
                     rows,
                 ),
             ]

@@ -147,3 +147,26 @@ def test_the_proxy_asks_only_for_the_workers_that_mention_a_service(
         assert registry.serving("%") == [] and registry.serving("notes%") == []
         registry.sweep(now=1000.0, offline_after=10, forget_after=10_000)
         assert registry.serving("rag") == []  # offline: not a candidate
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_heartbeat_kept_from_before_a_registration_again_is_not_written_over_it(
+    backend: str, tmp_path: Path
+) -> None:
+    """A worker withdrawing its services registers again without them; a heartbeat it sent just
+    before, still kept in memory (here or on another replica), must not bring the URL back
+    when it is written (CI: a withdrawn URL listed again)."""
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(fresh_database()) if backend == "postgres" else tmp_path / "r.db"
+        here, there = Registry(db), Registry(db)
+        stack.callback(here.close)
+        stack.callback(there.close)
+        url = [{"service": "notes", "service_url": "http://10.0.0.1:80", "state": "running"}]
+        for registry in (here, there):
+            registry.add(NewWorker("w-1", 2, {}, []), now=1.0)
+            registry.heartbeat("w-1", Beat(reported=url), now=5.0)
+            there.add(NewWorker("w-1", 2, {}, [], services=[]), now=6.0)  # withdrawn
+            here.flush()
+            there.flush()
+            row = here.get("w-1")
+            assert row is not None and row.reported is None and row.registered_at == 6.0
