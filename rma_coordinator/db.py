@@ -116,15 +116,10 @@ class Sqlite:
 
     def batches(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         """Each statement over its rows, all in one transaction."""
-        self._conn.execute("BEGIN")
-        try:
+        with self.transaction():
             for sql, rows in steps:
                 if rows:
                     self._conn.executemany(sql, rows)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def columns(self, table: str) -> set[str]:
         return {str(row["name"]) for row in self._conn.execute(f"PRAGMA table_info({table})")}

@@ -13,6 +13,7 @@ order: kept across restarts and outages, sent again until acknowledged, dropped 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import threading
@@ -35,8 +36,7 @@ class Signer:
 
     def __init__(self, path: Path) -> None:
         self._key = _load_or_make(path)
-        raw = self._key.public_key().public_bytes_raw()
-        self.public_key = base64.b64encode(raw).decode("ascii")
+        self.public_key = _public(self._key)
 
     def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
         """The receipt with its `signature`: base64 of ed25519 over its canonical bytes."""
@@ -44,10 +44,26 @@ class Signer:
         return {**receipt, "signature": base64.b64encode(signature).decode("ascii")}
 
 
+def _read_key(path: Path) -> Ed25519PrivateKey:
+    """The key kept at `path` (OSError, ValueError, KeyError or TypeError when it is not one)."""
+    seed = base64.b64decode(json.loads(read_private(path))["ed25519"], validate=True)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _public(key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.public_key().public_bytes_raw()).decode("ascii")
+
+
+def _read_ledger(path: Path) -> tuple[Head, list[dict[str, Any]]]:
+    """The chain's head and the receipts not acknowledged, as kept at `path` (raises as
+    `_read_key` does)."""
+    data = json.loads(read_private(path))
+    return Head(**data["head"]), [r for r in data["pending"] if isinstance(r, dict)]
+
+
 def _load_or_make(path: Path) -> Ed25519PrivateKey:
     try:
-        seed = base64.b64decode(json.loads(read_private(path))["ed25519"], validate=True)
-        return Ed25519PrivateKey.from_private_bytes(seed)
+        return _read_key(path)
     except FileNotFoundError:
         pass
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -76,15 +92,12 @@ class ReceiptLedger:
 
     def _load(self) -> tuple[Head, list[dict[str, Any]]]:
         try:
-            data = json.loads(read_private(self._path))
-            head = Head(**data["head"])
-            pending = [r for r in data["pending"] if isinstance(r, dict)]
+            return _read_ledger(self._path)
         except FileNotFoundError:
             return Head(), []
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("receipts_unreadable", path=str(self._path), error=str(exc))
             return Head(), []
-        return head, pending
 
     def _save(self) -> None:
         data = {"head": self._head.__dict__, "pending": self._pending}
@@ -163,16 +176,9 @@ def on_disk(key_path: Path, ledger_path: Path) -> dict[str, Any]:
     """What `rma-worker credits` shows of this machine's receipts, read without making anything
     (no key is created by looking)."""
     found: dict[str, Any] = {"public_key": None, "sealed": 0, "accepted": 0, "pending": 0}
-    try:
-        seed = base64.b64decode(json.loads(read_private(key_path))["ed25519"], validate=True)
-        public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
-        found["public_key"] = base64.b64encode(public).decode("ascii")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        data = json.loads(read_private(ledger_path))
-        head = Head(**data["head"])
-        found |= {"sealed": head.seq, "accepted": head.accepted, "pending": len(data["pending"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        found["public_key"] = _public(_read_key(key_path))
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        head, pending = _read_ledger(ledger_path)
+        found |= {"sealed": head.seq, "accepted": head.accepted, "pending": len(pending)}
     return found

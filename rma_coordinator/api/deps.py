@@ -128,14 +128,20 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def holds(authorization: str | None, expected: str | None) -> bool:
+    """Whether the bearer token of `authorization` is the one hashed to `expected` (None: the
+    worker has no token, as on a Part 1 coordinator)."""
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    return expected is None or hmac.compare_digest(token_hash(given), expected)
+
+
 def check_token(registry: Registry, worker_id: str, authorization: str | None) -> None:
     """404 for an unknown worker; 401 when its token is required and wrong."""
-    given = (authorization or "").removeprefix("Bearer ").strip()
     for fresh in (False, True):  # what is kept first; a mismatch may be another replica's token
         known, expected = registry.token_hash(worker_id, fresh=fresh)
         if not known:
             raise HTTPException(404, "Worker not found")
-        if expected is None or hmac.compare_digest(token_hash(given), expected):
+        if holds(authorization, expected):
             return
     raise HTTPException(401, "invalid or missing worker token")
 

@@ -18,7 +18,6 @@ in the dialect's own error shape — so nobody can take over another worker's UR
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from typing import Annotated, Any
@@ -26,7 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from rma_coordinator.api.deps import Coordinator, State, token_hash
+from rma_coordinator.api.deps import Coordinator, State, holds, token_hash
 from rma_coordinator.api.limits import registration_allowed
 from rma_coordinator.api.models import EdgeRegisterBody, HeartbeatBody, LocalRegisterBody
 from rma_coordinator.api.workers import record_heartbeat, screen_heartbeat
@@ -62,24 +61,19 @@ def _services(body: EdgeRegisterBody) -> list[dict[str, Any]]:
 def _claim(state: Coordinator, worker_id: str, authorization: str | None) -> str | None:
     """A new token for `worker_id`; None when the id is known and held by another token."""
     known, expected = state.registry.token_hash(worker_id, fresh=True)
-    if known and expected is not None and not _holds(authorization, expected):
+    if known and expected is not None and not holds(authorization, expected):
         return None
     return secrets.token_urlsafe(32)
-
-
-def _holds(authorization: str | None, expected: str | None) -> bool:
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    return expected is None or hmac.compare_digest(token_hash(given), expected)
 
 
 def _owner(state: Coordinator, worker_id: str, authorization: str | None) -> int:
     """200 when the caller holds the worker's token, 404 for an unknown id, else 401."""
     known, expected = state.registry.token_hash(worker_id)
-    if known and not _holds(authorization, expected):  # kept: another replica may have a newer
+    if known and not holds(authorization, expected):  # kept: another replica may have a newer
         known, expected = state.registry.token_hash(worker_id, fresh=True)
     if not known:
         return 404
-    return 200 if _holds(authorization, expected) else 401
+    return 200 if holds(authorization, expected) else 401
 
 
 def _store(

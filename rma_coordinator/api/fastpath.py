@@ -12,17 +12,16 @@ route's, byte for byte (Starlette's compact JSON).
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
 from fastapi import HTTPException
 from pydantic import ValidationError
 
-from rma_coordinator.api.deps import Coordinator, token_hash
+from rma_coordinator.api.deps import Coordinator, holds
 from rma_coordinator.api.limits import ASGIApp, Message, Receive, Scope, Send, too_large
 from rma_coordinator.api.models import HeartbeatBody
-from rma_coordinator.api.workers import record_heartbeat
+from rma_coordinator.api.workers import record_heartbeat, screened_before
 
 PATH = "/api/worker/heartbeat"
 
@@ -75,13 +74,7 @@ def _answer(state: Coordinator, scope: Scope, body: bytes) -> bytes | None:
 def _plain(state: Coordinator, beat: HeartbeatBody, authorization: str) -> bool:
     """A known worker, its token as kept, every announced URL screened before."""
     known, expected = state.registry.token_hash(beat.worker_id)
-    if not known:
-        return False
-    given = authorization.removeprefix("Bearer ").strip()
-    if expected is not None and not hmac.compare_digest(token_hash(given), expected):
-        return False
-    urls = [r.get("service_url") for r in beat.containers or () if isinstance(r, dict)]
-    return all(state.guard.known(u) for u in urls if isinstance(u, str))
+    return known and holds(authorization, expected) and screened_before(state, beat)
 
 
 async def _body(receive: Receive) -> bytes:

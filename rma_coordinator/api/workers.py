@@ -59,15 +59,20 @@ def health(state: State) -> dict[str, Any]:
     }
 
 
+def screened_before(state: Coordinator, body: HeartbeatBody) -> bool:
+    """Whether every URL the heartbeat announces was screened lately (the same URLs come every
+    interval): then screening it again resolves nothing."""
+    urls = [r.get("service_url") for r in body.containers or () if isinstance(r, dict)]
+    return all(state.guard.known(u) for u in urls if isinstance(u, str))
+
+
 async def screen_heartbeat(state: Coordinator, body: HeartbeatBody) -> None:
     """A heartbeat's announced URLs screened (api/guard.py); resolved off the event loop only
-    when one is new (the same URLs come every interval)."""
-    rows = body.containers or []
-    urls = [r.get("service_url") for r in rows if isinstance(r, dict)]
-    if all(state.guard.known(u) for u in urls if isinstance(u, str)):
-        state.guard.screen(rows)
+    when one is new."""
+    if screened_before(state, body):
+        state.guard.screen(body.containers)
     else:
-        await run_in_threadpool(state.guard.screen, rows)
+        await run_in_threadpool(state.guard.screen, body.containers)
 
 
 def record_heartbeat(state: Coordinator, body: HeartbeatBody) -> int | None:
