@@ -86,7 +86,12 @@ def test_a_service_never_ready_in_its_start_period_is_restarted(
         row = rows.get(spec["name"])
         return row if row and row.get("starting_for") is not None else None
 
-    row = wait_until(starting, timeout=60, what="starting, with for how long")
+    # Until the stand-in listens, the probe's error is a refused connection; then its 503.
+    row = wait_until(
+        lambda: (r := starting()) and "HTTP 503" in str(r["error"]) and r,
+        timeout=60,
+        what="starting, with for how long, the server answering 503 while it loads",
+    )
     assert "HTTP 503" in str(row["error"])
     assert proxied(coordinator) == 503  # not announced while it loads
     wait_until(
